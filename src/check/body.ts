@@ -1,0 +1,89 @@
+// JSON request bodies -> Cedar values. Cedar has no null and no floating point (FACTS, Cedar),
+// and reads {"__entity": ...} / {"__extn": ...} as entity references and extension calls, so a
+// body is converted on purpose, never passed through:
+//   null          -> the attribute is left out (Cedar's "has" then says it is absent)
+//   integer       -> Long, if it fits in a JS safe integer (JSON.parse has already rounded larger ones)
+//   fraction      -> decimal("..."), if it has at most 4 fractional digits (Cedar decimal's limit)
+//   "__entity", "__extn", "__expr" keys -> refused: a client must not forge entity references
+// Anything else unrepresentable is a bad_request with a message that says what and where.
+
+import { deny, ok, type Outcome } from './reasons.js';
+
+type CedarJson = boolean | number | string | CedarJson[] | { [key: string]: CedarJson };
+
+const RESERVED_KEYS = new Set(['__entity', '__extn', '__expr']);
+const DECIMAL = /^-?\d{1,15}(?:\.\d{1,4})?$/;
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+export function isJsonContentType(contentType: string | undefined): boolean {
+  return contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
+}
+
+export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  if (size > maxBytes) return deny('bad_request', `body is larger than ${maxBytes} bytes`);
+  let text: string;
+  if (typeof body === 'string') {
+    text = body;
+  } else {
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    } catch {
+      return deny('bad_request', 'body is not valid UTF-8');
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return deny('bad_request', 'body is not valid JSON');
+  }
+  const converted = toCedar(parsed, 'body', 0, maxDepth);
+  if (converted === undefined) return deny('bad_request', 'body is JSON null');
+  if ('error' in converted) return deny('bad_request', converted.error);
+  return ok(converted.value);
+}
+
+type Converted = { readonly value: CedarJson } | { readonly error: string } | undefined;
+
+/** undefined: leave this attribute out (a JSON null). */
+function toCedar(value: unknown, where: string, depth: number, maxDepth: number): Converted {
+  if (depth > maxDepth) return { error: `${where} is nested deeper than ${maxDepth} levels` };
+  switch (typeof value) {
+    case 'boolean':
+    case 'string':
+      return { value };
+    case 'number': {
+      if (Number.isInteger(value)) {
+        return Number.isSafeInteger(value) ? { value } : { error: `${where} is an integer too large to represent exactly` };
+      }
+      const text = String(value);
+      if (!DECIMAL.test(text)) return { error: `${where} is a number with more than 4 fractional digits, which Cedar cannot represent` };
+      return { value: { __extn: { fn: 'decimal', arg: text } } as unknown as CedarJson };
+    }
+    case 'object': {
+      if (value === null) return undefined;
+      if (Array.isArray(value)) {
+        const out: CedarJson[] = [];
+        for (let i = 0; i < value.length; i++) {
+          const item = toCedar(value[i], `${where}[${i}]`, depth + 1, maxDepth);
+          if (item === undefined) return { error: `${where}[${i}] is null, which a Cedar set cannot hold` };
+          if ('error' in item) return item;
+          out.push(item.value);
+        }
+        return { value: out };
+      }
+      const out: { [key: string]: CedarJson } = {};
+      for (const key of Object.keys(value)) {
+        if (RESERVED_KEYS.has(key)) return { error: `${where} has the reserved key "${key}"` };
+        const item = toCedar((value as Record<string, unknown>)[key], `${where}.${key}`, depth + 1, maxDepth);
+        if (item === undefined) continue;
+        if ('error' in item) return item;
+        out[key] = item.value;
+      }
+      return { value: out };
+    }
+    default:
+      return { error: `${where} has a value Cedar cannot represent` };
+  }
+}

@@ -1,0 +1,166 @@
+// Stage 1: CheckRequest (as grpc-js hands it to us, or as `mandate check` reads it) -> the few
+// fields the pipeline uses, checked for shape. Field meanings follow Envoy's
+// attribute_context.proto and the ext_authz filter docs (see ../../../shared/FACTS.md).
+
+import { HTTP_METHODS } from '../config/types.js';
+import type { Limits } from '../config/types.js';
+import { deny, ok, type Outcome } from './reasons.js';
+
+// The object shape @grpc/proto-loader produces (camelCase, int64 as string, bytes as Buffer).
+export interface PeerMessage {
+  address?: { socketAddress?: { address?: string; portValue?: number } } | null;
+  principal?: string;
+  certificate?: string;
+}
+export interface HeaderValueMessage {
+  key?: string;
+  value?: string;
+  rawValue?: Uint8Array;
+}
+export interface HttpRequestMessage {
+  method?: string;
+  headers?: Record<string, string>;
+  headerMap?: { headers?: HeaderValueMessage[] } | null;
+  path?: string;
+  host?: string;
+  scheme?: string;
+  body?: string;
+  rawBody?: Uint8Array;
+}
+export interface CheckRequestMessage {
+  attributes?: {
+    source?: PeerMessage | null;
+    destination?: PeerMessage | null;
+    request?: { time?: { seconds?: string | number } | null; http?: HttpRequestMessage | null } | null;
+    contextExtensions?: Record<string, string>;
+  } | null;
+}
+
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+  readonly principal: string;
+  /** URL-encoded PEM, as Envoy sends it; '' when absent. */
+  readonly certificate: string;
+}
+
+export interface DecodedRequest {
+  readonly method: string;
+  /** Path without the query string, not decoded. */
+  readonly path: string;
+  readonly query: string;
+  readonly host: string;
+  readonly scheme: string;
+  /** Lower-case names; repeated headers merged with "," as Envoy does for the headers map. */
+  readonly headers: ReadonlyMap<string, string>;
+  /** Raw body bytes or string, null when Envoy sent none. */
+  readonly body: Uint8Array | string | null;
+  readonly source: Peer;
+  readonly destination: Peer;
+  readonly extensions: Readonly<Record<string, string>>;
+  readonly epochSeconds: number;
+}
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
+// Headers whose second copy makes the request ambiguous (RFC 9110 §5.3: only list-valued fields
+// may repeat). Envoy would have merged them into "a,b", which we refuse the same way.
+const SINGLE_VALUED = new Set([':authority', ':method', ':path', ':scheme', 'host', 'content-type', 'content-length', 'authorization', 'txn-token']);
+const REPLACEMENT_CHAR = '\uFFFD';
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const EMPTY_PEER: Peer = Object.freeze({ address: '', port: 0, principal: '', certificate: '' });
+
+export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits, nowSeconds: number): Outcome<DecodedRequest> {
+  const attributes = message.attributes;
+  const http = attributes?.request?.http;
+  if (attributes == null || http == null) return deny('bad_request', 'CheckRequest has no HTTP request attributes');
+
+  const method = http.method ?? '';
+  if (method === '') return deny('bad_request', 'HTTP method is missing');
+  if (!KNOWN_METHODS.has(method)) return deny('bad_request', 'unknown HTTP method');
+
+  const rawPath = http.path ?? '';
+  if (rawPath.length > limits.maxPathBytes) return deny('bad_request', `path is longer than ${limits.maxPathBytes} bytes`);
+  if (!rawPath.startsWith('/')) return deny('bad_request', 'path must start with "/"');
+  if (rawPath.includes(REPLACEMENT_CHAR)) return deny('bad_request', 'path is not valid UTF-8');
+  const q = rawPath.indexOf('?');
+  const path = q < 0 ? rawPath : rawPath.slice(0, q);
+  const query = q < 0 ? '' : rawPath.slice(q + 1);
+
+  const headers = decodeHeaders(http);
+  if (!headers.ok) return headers;
+
+  let body: Uint8Array | string | null = null;
+  if (http.rawBody !== undefined && http.rawBody.length > 0) body = http.rawBody;
+  else if (http.body !== undefined && http.body !== '') body = http.body;
+
+  const seconds = Number(attributes.request?.time?.seconds ?? 0);
+  return ok({
+    method,
+    path,
+    query,
+    host: http.host ?? '',
+    scheme: http.scheme ?? '',
+    headers: headers.value,
+    body,
+    source: decodePeer(attributes.source),
+    destination: decodePeer(attributes.destination),
+    extensions: attributes.contextExtensions ?? {},
+    epochSeconds: seconds > 0 ? seconds : nowSeconds,
+  });
+}
+
+function decodePeer(peer: PeerMessage | null | undefined): Peer {
+  if (peer == null) return EMPTY_PEER;
+  const socket = peer.address?.socketAddress;
+  return {
+    address: socket?.address ?? '',
+    port: socket?.portValue ?? 0,
+    principal: peer.principal ?? '',
+    certificate: peer.certificate ?? '',
+  };
+}
+
+function decodeHeaders(http: HttpRequestMessage): Outcome<Map<string, string>> {
+  const out = new Map<string, string>();
+  const entries = http.headerMap?.headers;
+  if (entries !== undefined && entries.length > 0) {
+    // encode_raw_headers: one entry per header line, values possibly as raw bytes.
+    for (const entry of entries) {
+      const key = (entry.key ?? '').toLowerCase();
+      let value = entry.value ?? '';
+      if (entry.rawValue !== undefined && entry.rawValue.length > 0) {
+        try {
+          value = utf8Strict.decode(entry.rawValue);
+        } catch {
+          return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
+        }
+      }
+      if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {
+        return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
+      }
+      const previous = out.get(key);
+      if (previous !== undefined) {
+        if (SINGLE_VALUED.has(key)) return deny('bad_request', `header "${key}" is repeated`);
+        value = `${previous},${value}`;
+      }
+      out.set(key, value);
+    }
+    return ok(out);
+  }
+  const map = http.headers;
+  if (map !== undefined) {
+    for (const key of Object.keys(map)) {
+      const value = map[key] as string;
+      // Invalid UTF-8 in a proto3 string decodes to U+FFFD; refuse rather than decide on a guess.
+      if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {
+        return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
+      }
+      out.set(key.toLowerCase(), value);
+    }
+  }
+  return ok(out);
+}
+
+function printable(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
+}

@@ -1,0 +1,72 @@
+// The decision pipeline: decode -> identify -> map -> evaluate. `respond` turns the result into
+// a CheckResponse; the server and `mandate check` both call exactly this.
+
+import { randomUUID } from 'node:crypto';
+import type { MandateConfig } from '../config/types.js';
+import type { CedarRequest, PolicyEngine } from '../policy/engine.js';
+import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
+import { identify, type Identity } from './identify.js';
+import { mapRequest } from './map.js';
+import type { ReasonCode } from './reasons.js';
+import type { RouteTable } from './routes.js';
+
+export interface DecisionState {
+  readonly config: MandateConfig;
+  readonly routes: RouteTable;
+  readonly engine: PolicyEngine;
+  readonly trustDomains: ReadonlySet<string>;
+}
+
+export interface Decision {
+  readonly decisionId: string;
+  readonly allowed: boolean;
+  /** null exactly when allowed. */
+  readonly code: ReasonCode | null;
+  readonly message: string | null;
+  readonly identity: Identity | null;
+  readonly action: string | null;
+  readonly resource: string | null;
+  readonly determining: readonly string[];
+  readonly errors: readonly string[];
+  readonly policyVersion: string;
+  /** The Cedar request, kept for --explain and the decision log. */
+  readonly cedar: CedarRequest | null;
+}
+
+export function createDecisionState(config: MandateConfig, routes: RouteTable, engine: PolicyEngine): DecisionState {
+  return Object.freeze({ config, routes, engine, trustDomains: new Set(config.trustDomains) });
+}
+
+export function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now()): Decision {
+  const decisionId = randomUUID();
+  const policyVersion = state.engine.version.version;
+  const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
+    decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
+    determining: [], errors: [], policyVersion, cedar: null, ...partial,
+  });
+  try {
+    // 1. decode
+    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000));
+    if (!decoded.ok) return denied(decoded.code, decoded.message);
+    // 2. identify
+    const identity = identify(decoded.value, state);
+    if (!identity.ok) return denied(identity.code, identity.message);
+    // 3. map
+    const mapped = mapRequest(decoded.value, identity.value, state);
+    if (!mapped.ok) return denied(mapped.code, mapped.message, { identity: identity.value });
+    const { cedar } = mapped.value;
+    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar };
+    // 4. evaluate
+    const evaluated = state.engine.evaluate(cedar);
+    if (!evaluated.ok) return denied(evaluated.code, evaluated.message, about);
+    const { decision, determining, errors } = evaluated.value;
+    if (decision !== 'allow') {
+      const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
+      return denied(code, undefined, { ...about, determining, errors });
+    }
+    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion };
+  } catch (err) {
+    // A bug, not a decision: deny, and say so.
+    return denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);
+  }
+}

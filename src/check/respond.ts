@@ -1,0 +1,70 @@
+// Stage 5: decision -> CheckResponse (the only module that builds one). The object form is
+// what @grpc/proto-loader serializes (camelCase fields, enums by number).
+
+import type { MandateConfig } from '../config/types.js';
+import type { Decision } from './pipeline.js';
+import { GRPC_OK, REASONS } from './reasons.js';
+
+export const DECISION_ID_HEADER = 'x-mandate-decision-id';
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+interface HeaderValueOption {
+  header: { key: string; value: string };
+  appendAction: number;
+}
+
+export interface CheckResponseObject {
+  status: { code: number; message?: string };
+  okResponse?: { headers: HeaderValueOption[]; headersToRemove: string[] };
+  deniedResponse?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
+  dynamicMetadata: { fields: Record<string, { stringValue: string } | { listValue: { values: { stringValue: string }[] } }> };
+}
+
+export interface DenyBody {
+  decision: 'deny';
+  code: string;
+  message: string;
+  decisionId: string;
+  determiningPolicies?: readonly string[];
+}
+
+function header(key: string, value: string): HeaderValueOption {
+  return { header: { key, value }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD };
+}
+
+export function respond(decision: Decision, config: Pick<MandateConfig, 'explain' | 'principalHeader'>): CheckResponseObject {
+  // Envoy access logs can read these under the ext_authz filter's metadata namespace.
+  const dynamicMetadata: CheckResponseObject['dynamicMetadata'] = {
+    fields: {
+      decisionId: { stringValue: decision.decisionId },
+      decision: { stringValue: decision.allowed ? 'allow' : 'deny' },
+      policyVersion: { stringValue: decision.policyVersion },
+      ...(decision.code === null ? {} : { code: { stringValue: decision.code } }),
+    },
+  };
+  if (decision.allowed) {
+    const headers = [header(DECISION_ID_HEADER, decision.decisionId)];
+    const headersToRemove: string[] = [];
+    if (config.principalHeader !== null) {
+      // Always overwrite or strip: a client must never be able to supply this header itself.
+      if (decision.identity?.kind === 'x509') headers.push(header(config.principalHeader, decision.identity.spiffe.id));
+      else headersToRemove.push(config.principalHeader);
+    }
+    return { status: { code: GRPC_OK }, okResponse: { headers, headersToRemove }, dynamicMetadata };
+  }
+  const code = decision.code ?? 'internal_error';
+  const spec = REASONS[code];
+  // Internal failures keep their detail for the log; the caller gets the catalogue's text.
+  const message = code === 'internal_error' ? spec.message : decision.message ?? spec.message;
+  const body: DenyBody = { decision: 'deny', code, message, decisionId: decision.decisionId };
+  if (config.explain) body.determiningPolicies = decision.determining;
+  return {
+    status: { code: spec.grpcCode, message: `${code}: ${message}` },
+    deniedResponse: {
+      status: { code: spec.httpStatus },
+      headers: [header('content-type', 'application/json'), header(DECISION_ID_HEADER, decision.decisionId)],
+      body: JSON.stringify(body),
+    },
+    dynamicMetadata,
+  };
+}

@@ -1,0 +1,193 @@
+// The route table: (method, path) -> route, path parameters and Cedar action/resource.
+// Built once per config; matching walks a segment trie, literal segments before parameters,
+// so /tickets/export wins over /tickets/{id} whatever the order in the config.
+//
+// Paths are matched as Envoy sends them: not decoded (Envoy's ext_authz docs), query already
+// split off. Paths that an upstream could read differently from us are refused as bad_request
+// rather than guessed at: empty, "." and ".." segments, and encoded "/" or "\" in a parameter.
+
+import { ConfigError } from '../config/fields.js';
+import type { HttpMethod, RouteConfig } from '../config/types.js';
+import { deny, ok, type Outcome } from './reasons.js';
+
+export interface CompiledRoute {
+  readonly method: HttpMethod;
+  readonly template: string;
+  /** Cedar action id: "<METHOD> <template>" (the convention of @cedar-policy/authorization-for-expressjs). */
+  readonly action: string;
+  readonly resourceType: string;
+  readonly buildResourceId: (params: Readonly<Record<string, string>>) => string;
+  readonly paramNames: readonly string[];
+  readonly body: boolean;
+}
+
+export interface RouteMatch {
+  readonly route: CompiledRoute;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+interface Node {
+  literal: Map<string, Node>;
+  param: Node | null;
+  route: CompiledRoute | null;
+}
+
+const PARAM_SEGMENT = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+const LITERAL_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]+$/;
+const RESOURCE_TEMPLATE = /^((?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)::"((?:[^"\\]|\\.)*)"$/;
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+function newNode(): Node {
+  return { literal: new Map(), param: null, route: null };
+}
+
+export class RouteTable {
+  private readonly roots = new Map<string, Node>();
+  readonly routes: readonly CompiledRoute[];
+
+  constructor(configs: readonly RouteConfig[], application: string) {
+    const routes: CompiledRoute[] = [];
+    for (const config of configs) {
+      const route = compileRoute(config, application);
+      let node = this.roots.get(route.method);
+      if (node === undefined) this.roots.set(route.method, (node = newNode()));
+      for (const segment of splitTemplate(config)) {
+        if (segment.param) {
+          node = node.param ??= newNode();
+        } else {
+          let next = node.literal.get(segment.text);
+          if (next === undefined) node.literal.set(segment.text, (next = newNode()));
+          node = next;
+        }
+      }
+      if (node.route !== null) {
+        throw new ConfigError(config.origin, `route ${route.action} matches the same requests as ${node.route.action}`);
+      }
+      node.route = route;
+      routes.push(route);
+    }
+    this.routes = Object.freeze(routes);
+  }
+
+  /** null: no route for this method and path. */
+  match(method: string, path: string): Outcome<RouteMatch | null> {
+    const root = this.roots.get(method);
+    if (root === undefined) return ok(null);
+    if (path === '/') return ok(root.route === null ? null : { route: root.route, params: {} });
+    const segments = path.split('/');
+    // segments[0] is '' (path starts with '/'), checked by decode. A trailing '/' leaves an
+    // empty last segment: a different path, which simply has no route unless one is declared.
+    const last = segments.length - 1;
+    for (let i = 1; i < segments.length; i++) {
+      const s = segments[i] as string;
+      if ((s === '' && i < last) || s === '.' || s === '..') {
+        return deny('bad_request', 'path is not normalized (empty, "." or ".." segment)');
+      }
+    }
+    const values: string[] = [];
+    const route = walk(root, segments, 1, values);
+    if (route === null) return ok(null);
+    const params: Record<string, string> = {};
+    for (let i = 0; i < values.length; i++) {
+      const decoded = decodeParam(values[i] as string);
+      if (decoded === null) return deny('bad_request', `path parameter "${route.paramNames[i]}" is not a valid percent-encoded segment`);
+      params[route.paramNames[i] as string] = decoded;
+    }
+    return ok({ route, params });
+  }
+}
+
+function walk(node: Node, segments: readonly string[], i: number, values: string[]): CompiledRoute | null {
+  if (i === segments.length) return node.route;
+  const segment = segments[i] as string;
+  const literal = node.literal.get(segment);
+  if (literal !== undefined) {
+    const found = walk(literal, segments, i + 1, values);
+    if (found !== null) return found;
+  }
+  if (node.param !== null && segment !== '') {
+    values.push(segment);
+    const found = walk(node.param, segments, i + 1, values);
+    if (found !== null) return found;
+    values.pop();
+  }
+  return null;
+}
+
+function decodeParam(raw: string): string | null {
+  if (!raw.includes('%')) return raw;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+  // An encoded separator would let the upstream see a different path than the one decided on.
+  if (decoded.includes('/') || decoded.includes('\\') || decoded === '.' || decoded === '..') return null;
+  return decoded;
+}
+
+function splitTemplate(config: RouteConfig): { text: string; param: boolean }[] {
+  const { path, origin } = config;
+  if (!path.startsWith('/')) throw new ConfigError(`${origin}.path`, `"${path}" must start with "/"`);
+  if (path === '/') return [];
+  return path.slice(1).split('/').map((text) => {
+    const param = PARAM_SEGMENT.exec(text);
+    if (param !== null) return { text: param[1] as string, param: true };
+    if (text === '' || text === '.' || text === '..' || !LITERAL_SEGMENT.test(text) || text.includes('{')) {
+      throw new ConfigError(`${origin}.path`, `"${path}" has an invalid segment "${text}" (use whole-segment {name} parameters)`);
+    }
+    return { text, param: false };
+  });
+}
+
+function compileRoute(config: RouteConfig, application: string): CompiledRoute {
+  const paramNames = splitTemplate(config).filter((s) => s.param).map((s) => s.text);
+  if (new Set(paramNames).size !== paramNames.length) {
+    throw new ConfigError(`${config.origin}.path`, `"${config.path}" repeats a parameter name`);
+  }
+  const template = config.resource ?? `Application::"${escapeCedarString(application)}"`;
+  const parsed = RESOURCE_TEMPLATE.exec(template);
+  if (parsed === null) {
+    throw new ConfigError(`${config.origin}.resource`, `"${template}" is not a Cedar entity reference such as Ticket::"{id}"`);
+  }
+  const resourceType = parsed[1] as string;
+  const idTemplate = unescapeCedarString(parsed[2] as string);
+  for (const match of idTemplate.matchAll(PLACEHOLDER)) {
+    if (!paramNames.includes(match[1] as string)) {
+      throw new ConfigError(`${config.origin}.resource`, `"{${match[1]}}" is not a parameter of ${config.path}`);
+    }
+  }
+  return {
+    method: config.method,
+    template: config.path,
+    action: `${config.method} ${config.path}`,
+    resourceType,
+    buildResourceId: compileIdTemplate(idTemplate),
+    paramNames,
+    body: config.body,
+  };
+}
+
+function compileIdTemplate(idTemplate: string): (params: Readonly<Record<string, string>>) => string {
+  const parts = idTemplate.split(PLACEHOLDER);
+  // split() with a capture group alternates literal text and parameter names.
+  if (parts.length === 1) return () => idTemplate;
+  if (parts.length === 3 && parts[0] === '' && parts[2] === '') {
+    const name = parts[1] as string;
+    return (params) => params[name] as string;
+  }
+  return (params) => {
+    let out = '';
+    for (let i = 0; i < parts.length; i++) out += i % 2 === 0 ? parts[i] : params[parts[i] as string];
+    return out;
+  };
+}
+
+function escapeCedarString(s: string): string {
+  return s.replace(/[\\"]/g, (c) => `\\${c}`);
+}
+
+function unescapeCedarString(s: string): string {
+  return s.replace(/\\(.)/g, '$1');
+}

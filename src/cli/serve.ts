@@ -1,0 +1,55 @@
+// mandate serve: load, listen, reload on change or SIGHUP, drain on SIGTERM.
+
+import { parseArgs } from 'node:util';
+import { startServer } from '../server/server.js';
+import { createLogger } from '../telemetry/log.js';
+import { loadRuntime, StartupError } from './runtime.js';
+import type { ReloadResult } from '../policy/store.js';
+
+export async function runServe(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' } }, strict: true });
+  const logger = createLogger('info');
+  let runtime;
+  try {
+    runtime = loadRuntime(values.config ?? null, values.listen);
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err;
+    for (const line of err.problems) process.stderr.write(`${line}\n`);
+    process.stderr.write('mandate: not started\n');
+    return 1;
+  }
+  const { config, store, routes } = runtime;
+  const server = await startServer({ config, store, routes, logger });
+  logger.info('listening', {
+    address: server.address,
+    policyVersion: store.current.version.version,
+    policies: store.current.version.policies.length,
+    config: config.configFile,
+  });
+
+  const report = (trigger: string) => (result: ReloadResult) => {
+    if (!result.ok) {
+      logger.error('policy reload rejected; the previous version keeps deciding', { trigger, problems: result.problems });
+    } else if (result.changed) {
+      logger.info('policies reloaded', { trigger, policyVersion: result.version });
+    }
+  };
+  const stopWatching = config.watch ? store.watch(report('watch')) : () => undefined;
+  process.on('SIGHUP', () => report('SIGHUP')(store.reload()));
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('draining', { signal, graceMs: config.shutdownGraceMs });
+      stopWatching();
+      server.shutdown(config.shutdownGraceMs).then((how) => {
+        logger.info('stopped', { how });
+        resolveExit(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

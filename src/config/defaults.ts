@@ -1,0 +1,32 @@
+// Every default in one table; docs/configuration.md mirrors it (a test checks the two agree).
+
+export const DEFAULTS = Object.freeze({
+  listen: '127.0.0.1:9191',
+  application: 'default',
+  trustDomains: [] as readonly string[],
+  contextHeaders: ['content-type', 'user-agent', 'x-request-id'] as readonly string[],
+  maxPathBytes: 8192,
+  maxBodyBytes: 8192,
+  maxBodyDepth: 32,
+  explain: false,
+  principalHeader: 'x-mandate-principal' as string | null,
+  watch: true,
+  shutdownGraceMs: 5000,
+});
+
+// Header names that carry credentials never enter the Cedar context (they would reach decision
+// logs and explain output). Matched exactly, and by substring for the patterns.
+export const SECRET_HEADER_NAMES: readonly string[] = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'txn-token',
+  'x-forwarded-client-cert',
+];
+export const SECRET_HEADER_PATTERNS: readonly string[] = ['token', 'secret', 'password', 'api-key', 'apikey', 'session'];
+
+export function isSecretHeaderName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return SECRET_HEADER_NAMES.includes(lower) || SECRET_HEADER_PATTERNS.some((p) => lower.includes(p));
+}

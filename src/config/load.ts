@@ -1,0 +1,153 @@
+// Loads and validates the config file once. The only module that reads process.env.
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULTS, isSecretHeaderName } from './defaults.js';
+import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
+import { importOpenApiRoutes } from './openapi.js';
+import { HTTP_METHODS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
+import { kPackageRoot } from '../package-root.js';
+
+export { ConfigError } from './fields.js';
+
+/** The embedded example that `mandate serve` (and `npm start`) uses when no config is named. */
+export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/mandate.yaml');
+
+const TOP_KEYS = [
+  'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown',
+] as const;
+const ROUTE_KEYS = ['method', 'path', 'resource', 'body'] as const;
+const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const LISTEN_ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+export interface LoadOptions {
+  /** Config file; null means the embedded example (or MANDATE_CONFIG when set). */
+  readonly file: string | null;
+  /** --listen from the command line; wins over MANDATE_LISTEN and the file. */
+  readonly listen?: string | undefined;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export function resolveConfigPath(file: string | null, env: NodeJS.ProcessEnv = process.env): string {
+  if (file !== null) return resolve(file);
+  const fromEnv = env['MANDATE_CONFIG'];
+  return fromEnv !== undefined && fromEnv !== '' ? resolve(fromEnv) : EMBEDDED_CONFIG;
+}
+
+export function loadConfig(options: LoadOptions): MandateConfig {
+  const env = options.env ?? process.env;
+  const path = resolveConfigPath(options.file, env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('config', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    throw new ConfigError('config', `${path} is not valid YAML or JSON: ${(err as Error).message}`);
+  }
+  const listenOverride = options.listen ?? (env['MANDATE_LISTEN'] || undefined);
+  return parseConfig(raw ?? {}, dirname(path), path, listenOverride);
+}
+
+/** Validates a parsed config object. Relative paths resolve against baseDir. */
+export function parseConfig(raw: unknown, baseDir: string, configFile: string | null, listenOverride?: string): MandateConfig {
+  const top = expectObject(raw, 'config', TOP_KEYS);
+
+  const listen = listenOverride ?? readString(top, 'listen', 'config', DEFAULTS.listen);
+  if (!LISTEN_ADDRESS.test(listen)) throw new ConfigError('config.listen', `"${listen}" is not HOST:PORT`);
+
+  const policiesRel = readString(top, 'policies', 'config', null);
+  if (policiesRel === null) throw new ConfigError('config.policies', 'is required (a directory of *.cedar files)');
+  const schemaRel = readString(top, 'schema', 'config', null);
+  const entitiesRel = readString(top, 'entities', 'config', null);
+
+  const application = readString(top, 'application', 'config', DEFAULTS.application);
+  const trustDomains = readStringList(top, 'trustDomains', 'config', DEFAULTS.trustDomains);
+  trustDomains.forEach((td, i) => {
+    if (!/^[a-z0-9._-]{1,255}$/.test(td)) throw new ConfigError(`config.trustDomains[${i}]`, `"${td}" is not a SPIFFE trust domain name`);
+  });
+
+  const context = expectObject(top['context'] ?? {}, 'config.context', ['headers']);
+  const contextHeaders = readStringList(context, 'headers', 'config.context', DEFAULTS.contextHeaders).map((name, i) => {
+    const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(lower)) throw new ConfigError(`config.context.headers[${i}]`, `"${name}" is not a header name`);
+    if (isSecretHeaderName(lower)) {
+      throw new ConfigError(`config.context.headers[${i}]`, `"${name}" carries credentials and is never copied into the policy context`);
+    }
+    return lower;
+  });
+
+  const limitsRaw = expectObject(top['limits'] ?? {}, 'config.limits', ['maxPathBytes', 'maxBodyBytes', 'maxBodyDepth']);
+  const limits = Object.freeze({
+    maxPathBytes: readInteger(limitsRaw, 'maxPathBytes', 'config.limits', DEFAULTS.maxPathBytes, 1, 65536),
+    maxBodyBytes: readInteger(limitsRaw, 'maxBodyBytes', 'config.limits', DEFAULTS.maxBodyBytes, 0, 1 << 20),
+    maxBodyDepth: readInteger(limitsRaw, 'maxBodyDepth', 'config.limits', DEFAULTS.maxBodyDepth, 1, 128),
+  });
+
+  const response = expectObject(top['response'] ?? {}, 'config.response', ['principalHeader']);
+  const principalHeader = readString(response, 'principalHeader', 'config.response', null) ?? (response['principalHeader'] === null ? null : DEFAULTS.principalHeader);
+  if (principalHeader !== null && !HEADER_NAME.test(principalHeader)) {
+    throw new ConfigError('config.response.principalHeader', `"${principalHeader}" is not a lower-case header name`);
+  }
+
+  const shutdown = expectObject(top['shutdown'] ?? {}, 'config.shutdown', ['graceMs']);
+
+  const routes = parseRoutes(top['routes'], baseDir);
+
+  return Object.freeze({
+    configFile,
+    listen,
+    policies: resolve(baseDir, policiesRel),
+    schema: schemaRel === null ? null : resolve(baseDir, schemaRel),
+    entities: entitiesRel === null ? null : resolve(baseDir, entitiesRel),
+    application,
+    trustDomains: Object.freeze([...trustDomains]),
+    routes,
+    contextHeaders: Object.freeze(contextHeaders),
+    limits,
+    explain: readBoolean(top, 'explain', 'config', DEFAULTS.explain),
+    principalHeader,
+    watch: readBoolean(top, 'watch', 'config', DEFAULTS.watch),
+    shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),
+  });
+}
+
+function parseRoutes(value: unknown, baseDir: string): readonly RouteConfig[] {
+  if (value === undefined) throw new ConfigError('config.routes', 'is required: without routes every request is denied with no_route');
+  if (!Array.isArray(value)) throw new ConfigError('config.routes', 'must be a list');
+  const routes: RouteConfig[] = [];
+  value.forEach((item: unknown, i) => {
+    const field = `config.routes[${i}]`;
+    if (isObject(item) && 'openapi' in item) {
+      const entry = expectObject(item, field, OPENAPI_ROUTE_KEYS);
+      const file = resolve(baseDir, readString(entry, 'openapi', field, ''));
+      routes.push(...importOpenApiRoutes(file, field, readString(entry, 'resource', field, null)));
+      return;
+    }
+    routes.push(parseRoute(expectObject(item, field, ROUTE_KEYS), field));
+  });
+  return Object.freeze(routes.map((r) => Object.freeze(r)));
+}
+
+function parseRoute(entry: JsonObject, field: string): RouteConfig {
+  const method = readString(entry, 'method', field, '').toUpperCase();
+  if (!(HTTP_METHODS as readonly string[]).includes(method)) {
+    throw new ConfigError(`${field}.method`, `must be one of ${HTTP_METHODS.join(', ')}`);
+  }
+  const path = readString(entry, 'path', field, '');
+  if (path === '') throw new ConfigError(`${field}.path`, 'is required');
+  return {
+    method: method as HttpMethod,
+    path,
+    resource: readString(entry, 'resource', field, null),
+    body: readBoolean(entry, 'body', field, false),
+    origin: field,
+  };
+}

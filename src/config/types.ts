@@ -1,0 +1,47 @@
+// The validated, frozen configuration every other module receives. Built once by load.ts.
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+export interface RouteConfig {
+  readonly method: HttpMethod;
+  /** Route template: literal segments and whole-segment parameters, e.g. /tickets/{id}/comments. */
+  readonly path: string;
+  /** Cedar resource, e.g. Ticket::"{id}"; default Application::"<application>". */
+  readonly resource: string | null;
+  /** Put the parsed JSON body into context.body (Envoy must send it: with_request_body). */
+  readonly body: boolean;
+  /** Where the route came from, for error messages: "config.routes[2]" or "openapi.yaml GET /x". */
+  readonly origin: string;
+}
+
+export interface Limits {
+  readonly maxPathBytes: number;
+  readonly maxBodyBytes: number;
+  readonly maxBodyDepth: number;
+}
+
+export interface MandateConfig {
+  /** Absolute path of the config file, or null for the built-in defaults. */
+  readonly configFile: string | null;
+  readonly listen: string;
+  /** Absolute path of the directory holding *.cedar files. */
+  readonly policies: string;
+  readonly schema: string | null;
+  readonly entities: string | null;
+  /** Default resource: Application::"<application>". */
+  readonly application: string;
+  readonly trustDomains: readonly string[];
+  readonly routes: readonly RouteConfig[];
+  /** Request headers copied into context.http.headers (lower-case names). */
+  readonly contextHeaders: readonly string[];
+  readonly limits: Limits;
+  /** Put determining policy ids into deny bodies. Off by default: they describe the policy set. */
+  readonly explain: boolean;
+  /** Header set on allowed requests to the verified principal (removed when anonymous); null: none. */
+  readonly principalHeader: string | null;
+  /** Reload policies when the policy directory, schema or entities file changes. */
+  readonly watch: boolean;
+  /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
+  readonly shutdownGraceMs: number;
+}

@@ -1,0 +1,120 @@
+// Cedar evaluation. The policy set and schema are preparsed into cedar-wasm once per version
+// (FACTS: isAuthorized would reparse them on every call); each request crosses into wasm once.
+
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { deny, ok, type Outcome } from '../check/reasons.js';
+import type { PolicyVersion } from './loader.js';
+
+export interface EntityUid {
+  readonly type: string;
+  readonly id: string;
+}
+
+export interface CedarRequest {
+  readonly principal: EntityUid;
+  readonly action: EntityUid;
+  readonly resource: EntityUid;
+  readonly context: Context;
+  /** Built per request: the principal and the resource (with their static parents merged in). */
+  readonly entities: readonly EntityJson[];
+}
+
+export interface Evaluation {
+  readonly decision: 'allow' | 'deny';
+  /** Policies that determined the decision (the permits for an allow, the forbids for a deny). */
+  readonly determining: readonly string[];
+  /** Policies skipped because they failed to evaluate (Cedar treats them as not applying). */
+  readonly errors: readonly string[];
+}
+
+/** Cedar's text for a context that does not fit the schema: the request's fault, not ours. */
+const CONTEXT_SCHEMA_ERROR = /^while parsing context/;
+
+export class PolicyEngine {
+  /** Static entities by "Type::id", for merging parents into per-request entities. */
+  private readonly staticByKey: ReadonlyMap<string, EntityJson>;
+  private readonly staticEntities: readonly EntityJson[];
+
+  private constructor(
+    readonly version: PolicyVersion,
+    private readonly policySetId: string,
+    private readonly schemaName: string | undefined,
+  ) {
+    this.staticEntities = version.entities;
+    this.staticByKey = new Map(version.entities.map((e) => [uidKey(e.uid), e]));
+  }
+
+  /**
+   * Preparses a version under `slot`. Slots let a reload prepare the new version beside the
+   * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
+   * slots keeps memory flat across reloads.
+   */
+  static prepare(version: PolicyVersion, slot: string): Outcome<PolicyEngine> {
+    const policySetId = `policies-${slot}`;
+    const set = cedar.preparsePolicySet(policySetId, {
+      staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
+    });
+    if (set.type === 'failure') return deny('internal_error', set.errors.map((e) => e.message).join('; '));
+    let schemaName: string | undefined;
+    if (version.schemaText !== null) {
+      schemaName = `schema-${slot}`;
+      const schema = cedar.preparseSchema(schemaName, version.schemaText);
+      if (schema.type === 'failure') return deny('internal_error', schema.errors.map((e) => e.message).join('; '));
+    }
+    return ok(new PolicyEngine(version, policySetId, schemaName));
+  }
+
+  /** Static entity for a uid, so the mapper can merge its parents and attributes. */
+  staticEntity(uid: EntityUid): EntityJson | undefined {
+    return this.staticByKey.get(`${uid.type}::${uid.id}`);
+  }
+
+  /**
+   * The entity list for a request: every static entity except those the request replaces
+   * (the principal and the resource are built per request), then the request's own.
+   */
+  entitiesFor(own: readonly EntityJson[]): EntityJson[] {
+    if (this.staticEntities.length === 0) return own as EntityJson[];
+    let replaced = 0;
+    for (const e of own) if (this.staticByKey.has(uidKey(e.uid))) replaced++;
+    if (replaced === 0) return [...this.staticEntities, ...own];
+    const skip = new Set(own.map((e) => uidKey(e.uid)));
+    return [...this.staticEntities.filter((e) => !skip.has(uidKey(e.uid))), ...own];
+  }
+
+  evaluate(request: CedarRequest): Outcome<Evaluation> {
+    let answer: cedar.AuthorizationAnswer;
+    try {
+      answer = cedar.statefulIsAuthorized({
+        principal: request.principal,
+        action: request.action,
+        resource: request.resource,
+        context: request.context,
+        entities: request.entities as EntityJson[],
+        preparsedPolicySetId: this.policySetId,
+        ...(this.schemaName === undefined ? {} : { preparsedSchemaName: this.schemaName, validateRequest: true }),
+      });
+    } catch (err) {
+      return deny('internal_error', `policy evaluation failed: ${(err as Error).message}`);
+    }
+    if (answer.type === 'failure') {
+      const message = answer.errors.map((e) => e.message).join('; ');
+      if (answer.errors.length > 0 && answer.errors.every((e) => CONTEXT_SCHEMA_ERROR.test(e.message))) {
+        return deny('bad_request', `request does not match the schema: ${message}`);
+      }
+      return deny('internal_error', `policy evaluation failed: ${message}`);
+    }
+    const { decision, diagnostics } = answer.response;
+    return ok({
+      decision,
+      determining: diagnostics.reason,
+      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+    });
+  }
+}
+
+function uidKey(uid: EntityUidJson): string {
+  const u = '__entity' in uid ? uid.__entity : uid;
+  return `${u.type}::${u.id}`;
+}

@@ -1,0 +1,55 @@
+// grpc.health.v1.Health: Check and Watch (github.com/grpc/grpc/blob/master/doc/health-checking.md).
+// "" is the whole server; the Authorization service has its own entry.
+
+import { status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+
+export const SERVING_STATUS = { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN: 3 } as const;
+export type ServingStatus = (typeof SERVING_STATUS)[keyof typeof SERVING_STATUS];
+
+interface HealthRequest {
+  service?: string;
+}
+
+export class HealthService {
+  private readonly statuses = new Map<string, ServingStatus>();
+  private readonly watchers = new Map<string, Set<ServerWritableStream<HealthRequest, unknown>>>();
+
+  constructor(services: readonly string[]) {
+    for (const name of ['', ...services]) this.statuses.set(name, SERVING_STATUS.NOT_SERVING);
+  }
+
+  setAll(status: ServingStatus): void {
+    for (const name of this.statuses.keys()) {
+      this.statuses.set(name, status);
+      for (const call of this.watchers.get(name) ?? []) call.write({ status });
+    }
+  }
+
+  status(service = ''): ServingStatus | undefined {
+    return this.statuses.get(service);
+  }
+
+  /** Ends every Watch stream, so a graceful shutdown is not held open by them. */
+  endWatches(): void {
+    for (const set of this.watchers.values()) for (const call of set) call.end();
+    this.watchers.clear();
+  }
+
+  implementation(): UntypedServiceImplementation {
+    return {
+      Check: (call: ServerUnaryCall<HealthRequest, unknown>, callback: sendUnaryData<unknown>) => {
+        const status = this.statuses.get(call.request.service ?? '');
+        if (status === undefined) callback({ code: GrpcStatus.NOT_FOUND, details: 'unknown service' });
+        else callback(null, { status });
+      },
+      Watch: (call: ServerWritableStream<HealthRequest, unknown>) => {
+        const service = call.request.service ?? '';
+        call.write({ status: this.statuses.get(service) ?? SERVING_STATUS.SERVICE_UNKNOWN });
+        let set = this.watchers.get(service);
+        if (set === undefined) this.watchers.set(service, (set = new Set()));
+        set.add(call);
+        call.on('cancelled', () => set.delete(call));
+      },
+    };
+  }
+}

@@ -1,0 +1,93 @@
+// The gRPC transport: ext_authz Check and Health on one port. The only module that touches
+// grpc-js server APIs. Each Check runs the pipeline and always answers with a CheckResponse;
+// a gRPC error is reserved for failures to even build one (Envoy then applies
+// failure_mode_allow: false and denies).
+
+import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
+import { respond } from '../check/respond.js';
+import type { CheckRequestMessage } from '../check/decode.js';
+import type { RouteTable } from '../check/routes.js';
+import type { MandateConfig } from '../config/types.js';
+import type { PolicyStore } from '../policy/store.js';
+import type { Logger } from '../telemetry/log.js';
+import { HealthService, SERVING_STATUS } from './health.js';
+import { AUTHORIZATION_SERVICE, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE } from './protos.js';
+
+export interface MandateServer {
+  /** The bound address, e.g. 127.0.0.1:9191 (the real port when 0 was asked for). */
+  readonly address: string;
+  readonly health: HealthService;
+  state(): DecisionState;
+  /** Health NOT_SERVING, refuse new calls, let in-flight calls finish within graceMs. */
+  shutdown(graceMs: number): Promise<'graceful' | 'forced'>;
+}
+
+export interface StartOptions {
+  readonly config: MandateConfig;
+  readonly store: PolicyStore;
+  readonly routes: RouteTable;
+  readonly logger: Logger;
+  readonly onDecision?: (decision: Decision) => void;
+}
+
+export async function startServer(options: StartOptions): Promise<MandateServer> {
+  const { config, store, routes, logger } = options;
+  let state = createDecisionState(config, routes, store.current);
+  store.onSwap((engine) => {
+    state = createDecisionState(config, routes, engine);
+  });
+
+  const health = new HealthService([AUTHORIZATION_SERVICE_NAME]);
+  const server = new Server({
+    // Envoy keeps few long-lived HTTP/2 connections; allow its keepalive pings.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  });
+
+  server.addService(AUTHORIZATION_SERVICE, {
+    Check: (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
+      const decision = decide(call.request, state);
+      let response: unknown;
+      try {
+        response = respond(decision, config);
+      } catch (err) {
+        logger.error('failed to build a CheckResponse', { decisionId: decision.decisionId, error: String(err) });
+        callback({ code: GrpcStatus.INTERNAL, details: 'internal_error' });
+        return;
+      }
+      callback(null, response);
+      if (decision.code === 'internal_error') {
+        logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
+      }
+      options.onDecision?.(decision);
+    },
+  });
+  server.addService(HEALTH_SERVICE, health.implementation());
+
+  const port = await new Promise<number>((resolvePort, reject) => {
+    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolvePort(bound)));
+  });
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  health.setAll(SERVING_STATUS.SERVING);
+
+  return {
+    address: `${host}:${port}`,
+    health,
+    state: () => state,
+    shutdown: (graceMs) =>
+      new Promise((resolveShutdown) => {
+        health.setAll(SERVING_STATUS.NOT_SERVING);
+        health.endWatches();
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolveShutdown('forced');
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolveShutdown('graceful');
+        });
+      }),
+  };
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RouteTable } from '../../src/check/routes.js';
+import { ConfigError } from '../../src/config/fields.js';
+import type { RouteConfig } from '../../src/config/types.js';
+
+function route(method: RouteConfig['method'], path: string, resource: string | null = null): RouteConfig {
+  return { method, path, resource, body: false, origin: `test ${method} ${path}` };
+}
+
+const table = new RouteTable(
+  [
+    route('GET', '/'),
+    route('GET', '/tickets'),
+    route('GET', '/tickets/{id}', 'Ticket::"{id}"'),
+    route('GET', '/tickets/export'),
+    route('POST', '/tickets/{id}/comments', 'Ticket::"{id}"'),
+    route('GET', '/orgs/{org}/repos/{repo}', 'Repo::"{org}/{repo}"'),
+  ],
+  'gateway',
+);
+
+describe('RouteTable.match', () => {
+  const cases: [string, string, string | null, Record<string, string>, string | null][] = [
+    // method, path, expected action, params, expected resource
+    ['GET', '/', 'GET /', {}, 'Application::gateway'],
+    ['GET', '/tickets', 'GET /tickets', {}, 'Application::gateway'],
+    ['GET', '/tickets/T-1', 'GET /tickets/{id}', { id: 'T-1' }, 'Ticket::T-1'],
+    ['GET', '/tickets/export', 'GET /tickets/export', {}, 'Application::gateway'],
+    ['POST', '/tickets/9/comments', 'POST /tickets/{id}/comments', { id: '9' }, 'Ticket::9'],
+    ['GET', '/orgs/acme/repos/api', 'GET /orgs/{org}/repos/{repo}', { org: 'acme', repo: 'api' }, 'Repo::acme/api'],
+    ['GET', '/tickets/a%20b', 'GET /tickets/{id}', { id: 'a b' }, 'Ticket::a b'],
+    ['DELETE', '/tickets/1', null, {}, null],
+    ['GET', '/tickets/1/comments', null, {}, null],
+    ['GET', '/nope', null, {}, null],
+    ['GET', '/tickets/', null, {}, null],
+  ];
+  for (const [method, path, action, params, resource] of cases) {
+    it(`${method} ${path} -> ${action ?? 'no route'}`, () => {
+      const m = table.match(method, path);
+      assert.ok(m.ok);
+      if (action === null) return assert.equal(m.value, null);
+      assert.ok(m.value !== null);
+      assert.equal(m.value.route.action, action);
+      assert.deepEqual(m.value.params, params);
+      assert.equal(`${m.value.route.resourceType}::${m.value.route.buildResourceId(m.value.params)}`, resource);
+    });
+  }
+
+  const refused: [string, string][] = [
+    ['/tickets//1', 'empty segment'],
+    ['/tickets/./1', 'dot segment'],
+    ['/tickets/../admin', 'dot-dot segment'],
+    ['/tickets/a%2Fb', 'encoded slash in a parameter'],
+    ['/tickets/a%5cb', 'encoded backslash in a parameter'],
+    ['/tickets/%E0%A4%A', 'broken percent-encoding'],
+    ['/tickets/%2e%2e', 'encoded dot-dot'],
+  ];
+  for (const [path, why] of refused) {
+    it(`refuses ${why} with bad_request`, () => {
+      const m = table.match('GET', path);
+      assert.equal(m.ok, false);
+      assert.equal(!m.ok && m.code, 'bad_request');
+    });
+  }
+});
+
+describe('RouteTable construction', () => {
+  const bad: [RouteConfig[], RegExp][] = [
+    [[route('GET', '/a/{id}'), route('GET', '/a/{other}')], /matches the same requests/],
+    [[route('GET', 'tickets')], /must start with "\/"/],
+    [[route('GET', '/a/{id}x')], /invalid segment/],
+    [[route('GET', '/a/{id}/{id}')], /repeats a parameter/],
+    [[route('GET', '/a/{id}', 'Ticket::"{nope}"')], /not a parameter/],
+    [[route('GET', '/a', 'not an entity')], /not a Cedar entity reference/],
+  ];
+  for (const [routes, message] of bad) {
+    it(`rejects ${routes.map((r) => `${r.path} ${r.resource ?? ''}`).join(' + ')}`, () => {
+      assert.throws(() => new RouteTable(routes, 'app'), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    });
+  }
+});

@@ -1,0 +1,119 @@
+// Starts real Mandate servers for tests: in process on 127.0.0.1:0, or as a child process.
+
+import { credentials, makeClientConstructor, type Client } from '@grpc/grpc-js';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, cpSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadRuntime, type Runtime } from '../../src/cli/runtime.js';
+import { EMBEDDED_CONFIG } from '../../src/config/load.js';
+import { kPackageRoot } from '../../src/package-root.js';
+import { HEALTH_SERVICE } from '../../src/server/protos.js';
+import { startServer, type MandateServer } from '../../src/server/server.js';
+import { createLogger } from '../../src/telemetry/log.js';
+
+export const MAIN_JS = resolve(kPackageRoot, 'dist/src/main.js');
+export const EXAMPLE_DIR = resolve(kPackageRoot, 'examples/agent-gateway');
+export const REQUESTS_DIR = resolve(kPackageRoot, 'examples/requests');
+
+export interface RunningServer {
+  readonly server: MandateServer;
+  readonly runtime: Runtime;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startExampleServer(configFile = EMBEDDED_CONFIG): Promise<RunningServer> {
+  const runtime = loadRuntime(configFile, '127.0.0.1:0');
+  const server = await startServer({ ...runtime, logger: createLogger('silent') });
+  return { server, runtime, address: server.address, close: async () => void (await server.shutdown(1000)) };
+}
+
+/** A private copy of the example, so a test can edit policies without touching the repo. */
+export function copyExample(): { dir: string; config: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'mandate-example-'));
+  cpSync(EXAMPLE_DIR, dir, { recursive: true });
+  return { dir, config: join(dir, 'mandate.yaml') };
+}
+
+export function exampleRequests(): { name: string; request: unknown }[] {
+  return readdirSync(REQUESTS_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((name) => ({ name, request: JSON.parse(readFileSync(join(REQUESTS_DIR, name), 'utf8')) as unknown }));
+}
+
+const HealthClient = makeClientConstructor(HEALTH_SERVICE, 'grpc.health.v1.Health');
+
+export interface HealthClientHandle {
+  check(service?: string): Promise<number>;
+  watch(service: string, onStatus: (status: number) => void): { end: Promise<void>; cancel(): void };
+  close(): void;
+}
+
+export function createHealthClient(address: string): HealthClientHandle {
+  const client = new HealthClient(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  return {
+    check: (service = '') =>
+      new Promise((res, rej) => {
+        (client['Check'] as Function).call(client, { service }, { deadline: new Date(Date.now() + 5000) }, (err: Error | null, r: { status: number }) =>
+          err ? rej(err) : res(r.status),
+        );
+      }),
+    watch: (service, onStatus) => {
+      const call = (client['Watch'] as Function).call(client, { service }) as NodeJS.EventEmitter & { cancel(): void };
+      call.on('data', (r: { status: number }) => onStatus(r.status));
+      const end = new Promise<void>((res) => {
+        call.on('end', () => res());
+        call.on('error', () => res());
+      });
+      return { end, cancel: () => call.cancel() };
+    },
+    close: () => client.close(),
+  };
+}
+
+export interface ChildServer {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly address: string;
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+/** Runs `mandate serve` in a child process and waits for its "listening" log line. */
+export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
+  const child = spawn(process.execPath, [MAIN_JS, 'serve', '--listen', '127.0.0.1:0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  return new Promise((resolveStart, rejectStart) => {
+    const timer = setTimeout(() => rejectStart(new Error(`server did not start:\n${err}`)), 15_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+      const match = /"msg":"listening","address":"([^"]+)"/.exec(err);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolveStart({ child, address: match[1] as string, stderr: () => err, exited });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rejectStart(new Error(`server exited with ${code} before listening:\n${err}`));
+    });
+  });
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => res({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}

@@ -1,0 +1,146 @@
+// Wire compatibility: messages encoded with Envoy's upstream protos decode with ours, and
+// messages we encode decode with Envoy's, field for field.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Decision } from '../../src/check/pipeline.js';
+import { respond } from '../../src/check/respond.js';
+import { REASON_CODES } from '../../src/check/reasons.js';
+import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../../src/server/protos.js';
+import { loadUpstreamRoot } from '../helpers/upstream.js';
+
+const upstream = loadUpstreamRoot();
+const UpstreamCheckRequest = upstream.lookupType('envoy.service.auth.v3.CheckRequest');
+const UpstreamCheckResponse = upstream.lookupType('envoy.service.auth.v3.CheckResponse');
+const TO_OBJECT = { longs: String, enums: Number, bytes: String, defaults: false, oneofs: false } as const;
+
+const PEM = '-----BEGIN%20CERTIFICATE-----%0AMIIBszCCAVmgAwIBAgIUQ%0A-----END%20CERTIFICATE-----%0A';
+
+// Every field of a CheckRequest that Envoy can send, at least once.
+const FULL_REQUEST = {
+  attributes: {
+    source: {
+      address: { socketAddress: { protocol: 0, address: '10.0.4.17', portValue: 51334 } },
+      service: 'agent',
+      labels: { team: 'support' },
+      principal: 'spiffe://example.org/ns/support/sa/support-agent',
+      certificate: PEM,
+    },
+    destination: {
+      address: { socketAddress: { address: '10.0.9.2', portValue: 8443 } },
+      principal: 'spiffe://example.org/ns/gateway/sa/envoy',
+    },
+    request: {
+      time: { seconds: '1795000000', nanos: 123 },
+      http: {
+        id: '9876543210',
+        method: 'POST',
+        headers: { ':path': '/cases', 'content-type': 'application/json', 'x-tenant-id': 'acme' },
+        headerMap: { headers: [{ key: 'x-raw', rawValue: Buffer.from('raw-value') }, { key: 'x-str', value: 'str' }] },
+        path: '/cases?x=1',
+        host: 'tools.example.org',
+        scheme: 'https',
+        query: '',
+        fragment: '',
+        size: '42',
+        protocol: 'HTTP/2',
+        body: '{"a":1}',
+        rawBody: Buffer.from('{"ticketId":"T-1"}'),
+      },
+    },
+    contextExtensions: { app: 'support-gateway', tier: 'gold' },
+    metadataContext: {
+      filterMetadata: {
+        'envoy.filters.http.jwt_authn': { fields: { sub: { stringValue: 'agent' }, n: { numberValue: 3 } } },
+      },
+      typedFilterMetadata: {
+        'example.typed': { typeUrl: 'type.googleapis.com/google.protobuf.StringValue', value: Buffer.from([0x0a, 0x01, 0x78]) },
+      },
+    },
+    routeMetadataContext: { filterMetadata: { route: { fields: { name: { stringValue: 'cases' } } } } },
+    tlsSession: { sni: 'tools.example.org' },
+  },
+};
+
+describe('CheckRequest wire compatibility', () => {
+  const upstreamBytes = Buffer.from(UpstreamCheckRequest.encode(UpstreamCheckRequest.fromObject(FULL_REQUEST)).finish());
+  const expected = UpstreamCheckRequest.toObject(UpstreamCheckRequest.decode(upstreamBytes), TO_OBJECT);
+
+  it('encodes every field with the upstream protos (the fixture is complete)', () => {
+    const attrs = expected['attributes'] as Record<string, unknown>;
+    for (const key of ['source', 'destination', 'request', 'contextExtensions', 'metadataContext', 'routeMetadataContext', 'tlsSession']) {
+      assert.ok(key in attrs, `${key} is in the upstream encoding`);
+    }
+  });
+
+  it('decodes upstream bytes with our protos, field for field', () => {
+    const ours = decodeCheckRequestBytes(upstreamBytes);
+    const reencoded = encodeCheckRequest(ours);
+    assert.deepEqual(UpstreamCheckRequest.toObject(UpstreamCheckRequest.decode(reencoded), TO_OBJECT), expected);
+  });
+
+  it('encodes with our protos to bytes identical to the upstream encoding', () => {
+    assert.deepEqual(encodeCheckRequest(FULL_REQUEST), upstreamBytes);
+  });
+
+  it('reads the fields the pipeline uses', () => {
+    const ours = decodeCheckRequestBytes(upstreamBytes) as typeof FULL_REQUEST;
+    const http = ours.attributes.request.http;
+    assert.equal(ours.attributes.source.principal, FULL_REQUEST.attributes.source.principal);
+    assert.equal(ours.attributes.source.certificate, PEM);
+    assert.equal(ours.attributes.source.address.socketAddress.portValue, 51334);
+    assert.equal(http.method, 'POST');
+    assert.equal(http.path, '/cases?x=1');
+    assert.deepEqual(http.headers, FULL_REQUEST.attributes.request.http.headers);
+    assert.deepEqual(Buffer.from(http.rawBody), FULL_REQUEST.attributes.request.http.rawBody);
+    assert.deepEqual(Buffer.from(http.headerMap.headers[0]!.rawValue as Buffer), Buffer.from('raw-value'));
+    assert.deepEqual(ours.attributes.contextExtensions, FULL_REQUEST.attributes.contextExtensions);
+  });
+});
+
+describe('CheckResponse wire compatibility', () => {
+  const base: Decision = {
+    decisionId: '0b5e2f6c-2c55-4a4e-8a63-0e3f9b3f3d61',
+    allowed: true,
+    code: null,
+    message: null,
+    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' } },
+    action: 'GET /tickets/{id}',
+    resource: 'Ticket::"1"',
+    determining: ['support-read-tickets'],
+    errors: [],
+    policyVersion: 'sha256:0123456789abcdef',
+    cedar: null,
+  };
+  const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [
+    ['allow for a workload', base, { explain: false, principalHeader: 'x-mandate-principal' }],
+    ['allow for an anonymous caller', { ...base, identity: { kind: 'anonymous' } }, { explain: false, principalHeader: 'x-mandate-principal' }],
+    ['allow without a principal header', base, { explain: false, principalHeader: null }],
+    ...REASON_CODES.map((code): [string, Decision, { explain: boolean; principalHeader: string | null }] => [
+      `deny ${code}`,
+      { ...base, allowed: false, code, message: `detail for ${code}` },
+      { explain: code === 'policy_denied', principalHeader: 'x-mandate-principal' },
+    ]),
+  ];
+
+  for (const [name, decision, config] of shapes) {
+    it(`${name} decodes with the upstream protos as built`, () => {
+      const built = respond(decision, config);
+      const decoded = UpstreamCheckResponse.toObject(UpstreamCheckResponse.decode(encodeCheckResponse(built)), TO_OBJECT);
+      const expected = UpstreamCheckResponse.toObject(UpstreamCheckResponse.fromObject(built), TO_OBJECT);
+      assert.deepEqual(decoded, expected);
+      const status = decoded['status'] as { code?: number };
+      if (decision.allowed) {
+        assert.equal(status.code ?? 0, 0);
+        const ok = decoded['okResponse'] as { headers: { header: { key: string; value: string }; appendAction: number }[] };
+        assert.equal(ok.headers[0]!.header.key, 'x-mandate-decision-id');
+        assert.equal(ok.headers[0]!.appendAction, 2, 'OVERWRITE_IF_EXISTS_OR_ADD');
+      } else {
+        assert.notEqual(status.code ?? 0, 0);
+        const denied = decoded['deniedResponse'] as { status: { code: number }; body: string };
+        assert.ok(denied.status.code >= 400);
+        assert.equal(JSON.parse(denied.body).code, decision.code);
+      }
+    });
+  }
+});
