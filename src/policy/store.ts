@@ -11,19 +11,27 @@ export type ReloadResult =
   | { readonly ok: true; readonly version: string; readonly changed: boolean }
   | { readonly ok: false; readonly problems: readonly string[] };
 
+// cedar-wasm's preparse cache is per wasm instance, i.e. per thread: ids must not collide
+// between stores in one process (tests, shadow policy sets).
+let storeCount = 0;
+
 export class PolicyStore {
   private slot = 0;
+  private readonly storeId: number;
   private listeners: ((engine: PolicyEngine) => void)[] = [];
 
   private constructor(
     private readonly paths: PolicyPaths,
     private engine: PolicyEngine,
-  ) {}
+    storeId: number,
+  ) {
+    this.storeId = storeId;
+  }
 
   /** Loads the first version; throws PolicyLoadError with file:line problems. */
   static open(paths: PolicyPaths): PolicyStore {
-    const engine = prepare(paths, 0);
-    return new PolicyStore(paths, engine);
+    const storeId = ++storeCount;
+    return new PolicyStore(paths, prepare(paths, `${storeId}-0`), storeId);
   }
 
   get current(): PolicyEngine {
@@ -38,7 +46,7 @@ export class PolicyStore {
     const nextSlot = this.slot ^ 1;
     let next: PolicyEngine;
     try {
-      next = prepare(this.paths, nextSlot);
+      next = prepare(this.paths, `${this.storeId}-${nextSlot}`);
     } catch (err) {
       if (err instanceof PolicyLoadError) return { ok: false, problems: err.problems };
       return { ok: false, problems: [String((err as Error)?.message ?? err)] };
@@ -83,9 +91,9 @@ export class PolicyStore {
   }
 }
 
-function prepare(paths: PolicyPaths, slot: number): PolicyEngine {
+function prepare(paths: PolicyPaths, slot: string): PolicyEngine {
   const version = loadPolicyVersion(paths);
-  const engine = PolicyEngine.prepare(version, String(slot));
+  const engine = PolicyEngine.prepare(version, slot);
   if (!engine.ok) throw new PolicyLoadError([`cedar-wasm refused the policy set: ${engine.message ?? engine.code}`]);
   return engine.value;
 }

@@ -81,8 +81,9 @@ export interface ChildServer {
 }
 
 /** Runs `mandate serve` in a child process and waits for its "listening" log line. */
-export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, [MAIN_JS, 'serve', '--listen', '127.0.0.1:0', ...args], {
+export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options = { listenFlag: true }): Promise<ChildServer> {
+  const listen = options.listenFlag ? ['--listen', '127.0.0.1:0'] : [];
+  const child = spawn(process.execPath, [MAIN_JS, 'serve', ...listen, ...args], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { ConfigError, EMBEDDED_CONFIG, loadConfig, parseConfig } from '../../src/config/load.js';
+import { kPackageRoot } from '../../src/package-root.js';
+
+const MINIMAL = { policies: './p', routes: [{ method: 'GET', path: '/' }] };
+
+describe('parseConfig', () => {
+  it('fills every default from the table', () => {
+    const config = parseConfig(MINIMAL, '/etc/mandate', null);
+    assert.equal(config.listen, DEFAULTS.listen);
+    assert.equal(config.policies, '/etc/mandate/p');
+    assert.equal(config.application, DEFAULTS.application);
+    assert.deepEqual(config.contextHeaders, DEFAULTS.contextHeaders);
+    assert.equal(config.limits.maxBodyBytes, DEFAULTS.maxBodyBytes);
+    assert.equal(config.principalHeader, DEFAULTS.principalHeader);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('turns the principal header off with null', () => {
+    assert.equal(parseConfig({ ...MINIMAL, response: { principalHeader: null } }, '/', null).principalHeader, null);
+  });
+
+  const errors: [string, unknown, string][] = [
+    ['an unknown top-level key', { ...MINIMAL, polices: './p' }, 'config.polices: unknown key'],
+    ['an unknown nested key', { ...MINIMAL, limits: { maxBodyBytez: 1 } }, 'config.limits.maxBodyBytez: unknown key'],
+    ['a missing policy directory key', { routes: [] }, 'config.policies: is required'],
+    ['missing routes', { policies: './p' }, 'config.routes: is required'],
+    ['a route with an unknown method', { ...MINIMAL, routes: [{ method: 'BREW', path: '/' }] }, 'config.routes[0].method: must be one of'],
+    ['a route with an unknown key', { ...MINIMAL, routes: [{ method: 'GET', path: '/', bodyy: true }] }, 'config.routes[0].bodyy: unknown key'],
+    ['a limit out of range', { ...MINIMAL, limits: { maxBodyBytes: -1 } }, 'config.limits.maxBodyBytes: must be an integer'],
+    ['a limit of the wrong type', { ...MINIMAL, limits: { maxPathBytes: '8k' } }, 'config.limits.maxPathBytes: must be an integer'],
+    ['a bad listen address', { ...MINIMAL, listen: 'localhost' }, 'config.listen: "localhost" is not HOST:PORT'],
+    ['a trust domain with upper case', { ...MINIMAL, trustDomains: ['Example.org'] }, 'config.trustDomains[0]: "Example.org" is not a SPIFFE trust domain name'],
+    ['a cookie header in the context', { ...MINIMAL, context: { headers: ['Cookie'] } }, 'config.context.headers[0]: "Cookie" carries credentials'],
+    ['a token-like header in the context', { ...MINIMAL, context: { headers: ['x-access-token'] } }, 'config.context.headers[0]: "x-access-token" carries credentials'],
+    ['explain that is not a boolean', { ...MINIMAL, explain: 'yes' }, 'config.explain: must be true or false'],
+    ['a config that is a list', [], 'config: must be a mapping'],
+  ];
+  for (const [name, raw, message] of errors) {
+    it(`rejects ${name}, naming the field`, () => {
+      assert.throws(() => parseConfig(raw, '/', null), (err: unknown) => err instanceof ConfigError && err.message.startsWith(message));
+    });
+  }
+});
+
+describe('loadConfig', () => {
+  it('loads the embedded example with no file named', () => {
+    const config = loadConfig({ file: null, env: {} });
+    assert.equal(config.configFile, EMBEDDED_CONFIG);
+    assert.deepEqual(config.trustDomains, ['example.org']);
+    assert.equal(config.routes.length, 5);
+  });
+
+  it('takes the listen address from --listen, then MANDATE_LISTEN, then the file', () => {
+    assert.equal(loadConfig({ file: null, env: {} }).listen, '127.0.0.1:9191');
+    assert.equal(loadConfig({ file: null, env: { MANDATE_LISTEN: '127.0.0.1:7000' } }).listen, '127.0.0.1:7000');
+    assert.equal(loadConfig({ file: null, listen: '127.0.0.1:7001', env: { MANDATE_LISTEN: '127.0.0.1:7000' } }).listen, '127.0.0.1:7001');
+  });
+
+  it('reports an unreadable config file', () => {
+    assert.throws(() => loadConfig({ file: '/nonexistent/mandate.yaml', env: {} }), /config: cannot read \/nonexistent\/mandate.yaml: ENOENT/);
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('states the same defaults as the code', () => {
+    const doc = readFileSync(resolve(kPackageRoot, 'docs/configuration.md'), 'utf8');
+    const row = (key: string): string => {
+      const match = new RegExp(`^\\| \`${key.replace(/\./g, '\\.')}\` \\| ([^|]+) \\|`, 'm').exec(doc);
+      assert.ok(match, `docs/configuration.md has a row for ${key}`);
+      return (match[1] as string).trim();
+    };
+    assert.equal(row('listen'), `\`${DEFAULTS.listen}\``);
+    assert.equal(row('application'), `\`${DEFAULTS.application}\``);
+    assert.equal(row('trustDomains'), '`[]`');
+    assert.equal(row('context.headers'), `\`[${DEFAULTS.contextHeaders.join(', ')}]\``);
+    assert.equal(row('limits.maxPathBytes'), `\`${DEFAULTS.maxPathBytes}\``);
+    assert.equal(row('limits.maxBodyBytes'), `\`${DEFAULTS.maxBodyBytes}\``);
+    assert.equal(row('limits.maxBodyDepth'), `\`${DEFAULTS.maxBodyDepth}\``);
+    assert.equal(row('explain'), `\`${DEFAULTS.explain}\``);
+    assert.equal(row('response.principalHeader'), `\`${DEFAULTS.principalHeader}\``);
+    assert.equal(row('watch'), `\`${DEFAULTS.watch}\``);
+    assert.equal(row('shutdown.graceMs'), `\`${DEFAULTS.shutdownGraceMs}\``);
+  });
+});
