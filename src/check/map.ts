@@ -4,7 +4,7 @@
 //   resource   Application::"<application>" or the route's template, e.g. Ticket::"{id}"
 //   context    http, params, source, destination, time, extensions, body (routes that ask)
 
-import type { Context, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
+import type { Context, EntityJson } from '../policy/cedar.js';
 import type { MandateConfig } from '../config/types.js';
 import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, parseJsonBody } from './body.js';

@@ -1,8 +1,8 @@
 // Cedar evaluation. The policy set and schema are preparsed into cedar-wasm once per version
 // (FACTS: isAuthorized would reparse them on every call); each request crosses into wasm once.
 
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from './cedar.js';
+import type { Context, EntityJson, EntityUidJson } from './cedar.js';
 import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 

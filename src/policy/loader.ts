@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { EntityJson, DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
+import * as cedar from './cedar.js';
+import type { EntityJson, DetailedError } from './cedar.js';
 
 export interface PolicySource {
   /** @id("...") annotation, or "<file>:<line>" of the policy's first line. */

@@ -1,0 +1,98 @@
+// npm run bench: in-process benchmarks of the decision pipeline (see bench/README.md).
+//   node dist/bench/run.js [--smoke] [--ms N] [--out FILE]
+// Every figure is also given as a ratio to a baseline measured in the same run: this machine
+// is shared and its absolute speed drifts between runs.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadRuntime } from '../src/cli/runtime.js';
+import { decodeCheckRequest, type CheckRequestMessage } from '../src/check/decode.js';
+import { identify } from '../src/check/identify.js';
+import { mapRequest } from '../src/check/map.js';
+import { decide } from '../src/check/pipeline.js';
+import { respond } from '../src/check/respond.js';
+import { parseSpiffeId } from '../src/identity/spiffe-id.js';
+import { EMBEDDED_CONFIG } from '../src/config/load.js';
+import { kPackageRoot } from '../src/package-root.js';
+import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../src/server/protos.js';
+import { compare, type Result } from './stats.js';
+import { readFileSync } from 'node:fs';
+
+const { values } = parseArgs({
+  options: { smoke: { type: 'boolean', default: false }, ms: { type: 'string' }, out: { type: 'string' } },
+});
+const ms = values.ms !== undefined ? Number(values.ms) : values.smoke ? 300 : 3000;
+const out = values.out ?? resolve(kPackageRoot, 'bench/results/latest.json');
+
+const runtime = loadRuntime(EMBEDDED_CONFIG);
+const state = runtime.state();
+const requestJson = JSON.parse(readFileSync(resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json'), 'utf8')) as unknown;
+const caseJson = JSON.parse(readFileSync(resolve(kPackageRoot, 'examples/requests/allow-support-open-case.json'), 'utf8')) as unknown;
+const requestBytes = encodeCheckRequest(requestJson);
+const caseBytes = encodeCheckRequest(caseJson);
+const message = decodeCheckRequestBytes(requestBytes) as CheckRequestMessage;
+const decoded = decodeCheckRequest(message, state.config.limits, 0);
+if (!decoded.ok) throw new Error('bench request does not decode');
+const identity = identify(decoded.value, state);
+if (!identity.ok) throw new Error('bench request has no identity');
+const mapped = mapRequest(decoded.value, identity.value, state);
+if (!mapped.ok) throw new Error('bench request does not map');
+const allowDecision = decide(message, state);
+if (!allowDecision.allowed) throw new Error('bench request is not allowed');
+const OK_RESPONSE = { status: { code: 0 }, okResponse: { headers: [] } };
+
+// What any grpc-js ext_authz server pays: decode the request, encode an answer.
+const baseline = (): unknown => {
+  decodeCheckRequestBytes(requestBytes);
+  return encodeCheckResponse(OK_RESPONSE);
+};
+const wholeCheck = (bytes: Buffer) => (): unknown => encodeCheckResponse(respond(decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
+
+const sections: Record<string, Result[]> = {
+  stages: compare(
+    {
+      'protobuf decode (grpc-js deserializer)': () => decodeCheckRequestBytes(requestBytes),
+      'decode stage': () => decodeCheckRequest(message, state.config.limits, 0),
+      'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
+      'identify stage': () => identify(decoded.value, state),
+      'map stage': () => mapRequest(decoded.value, identity.value, state),
+      [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
+      'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),
+    },
+    ms,
+  ),
+  check: compare(
+    {
+      'baseline: decode + encode OK (no-op server work)': baseline,
+      'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),
+      'check: POST /cases with JSON body': wholeCheck(caseBytes),
+    },
+    ms,
+  ),
+};
+
+const base = sections['check']?.[0] as Result;
+const report = {
+  time: new Date().toISOString(),
+  node: process.version,
+  durationMsPerScenario: ms,
+  policyVersion: state.engine.version.version,
+  sections: Object.fromEntries(
+    Object.entries(sections).map(([name, results]) => [
+      name,
+      results.map((r) => ({ ...r, throughputRatioToBaseline: Math.round((r.opsPerSec / base.opsPerSec) * 1000) / 1000 })),
+    ]),
+  ),
+};
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+
+const lines = [`# Mandate in-process benchmark (${report.time}, Node ${process.version}, ${ms} ms per scenario)`, ''];
+for (const [name, results] of Object.entries(report.sections)) {
+  lines.push(`## ${name}`, '', '| scenario | ops/s | p50 µs | p99 µs | p99.9 µs | throughput vs baseline |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) lines.push(`| ${r.name} | ${r.opsPerSec} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.throughputRatioToBaseline} |`);
+  lines.push('');
+}
+writeFileSync(out.replace(/\.json$/, '.md'), `${lines.join('\n')}\n`);
+process.stdout.write(`${lines.join('\n')}\nwrote ${out}\n`);

@@ -1,0 +1,61 @@
+// Timing helpers for the benchmarks: per-operation samples, percentiles, and A/B rounds run
+// alternately so that machine noise hits both sides of a comparison alike.
+
+export interface Result {
+  readonly name: string;
+  readonly ops: number;
+  readonly opsPerSec: number;
+  readonly p50us: number;
+  readonly p90us: number;
+  readonly p99us: number;
+  readonly p999us: number;
+}
+
+export type Op = () => unknown;
+
+/** Runs `op` repeatedly for `ms`, timing each call. */
+export function sample(op: Op, ms: number, into: number[] = []): { samples: number[]; elapsedNs: bigint } {
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(Math.round(ms * 1e6));
+  let now = start;
+  while (now < end) {
+    const t0 = process.hrtime.bigint();
+    op();
+    now = process.hrtime.bigint();
+    into.push(Number(now - t0));
+  }
+  return { samples: into, elapsedNs: now - start };
+}
+
+export function summarize(name: string, samples: number[], elapsedNs: bigint): Result {
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q: number): number => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0) / 1000;
+  return {
+    name,
+    ops: samples.length,
+    opsPerSec: Math.round(samples.length / (Number(elapsedNs) / 1e9)),
+    p50us: round(at(0.5)),
+    p90us: round(at(0.9)),
+    p99us: round(at(0.99)),
+    p999us: round(at(0.999)),
+  };
+}
+
+/** Measures several ops in alternating rounds; each gets the same total time. */
+export function compare(ops: Record<string, Op>, totalMs: number, rounds = 6): Result[] {
+  const names = Object.keys(ops);
+  const samples = new Map(names.map((n) => [n, [] as number[]]));
+  const elapsed = new Map(names.map((n) => [n, 0n]));
+  for (const name of names) sample(ops[name] as Op, Math.min(50, totalMs / 10)); // warm up
+  for (let r = 0; r < rounds; r++) {
+    for (const name of r % 2 === 0 ? names : [...names].reverse()) {
+      const { elapsedNs } = sample(ops[name] as Op, totalMs / rounds, samples.get(name));
+      elapsed.set(name, (elapsed.get(name) ?? 0n) + elapsedNs);
+    }
+  }
+  return names.map((n) => summarize(n, samples.get(n) ?? [], elapsed.get(n) ?? 1n));
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
