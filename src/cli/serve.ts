@@ -5,6 +5,8 @@ import { startServer } from '../server/server.js';
 import { createLogger } from '../telemetry/log.js';
 import { loadRuntime, StartupError } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
+import type { Decision } from '../check/pipeline.js';
+import { DecisionLog } from '../telemetry/decision-log.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' } }, strict: true });
@@ -19,7 +21,14 @@ export async function runServe(args: string[]): Promise<number> {
     return 1;
   }
   const { config, store, routes } = runtime;
-  const server = await startServer({ config, store, routes, logger });
+  const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open(config.decisionLog.sink, config.decisionLog.maxBufferBytes);
+  const server = await startServer({
+    config,
+    store,
+    routes,
+    logger,
+    ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
+  });
   logger.info('listening', {
     address: server.address,
     policyVersion: store.current.version.version,
@@ -44,10 +53,13 @@ export async function runServe(args: string[]): Promise<number> {
       stopping = true;
       logger.info('draining', { signal, graceMs: config.shutdownGraceMs });
       stopWatching();
-      server.shutdown(config.shutdownGraceMs).then((how) => {
-        logger.info('stopped', { how });
-        resolveExit(0);
-      });
+      server
+        .shutdown(config.shutdownGraceMs)
+        .then(async (how) => {
+          await decisionLog?.close();
+          logger.info('stopped', { how, ...(decisionLog === null ? {} : { decisionLog: decisionLog.stats }) });
+        })
+        .finally(() => resolveExit(0));
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

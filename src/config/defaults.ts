@@ -12,6 +12,8 @@ export const DEFAULTS = Object.freeze({
   principalHeader: 'x-mandate-principal' as string | null,
   watch: true,
   shutdownGraceMs: 5000,
+  decisionLogSink: 'stdout',
+  decisionLogMaxBufferBytes: 1 << 20,
 });
 
 // Header names that carry credentials never enter the Cedar context (they would reach decision

@@ -16,7 +16,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -101,6 +101,13 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
 
   const routes = parseRoutes(top['routes'], baseDir);
 
+  const logRaw = expectObject(top['decisionLog'] ?? {}, 'config.decisionLog', ['sink', 'maxBufferBytes']);
+  const sink = readString(logRaw, 'sink', 'config.decisionLog', DEFAULTS.decisionLogSink);
+  const decisionLog = Object.freeze({
+    sink: sink === 'stdout' || sink === 'off' ? sink : resolve(baseDir, sink),
+    maxBufferBytes: readInteger(logRaw, 'maxBufferBytes', 'config.decisionLog', DEFAULTS.decisionLogMaxBufferBytes, 1024, 1 << 30),
+  });
+
   return Object.freeze({
     configFile,
     listen,
@@ -116,6 +123,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     principalHeader,
     watch: readBoolean(top, 'watch', 'config', DEFAULTS.watch),
     shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),
+    decisionLog,
   });
 }
 

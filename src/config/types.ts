@@ -44,4 +44,10 @@ export interface MandateConfig {
   readonly watch: boolean;
   /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
   readonly shutdownGraceMs: number;
+  readonly decisionLog: {
+    /** 'stdout', 'off', or an absolute file path (appended to). */
+    readonly sink: string;
+    /** Queue bound: past it, lines are dropped and counted rather than delay a decision. */
+    readonly maxBufferBytes: number;
+  };
 }

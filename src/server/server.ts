@@ -28,7 +28,8 @@ export interface StartOptions {
   readonly store: PolicyStore;
   readonly routes: RouteTable;
   readonly logger: Logger;
-  readonly onDecision?: (decision: Decision) => void;
+  /** Called after each answer is sent, with the time the decision took. */
+  readonly onDecision?: (decision: Decision, latencyUs: number) => void;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
@@ -48,6 +49,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
 
   server.addService(AUTHORIZATION_SERVICE, {
     Check: (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
+      const started = process.hrtime.bigint();
       const decision = decide(call.request, state);
       let response: unknown;
       try {
@@ -61,7 +63,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       if (decision.code === 'internal_error') {
         logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
       }
-      options.onDecision?.(decision);
+      options.onDecision?.(decision, Number(process.hrtime.bigint() - started) / 1000);
     },
   });
   server.addService(HEALTH_SERVICE, health.implementation());

@@ -45,6 +45,15 @@ describe('decide fails closed', () => {
     assert.match(decision.message ?? '', /attribute `path` on `Workload::.*` should not exist according to the schema/);
   });
 
+  it('puts the determining policies into the deny body only when explain is on', () => {
+    const decision = decide(checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
+    assert.equal(decision.code, 'policy_denied');
+    const withExplain = JSON.parse(respond(decision, { explain: true, principalHeader: null }).deniedResponse?.body ?? '');
+    const without = JSON.parse(respond(decision, { explain: false, principalHeader: null }).deniedResponse?.body ?? '');
+    assert.deepEqual(withExplain.determiningPolicies, ['no-agent-internal-tickets']);
+    assert.equal('determiningPolicies' in without, false);
+  });
+
   it('allows only through an explicit permit', () => {
     const decision = decide(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
     assert.equal(decision.allowed, true);

@@ -85,5 +85,7 @@ describe('docs/configuration.md', () => {
     assert.equal(row('response.principalHeader'), `\`${DEFAULTS.principalHeader}\``);
     assert.equal(row('watch'), `\`${DEFAULTS.watch}\``);
     assert.equal(row('shutdown.graceMs'), `\`${DEFAULTS.shutdownGraceMs}\``);
+    assert.equal(row('decisionLog.sink'), `\`${DEFAULTS.decisionLogSink}\``);
+    assert.equal(row('decisionLog.maxBufferBytes'), `\`${DEFAULTS.decisionLogMaxBufferBytes}\``);
   });
 });

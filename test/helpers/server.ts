@@ -77,6 +77,7 @@ export interface ChildServer {
   readonly child: ChildProcessWithoutNullStreams;
   readonly address: string;
   readonly stderr: () => string;
+  readonly stdout: () => string;
   readonly exited: Promise<number | null>;
 }
 
@@ -88,6 +89,8 @@ export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   return new Promise((resolveStart, rejectStart) => {
     const timer = setTimeout(() => rejectStart(new Error(`server did not start:\n${err}`)), 15_000);
@@ -96,7 +99,7 @@ export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options
       const match = /"msg":"listening","address":"([^"]+)"/.exec(err);
       if (match !== null) {
         clearTimeout(timer);
-        resolveStart({ child, address: match[1] as string, stderr: () => err, exited });
+        resolveStart({ child, address: match[1] as string, stderr: () => err, stdout: () => out, exited });
       }
     });
     child.on('exit', (code) => {

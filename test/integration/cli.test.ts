@@ -108,6 +108,53 @@ describe('mandate serve lifecycle', () => {
     assert.match(server.stderr(), /"msg":"stopped","how":"graceful"/);
   });
 
+  it('answers or refuses every call in flight at SIGTERM, then exits 0', async () => {
+    const server = await spawnServer([]);
+    const client = createCheckClient(server.address);
+    await client.check(checkRequest('GET', '/status'));
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      client.check(checkRequest('GET', `/tickets/T-${i}`, { principal: SUPPORT_AGENT }), 5000).then(
+        (res) => ({ answered: true as const, allowed: (res.status?.code ?? 0) === 0 }),
+        (err: { code?: number }) => ({ answered: false as const, code: err.code }),
+      ),
+    );
+    server.child.kill('SIGTERM');
+    const settled = await Promise.all(calls);
+    client.close();
+    assert.equal(await server.exited, 0);
+    for (const s of settled) {
+      // An answered call is a real decision (this request is allowed by policy); a refused one
+      // is a gRPC error, which Envoy (failure_mode_allow: false) turns into a deny.
+      if (s.answered) assert.equal(s.allowed, true);
+      else assert.ok(typeof s.code === 'number' && s.code !== 0);
+    }
+  });
+
+  it('logs one decision line per Check on stdout, with no credential in any output', async () => {
+    const server = await spawnServer([]);
+    const client = createCheckClient(server.address);
+    const secret = 'eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl';
+    const ids: string[] = [];
+    for (const request of [
+      checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { authorization: `Bearer ${secret}`, cookie: `session=${secret}` } }),
+      checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT, headers: { 'txn-token': secret } }),
+      checkRequest('GET', '/prod-db/customers', { principal: SUPPORT_AGENT }),
+    ]) {
+      const res = await client.check(request);
+      const headers = res.okResponse?.headers ?? res.deniedResponse?.headers ?? [];
+      ids.push(headers.find((h) => h.header?.key === 'x-mandate-decision-id')?.header?.value ?? '');
+    }
+    client.close();
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+    const lines = server.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.map((l) => l['decisionId']), ids);
+    assert.deepEqual(lines.map((l) => [l['decision'], l['code']]), [['allow', null], ['deny', 'policy_denied'], ['deny', 'no_route']]);
+    assert.deepEqual(lines[1]?.['determiningPolicies'], ['no-agent-internal-tickets']);
+    assert.ok(!server.stdout().includes('c2VjcmV0LXRva2Vu') && !server.stderr().includes('c2VjcmV0LXRva2Vu'), 'no token in any output');
+    assert.match(server.stderr(), /"decisionLog":\{"written":3,"dropped":0,"failed":0\}/);
+  });
+
   it('listens on MANDATE_LISTEN when --listen is not given', async () => {
     const port = await freePort();
     const server = await spawnServer([], { MANDATE_LISTEN: `127.0.0.1:${port}` }, { listenFlag: false });
