@@ -8,7 +8,6 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadRuntime } from '../src/cli/runtime.js';
 import { decodeCheckRequest, type CheckRequestMessage } from '../src/check/decode.js';
-import { identify } from '../src/check/identify.js';
 import { mapRequest } from '../src/check/map.js';
 import { decide } from '../src/check/pipeline.js';
 import { respond } from '../src/check/respond.js';
@@ -34,11 +33,11 @@ const caseBytes = encodeCheckRequest(caseJson);
 const message = decodeCheckRequestBytes(requestBytes) as CheckRequestMessage;
 const decoded = decodeCheckRequest(message, state.config.limits, 0);
 if (!decoded.ok) throw new Error('bench request does not decode');
-const identity = identify(decoded.value, state);
+const identity = await state.identifier.identify(decoded.value);
 if (!identity.ok) throw new Error('bench request has no identity');
 const mapped = mapRequest(decoded.value, identity.value, state);
 if (!mapped.ok) throw new Error('bench request does not map');
-const allowDecision = decide(message, state);
+const allowDecision = await decide(message, state);
 if (!allowDecision.allowed) throw new Error('bench request is not allowed');
 const OK_RESPONSE = { status: { code: 0 }, okResponse: { headers: [] } };
 
@@ -47,22 +46,22 @@ const baseline = (): unknown => {
   decodeCheckRequestBytes(requestBytes);
   return encodeCheckResponse(OK_RESPONSE);
 };
-const wholeCheck = (bytes: Buffer) => (): unknown => encodeCheckResponse(respond(decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
+const wholeCheck = (bytes: Buffer) => async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
 
 const sections: Record<string, Result[]> = {
-  stages: compare(
+  stages: await compare(
     {
       'protobuf decode (grpc-js deserializer)': () => decodeCheckRequestBytes(requestBytes),
       'decode stage': () => decodeCheckRequest(message, state.config.limits, 0),
       'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
-      'identify stage': () => identify(decoded.value, state),
+      'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value),
       'map stage': () => mapRequest(decoded.value, identity.value, state),
       [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
       'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),
     },
     ms,
   ),
-  check: compare(
+  check: await compare(
     {
       'baseline: decode + encode OK (no-op server work)': baseline,
       'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),

@@ -13,14 +13,15 @@ export interface Result {
 
 export type Op = () => unknown;
 
-/** Runs `op` repeatedly for `ms`, timing each call. */
-export function sample(op: Op, ms: number, into: number[] = []): { samples: number[]; elapsedNs: bigint } {
+/** Runs `op` repeatedly for `ms`, timing each call (awaited when it returns a promise). */
+export async function sample(op: Op, ms: number, into: number[] = []): Promise<{ samples: number[]; elapsedNs: bigint }> {
   const start = process.hrtime.bigint();
   const end = start + BigInt(Math.round(ms * 1e6));
   let now = start;
   while (now < end) {
     const t0 = process.hrtime.bigint();
-    op();
+    const r = op();
+    if (r instanceof Promise) await r;
     now = process.hrtime.bigint();
     into.push(Number(now - t0));
   }
@@ -42,14 +43,14 @@ export function summarize(name: string, samples: number[], elapsedNs: bigint): R
 }
 
 /** Measures several ops in alternating rounds; each gets the same total time. */
-export function compare(ops: Record<string, Op>, totalMs: number, rounds = 6): Result[] {
+export async function compare(ops: Record<string, Op>, totalMs: number, rounds = 6): Promise<Result[]> {
   const names = Object.keys(ops);
   const samples = new Map(names.map((n) => [n, [] as number[]]));
   const elapsed = new Map(names.map((n) => [n, 0n]));
-  for (const name of names) sample(ops[name] as Op, Math.min(50, totalMs / 10)); // warm up
+  for (const name of names) await sample(ops[name] as Op, Math.min(50, totalMs / 10)); // warm up
   for (let r = 0; r < rounds; r++) {
     for (const name of r % 2 === 0 ? names : [...names].reverse()) {
-      const { elapsedNs } = sample(ops[name] as Op, totalMs / rounds, samples.get(name));
+      const { elapsedNs } = await sample(ops[name] as Op, totalMs / rounds, samples.get(name));
       elapsed.set(name, (elapsed.get(name) ?? 0n) + elapsedNs);
     }
   }

@@ -1,28 +1,137 @@
-// Stage 2: who is calling. Today: the mTLS peer as Envoy reports it in
-// attributes.source.principal (the first URI SAN of the client certificate), parsed strictly as
-// a SPIFFE ID. JWT-SVIDs, XFCC from trusted hops and task tokens plug in here as further sources.
+// Stage 2: who is calling, proven cryptographically, never taken from a header a client can set.
+// Sources, in the order they are read:
+//   1. the mTLS peer: attributes.source.principal (Envoy: the first URI SAN of the client
+//      certificate), a strict SPIFFE ID; with include_peer_certificate, the certificate itself
+//      is checked against the X.509-SVID rules and must carry exactly that ID;
+//   2. x-forwarded-client-cert, only when the peer is a hop the config trusts; then the last
+//      element (added by that hop) names the real client and replaces the peer's identity;
+//      from any other peer the header is ignored and counted;
+//   3. a JWT-SVID in the configured header, verified against the trust bundle of its sub.
+// When the transport identity (1 or 2) and the JWT-SVID name different workloads, the request
+// is denied with identity_conflict unless identity.precedence names the winner.
 
+import { BlockList, isIP } from 'node:net';
+import type { MandateConfig } from '../config/types.js';
+import type { BundleSet } from '../identity/bundles.js';
+import { JwtSvidVerifier, type JwtSvid } from '../identity/jwt-svid.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
+import { checkX509Svid } from '../identity/x509.js';
+import { parseXfcc } from '../identity/xfcc.js';
 import type { DecodedRequest } from './decode.js';
 import { deny, ok, type Outcome } from './reasons.js';
 
+export type IdentityKind = 'x509' | 'xfcc' | 'jwt-svid';
+
 export type Identity =
   | { readonly kind: 'anonymous' }
-  | { readonly kind: 'x509'; readonly spiffe: SpiffeId };
+  | { readonly kind: IdentityKind; readonly spiffe: SpiffeId; readonly jwt: JwtSvid | null };
 
 export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous' });
+const XFCC = 'x-forwarded-client-cert';
+const BEARER = /^bearer\s+/i;
 
-export interface IdentifyOptions {
-  readonly trustDomains: ReadonlySet<string>;
+export interface IdentityStats {
+  /** XFCC headers seen from peers that are not trusted hops: ignored, never believed. */
+  xfccIgnored: number;
 }
 
-export function identify(request: DecodedRequest, options: IdentifyOptions): Outcome<Identity> {
-  const principal = request.source.principal;
-  if (principal === '') return ok(ANONYMOUS);
-  const parsed = parseSpiffeId(principal);
-  if (!parsed.ok) return parsed;
-  if (!options.trustDomains.has(parsed.value.trustDomain)) {
-    return deny('untrusted_domain', `trust domain "${parsed.value.trustDomain}" is not configured in trustDomains`);
+type Transport = { readonly kind: 'x509' | 'xfcc'; readonly spiffe: SpiffeId } | null;
+
+export class Identifier {
+  readonly stats: IdentityStats = { xfccIgnored: 0 };
+  readonly jwt: JwtSvidVerifier | null;
+  private readonly trustDomains: ReadonlySet<string>;
+  private readonly trustedHops: ReadonlySet<string>;
+  private readonly trustedAddresses: BlockList | null;
+  private readonly jwtHeader: string | null;
+  private readonly precedence: MandateConfig['identity']['precedence'];
+
+  constructor(config: Pick<MandateConfig, 'trustDomains' | 'identity'>, bundles: BundleSet | null) {
+    this.trustDomains = new Set(config.trustDomains);
+    const id = config.identity;
+    this.trustedHops = new Set(id.xfcc.trustedPeers);
+    this.trustedAddresses = id.xfcc.trustedAddresses.length === 0 ? null : blockList(id.xfcc.trustedAddresses);
+    this.jwt = id.jwtSvid !== null && bundles !== null ? new JwtSvidVerifier(id.jwtSvid, bundles, this.trustDomains) : null;
+    this.jwtHeader = id.jwtSvid?.header ?? null;
+    this.precedence = id.precedence;
   }
-  return ok({ kind: 'x509', spiffe: parsed.value });
+
+  identify(request: DecodedRequest): Outcome<Identity> | Promise<Outcome<Identity>> {
+    const transport = this.transport(request);
+    if (!transport.ok) return transport;
+    const token = this.token(request);
+    if (token === null || this.jwt === null) return ok(transport.value === null ? ANONYMOUS : { ...transport.value, jwt: null });
+    return this.jwt.verify(token, request.epochSeconds).then((verified) => (verified.ok ? this.combine(transport.value, verified.value) : verified));
+  }
+
+  private transport(request: DecodedRequest): Outcome<Transport> {
+    const { principal, certificate, address } = request.source;
+    let transport: Transport = null;
+    if (principal !== '') {
+      const peer = this.trusted(parseSpiffeId(principal));
+      if (!peer.ok) return peer;
+      if (certificate !== '') {
+        const svid = checkX509Svid(certificate, principal);
+        if (!svid.ok) return svid;
+      }
+      transport = { kind: 'x509', spiffe: peer.value };
+    }
+    const xfcc = request.headers.get(XFCC);
+    if (xfcc === undefined) return ok(transport);
+    const fromTrustedHop = (principal !== '' && this.trustedHops.has(principal)) || (this.trustedAddresses !== null && address !== '' && checkAddress(this.trustedAddresses, address));
+    if (!fromTrustedHop) {
+      this.stats.xfccIgnored++;
+      return ok(transport);
+    }
+    const elements = parseXfcc(xfcc);
+    if (elements === null) return deny('invalid_identity', 'x-forwarded-client-cert from a trusted hop is malformed');
+    const uris = (elements[elements.length - 1] as (typeof elements)[number]).values('URI');
+    if (uris.length !== 1) return deny('invalid_identity', `x-forwarded-client-cert names ${uris.length} URIs for the client, must name exactly one`);
+    const client = this.trusted(parseSpiffeId(uris[0] as string));
+    if (!client.ok) return client;
+    return ok({ kind: 'xfcc', spiffe: client.value });
+  }
+
+  private trusted(parsed: Outcome<SpiffeId>): Outcome<SpiffeId> {
+    if (parsed.ok && !this.trustDomains.has(parsed.value.trustDomain)) {
+      return deny('untrusted_domain', `trust domain "${parsed.value.trustDomain}" is not configured in trustDomains`);
+    }
+    return parsed;
+  }
+
+  /** The JWT-SVID presented, or null when none is. A non-Bearer authorization is not ours. */
+  private token(request: DecodedRequest): string | null {
+    if (this.jwtHeader === null) return null;
+    const value = request.headers.get(this.jwtHeader);
+    if (value === undefined) return null;
+    if (this.jwtHeader !== 'authorization') return value.trim();
+    return BEARER.test(value) ? value.replace(BEARER, '').trim() : null;
+  }
+
+  private combine(transport: Transport, jwt: JwtSvid): Outcome<Identity> {
+    const fromJwt: Identity = { kind: 'jwt-svid', spiffe: jwt.spiffe, jwt };
+    if (transport === null) return ok(fromJwt);
+    if (transport.spiffe.id === jwt.spiffe.id) {
+      return ok(this.precedence === 'jwt-svid' ? fromJwt : { ...transport, jwt });
+    }
+    if (this.precedence === 'jwt-svid') return ok(fromJwt);
+    if (this.precedence === 'x509') return ok({ ...transport, jwt: null });
+    return deny('identity_conflict', `the ${transport.kind === 'x509' ? 'mTLS peer' : 'forwarded client certificate'} is ${transport.spiffe.id} but the JWT-SVID is for ${jwt.spiffe.id}`);
+  }
+}
+
+function blockList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [ip, bits] = entry.split('/') as [string, string | undefined];
+    const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(ip, family);
+    else list.addSubnet(ip, Number(bits), family);
+  }
+  return list;
+}
+
+function checkAddress(list: BlockList, address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');
 }

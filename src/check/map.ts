@@ -10,6 +10,7 @@ import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js'
 import { isJsonContentType, parseJsonBody } from './body.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
+import type { WorkloadGroups } from '../identity/groups.js';
 import { deny, ok, type Outcome } from './reasons.js';
 import type { CompiledRoute, RouteTable } from './routes.js';
 
@@ -24,6 +25,7 @@ export interface MapInputs {
   readonly config: MandateConfig;
   readonly routes: RouteTable;
   readonly engine: PolicyEngine;
+  readonly groups: WorkloadGroups;
 }
 
 export function mapRequest(request: DecodedRequest, identity: Identity, inputs: MapInputs): Outcome<MappedRequest> {
@@ -46,6 +48,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     destination: { address: request.destination.address, port: request.destination.port, principal: request.destination.principal },
     time: { epochSeconds: request.epochSeconds },
     extensions: request.extensions,
+    identity: identityContext(identity),
   };
   if (route.body) {
     if (request.body === null) return deny('bad_request', `${route.action} expects a JSON body and Envoy sent none (with_request_body)`);
@@ -60,12 +63,17 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     context['body'] = body.value;
   }
 
-  const principal = identity.kind === 'anonymous' ? ANONYMOUS_PRINCIPAL : { type: 'Workload', id: identity.spiffe.id };
   const resource = { type: route.resourceType, id: route.buildResourceId(params) };
-  const own: EntityJson[] = [
-    entityWithStaticParents(inputs.engine, principal, identity.kind === 'x509' ? { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path } : {}),
-    entityWithStaticParents(inputs.engine, resource, {}),
-  ];
+  let principal: EntityUid = ANONYMOUS_PRINCIPAL;
+  let principalEntity: EntityJson;
+  if (identity.kind === 'anonymous') {
+    principalEntity = entityWithStaticParents(inputs.engine, principal, {}, []);
+  } else {
+    principal = { type: 'Workload', id: identity.spiffe.id };
+    const attrs = { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path };
+    principalEntity = entityWithStaticParents(inputs.engine, principal, attrs, inputs.groups.size === 0 ? [] : inputs.groups.groupsFor(identity.spiffe.id));
+  }
+  const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, [])];
   return ok({
     route,
     cedar: {
@@ -79,10 +87,23 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
 }
 
 /** The request's own entity, keeping the parents and attributes the static entities file gives it. */
-function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>): EntityJson {
+function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>, extraParents: EntityUid[]): EntityJson {
   const known = engine.staticEntity(uid);
-  if (known === undefined) return { uid, attrs, parents: [] };
-  return { uid, attrs: { ...known.attrs, ...attrs }, parents: known.parents, ...(known.tags ? { tags: known.tags } : {}) };
+  if (known === undefined) return { uid, attrs, parents: extraParents };
+  const parents = extraParents.length === 0 ? known.parents : [...known.parents, ...extraParents];
+  return { uid, attrs: { ...known.attrs, ...attrs }, parents, ...(known.tags ? { tags: known.tags } : {}) };
+}
+
+/** context.identity: how the caller was identified (docs/identity.md). */
+function identityContext(identity: Identity): Context {
+  if (identity.kind === 'anonymous') return { kind: 'anonymous', trustDomain: '' };
+  const out: Context = { kind: identity.kind, trustDomain: identity.spiffe.trustDomain };
+  if (identity.jwt !== null) {
+    out['aud'] = [...identity.jwt.aud];
+    out['exp'] = identity.jwt.exp;
+    if (identity.jwt.iat !== null) out['iat'] = identity.jwt.iat;
+  }
+  return out;
 }
 
 function pickHeaders(headers: ReadonlyMap<string, string>, allowlist: readonly string[]): Record<string, string> {

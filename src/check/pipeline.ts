@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { MandateConfig } from '../config/types.js';
 import type { CedarRequest, PolicyEngine } from '../policy/engine.js';
 import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
-import { identify, type Identity } from './identify.js';
+import type { Identifier, Identity } from './identify.js';
+import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest } from './map.js';
 import type { ReasonCode } from './reasons.js';
 import type { RouteTable } from './routes.js';
@@ -14,7 +15,8 @@ export interface DecisionState {
   readonly config: MandateConfig;
   readonly routes: RouteTable;
   readonly engine: PolicyEngine;
-  readonly trustDomains: ReadonlySet<string>;
+  readonly identifier: Identifier;
+  readonly groups: WorkloadGroups;
 }
 
 export interface Decision {
@@ -33,11 +35,11 @@ export interface Decision {
   readonly cedar: CedarRequest | null;
 }
 
-export function createDecisionState(config: MandateConfig, routes: RouteTable, engine: PolicyEngine): DecisionState {
-  return Object.freeze({ config, routes, engine, trustDomains: new Set(config.trustDomains) });
+export function createDecisionState(config: MandateConfig, routes: RouteTable, engine: PolicyEngine, identifier: Identifier, groups: WorkloadGroups): DecisionState {
+  return Object.freeze({ config, routes, engine, identifier, groups });
 }
 
-export function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now()): Decision {
+export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now()): Promise<Decision> {
   const decisionId = randomUUID();
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
@@ -49,7 +51,7 @@ export function decide(message: CheckRequestMessage, state: DecisionState, nowMs
     const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000));
     if (!decoded.ok) return denied(decoded.code, decoded.message);
     // 2. identify
-    const identity = identify(decoded.value, state);
+    const identity = await state.identifier.identify(decoded.value);
     if (!identity.ok) return denied(identity.code, identity.message);
     // 3. map
     const mapped = mapRequest(decoded.value, identity.value, state);

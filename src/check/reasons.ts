@@ -36,6 +36,21 @@ export const REASONS = {
     httpStatus: 401,
     message: 'the peer identity belongs to a trust domain this decision point does not trust',
   },
+  invalid_token: {
+    grpcCode: GRPC_UNAUTHENTICATED,
+    httpStatus: 401,
+    message: 'the workload token was refused',
+  },
+  token_expired: {
+    grpcCode: GRPC_UNAUTHENTICATED,
+    httpStatus: 401,
+    message: 'the workload token has expired',
+  },
+  identity_conflict: {
+    grpcCode: GRPC_UNAUTHENTICATED,
+    httpStatus: 401,
+    message: 'the request carries two identities that name different workloads',
+  },
   no_route: {
     grpcCode: GRPC_PERMISSION_DENIED,
     httpStatus: 403,

@@ -47,7 +47,7 @@ export function respond(decision: Decision, config: Pick<MandateConfig, 'explain
     const headersToRemove: string[] = [];
     if (config.principalHeader !== null) {
       // Always overwrite or strip: a client must never be able to supply this header itself.
-      if (decision.identity?.kind === 'x509') headers.push(header(config.principalHeader, decision.identity.spiffe.id));
+      if (decision.identity !== null && decision.identity.kind !== 'anonymous') headers.push(header(config.principalHeader, decision.identity.spiffe.id));
       else headersToRemove.push(config.principalHeader);
     }
     return { status: { code: GRPC_OK }, okResponse: { headers, headersToRemove }, dynamicMetadata };

@@ -42,7 +42,9 @@ export async function runCheck(args: string[]): Promise<number> {
     process.stderr.write(`mandate check: not a CheckRequest in proto3 JSON form: ${(err as Error).message}\n`);
     return 1;
   }
-  const decision = decide(message, runtime.state());
+  await runtime.bundles.start();
+  const decision = await decide(message, runtime.state());
+  runtime.bundles.stop();
   const response = respond(decision, runtime.config);
   const out: Record<string, unknown> = {
     decision: decision.allowed ? 'allow' : 'deny',

@@ -7,11 +7,17 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { MandateConfig } from '../config/types.js';
 import { PolicyLoadError } from '../policy/loader.js';
 import { PolicyStore } from '../policy/store.js';
+import { Identifier } from '../check/identify.js';
+import { BundleError, BundleSet } from '../identity/bundles.js';
+import { WorkloadGroups } from '../identity/groups.js';
 
 export interface Runtime {
   readonly config: MandateConfig;
   readonly routes: RouteTable;
   readonly store: PolicyStore;
+  readonly bundles: BundleSet;
+  readonly identifier: Identifier;
+  readonly groups: WorkloadGroups;
   state(): DecisionState;
 }
 
@@ -28,10 +34,14 @@ export function loadRuntime(file: string | null, listen?: string): Runtime {
     const config = loadConfig({ file, listen });
     const routes = new RouteTable(config.routes, config.application);
     const store = PolicyStore.open(config);
-    return { config, routes, store, state: () => createDecisionState(config, routes, store.current) };
+    const bundles = BundleSet.open(config.identity.bundles);
+    const identifier = new Identifier(config, bundles);
+    const groups = new WorkloadGroups(config.identity.groups);
+    return { config, routes, store, bundles, identifier, groups, state: () => createDecisionState(config, routes, store.current, identifier, groups) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);
     if (err instanceof PolicyLoadError) throw new StartupError(err.problems);
+    if (err instanceof BundleError) throw new StartupError([err.message]);
     throw err;
   }
 }

@@ -20,12 +20,17 @@ export async function runServe(args: string[]): Promise<number> {
     process.stderr.write('mandate: not started\n');
     return 1;
   }
-  const { config, store, routes } = runtime;
+  const { config, store, routes, bundles, identifier, groups } = runtime;
+  bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
+  bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
+  await bundles.start();
   const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open(config.decisionLog.sink, config.decisionLog.maxBufferBytes);
   const server = await startServer({
     config,
     store,
     routes,
+    identifier,
+    groups,
     logger,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
@@ -44,7 +49,10 @@ export async function runServe(args: string[]): Promise<number> {
     }
   };
   const stopWatching = config.watch ? store.watch(report('watch')) : () => undefined;
-  process.on('SIGHUP', () => report('SIGHUP')(store.reload()));
+  process.on('SIGHUP', () => {
+    report('SIGHUP')(store.reload());
+    bundles.reloadFiles();
+  });
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -53,6 +61,7 @@ export async function runServe(args: string[]): Promise<number> {
       stopping = true;
       logger.info('draining', { signal, graceMs: config.shutdownGraceMs });
       stopWatching();
+      bundles.stop();
       server
         .shutdown(config.shutdownGraceMs)
         .then(async (how) => {

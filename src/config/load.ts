@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
+import { parseIdentityConfig } from './identity.js';
 import { importOpenApiRoutes } from './openapi.js';
 import { HTTP_METHODS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
@@ -16,7 +17,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -124,6 +125,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     watch: readBoolean(top, 'watch', 'config', DEFAULTS.watch),
     shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),
     decisionLog,
+    identity: parseIdentityConfig(top['identity'], baseDir, trustDomains),
   });
 }
 

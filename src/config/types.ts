@@ -1,5 +1,7 @@
 // The validated, frozen configuration every other module receives. Built once by load.ts.
 
+import type { IdentityConfig } from './identity.js';
+
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
@@ -44,6 +46,7 @@ export interface MandateConfig {
   readonly watch: boolean;
   /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
   readonly shutdownGraceMs: number;
+  readonly identity: IdentityConfig;
   readonly decisionLog: {
     /** 'stdout', 'off', or an absolute file path (appended to). */
     readonly sink: string;

@@ -8,6 +8,8 @@ import { decide, createDecisionState, type Decision, type DecisionState } from '
 import { respond } from '../check/respond.js';
 import type { CheckRequestMessage } from '../check/decode.js';
 import type { RouteTable } from '../check/routes.js';
+import type { Identifier } from '../check/identify.js';
+import type { WorkloadGroups } from '../identity/groups.js';
 import type { MandateConfig } from '../config/types.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Logger } from '../telemetry/log.js';
@@ -27,16 +29,18 @@ export interface StartOptions {
   readonly config: MandateConfig;
   readonly store: PolicyStore;
   readonly routes: RouteTable;
+  readonly identifier: Identifier;
+  readonly groups: WorkloadGroups;
   readonly logger: Logger;
   /** Called after each answer is sent, with the time the decision took. */
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
-  const { config, store, routes, logger } = options;
-  let state = createDecisionState(config, routes, store.current);
+  const { config, store, routes, identifier, groups, logger } = options;
+  let state = createDecisionState(config, routes, store.current, identifier, groups);
   store.onSwap((engine) => {
-    state = createDecisionState(config, routes, engine);
+    state = createDecisionState(config, routes, engine, identifier, groups);
   });
 
   const health = new HealthService([AUTHORIZATION_SERVICE_NAME]);
@@ -48,9 +52,9 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   });
 
   server.addService(AUTHORIZATION_SERVICE, {
-    Check: (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
+    Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
-      const decision = decide(call.request, state);
+      const decision = await decide(call.request, state);
       let response: unknown;
       try {
         response = respond(decision, config);

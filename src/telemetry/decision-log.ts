@@ -36,7 +36,7 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
     time: new Date(now).toISOString(),
     decision: decision.allowed ? 'allow' : 'deny',
     code: decision.code,
-    workload: decision.identity?.kind === 'x509' ? decision.identity.spiffe.id : null,
+    workload: decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.id : null,
     action: decision.action,
     resource: decision.resource,
     determiningPolicies: decision.determining,

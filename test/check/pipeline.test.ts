@@ -15,13 +15,13 @@ import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 describe('decide fails closed', () => {
   const runtime = loadRuntime(EMBEDDED_CONFIG);
 
-  it('denies with internal_error when reading the request throws', () => {
+  it('denies with internal_error when reading the request throws', async () => {
     const hostile = {
       get attributes(): never {
         throw new Error('boom');
       },
     } as unknown as CheckRequestMessage;
-    const decision = decide(hostile, runtime.state());
+    const decision = await decide(hostile, runtime.state());
     assert.equal(decision.allowed, false);
     assert.equal(decision.code, 'internal_error');
     assert.equal(decision.message, 'unexpected error: boom');
@@ -31,7 +31,7 @@ describe('decide fails closed', () => {
     assert.equal(JSON.parse(response.deniedResponse?.body ?? '').message, 'the decision point failed to decide; the request is denied');
   });
 
-  it('denies with internal_error when Cedar refuses the entities it was given', () => {
+  it('denies with internal_error when Cedar refuses the entities it was given', async () => {
     // A schema whose Workload has no `path` attribute: the per-request principal no longer fits.
     const { dir, config } = copyExample();
     const schema = join(dir, 'schema.cedarschema');
@@ -39,14 +39,14 @@ describe('decide fails closed', () => {
     const entities = join(dir, 'entities.json');
     writeFileSync(entities, readFileSync(entities, 'utf8').replace(', "path": "/ns/support/sa/support-agent"', ''));
     const broken = loadRuntime(config);
-    const decision = decide(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as CheckRequestMessage, broken.state());
+    const decision = await decide(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as CheckRequestMessage, broken.state());
     assert.equal(decision.allowed, false);
     assert.equal(decision.code, 'internal_error');
     assert.match(decision.message ?? '', /attribute `path` on `Workload::.*` should not exist according to the schema/);
   });
 
-  it('puts the determining policies into the deny body only when explain is on', () => {
-    const decision = decide(checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
+  it('puts the determining policies into the deny body only when explain is on', async () => {
+    const decision = await decide(checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
     assert.equal(decision.code, 'policy_denied');
     const withExplain = JSON.parse(respond(decision, { explain: true, principalHeader: null }).deniedResponse?.body ?? '');
     const without = JSON.parse(respond(decision, { explain: false, principalHeader: null }).deniedResponse?.body ?? '');
@@ -54,8 +54,8 @@ describe('decide fails closed', () => {
     assert.equal('determiningPolicies' in without, false);
   });
 
-  it('allows only through an explicit permit', () => {
-    const decision = decide(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
+  it('allows only through an explicit permit', async () => {
+    const decision = await decide(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as CheckRequestMessage, runtime.state());
     assert.equal(decision.allowed, true);
     assert.deepEqual(decision.determining, ['support-read-tickets']);
   });

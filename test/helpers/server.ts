@@ -25,8 +25,12 @@ export interface RunningServer {
 
 export async function startExampleServer(configFile = EMBEDDED_CONFIG): Promise<RunningServer> {
   const runtime = loadRuntime(configFile, '127.0.0.1:0');
+  await runtime.bundles.start();
   const server = await startServer({ ...runtime, logger: createLogger('silent') });
-  return { server, runtime, address: server.address, close: async () => void (await server.shutdown(1000)) };
+  return { server, runtime, address: server.address, close: async () => {
+    runtime.bundles.stop();
+    await server.shutdown(1000);
+  } };
 }
 
 /** A private copy of the example, so a test can edit policies without touching the repo. */

@@ -104,7 +104,7 @@ describe('CheckResponse wire compatibility', () => {
     allowed: true,
     code: null,
     message: null,
-    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' } },
+    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' }, jwt: null },
     action: 'GET /tickets/{id}',
     resource: 'Ticket::"1"',
     determining: ['support-read-tickets'],

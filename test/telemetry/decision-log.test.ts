@@ -12,7 +12,7 @@ function decision(n: number, allowed: boolean): Decision {
     allowed,
     code: allowed ? null : 'policy_denied',
     message: null,
-    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' } },
+    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' }, jwt: null },
     action: 'GET /tickets/{id}',
     resource: 'Ticket::"1"',
     determining: allowed ? ['support-read-tickets'] : ['no-agent-internal-tickets'],

@@ -1,0 +1,35 @@
+// Workload groups by SPIFFE ID pattern, e.g. spiffe://example.org/ns/support/* -> WorkloadGroup::"support".
+// "*" stands for one path segment; a trailing "/*" for one or more. Compiled once at load.
+
+import type { EntityUid } from '../policy/engine.js';
+
+interface CompiledGroup {
+  readonly pattern: RegExp;
+  readonly group: EntityUid;
+}
+
+export class WorkloadGroups {
+  private readonly compiled: readonly CompiledGroup[];
+
+  constructor(groups: readonly { readonly match: string; readonly group: string }[]) {
+    this.compiled = groups.map(({ match, group }) => {
+      const sep = group.lastIndexOf('::"');
+      const escaped = match.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+      const source = escaped.endsWith('/*') ? `${escaped.slice(0, -2).replace(/\*/g, '[^/]+')}/.+` : escaped.replace(/\*/g, '[^/]+');
+      return {
+        pattern: new RegExp(`^${source}$`),
+        group: { type: group.slice(0, sep), id: group.slice(sep + 3, -1) },
+      };
+    });
+  }
+
+  get size(): number {
+    return this.compiled.length;
+  }
+
+  groupsFor(spiffeId: string): EntityUid[] {
+    const out: EntityUid[] = [];
+    for (const g of this.compiled) if (g.pattern.test(spiffeId)) out.push(g.group);
+    return out;
+  }
+}
