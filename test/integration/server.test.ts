@@ -20,6 +20,7 @@ const EXAMPLE_DENY_CODES: Record<string, ReasonCode> = {
   'deny-support-critical-case.json': 'policy_denied',
   'deny-support-internal-ticket.json': 'policy_denied',
   'deny-support-production-datastore.json': 'no_route',
+  'deny-support-namespace-bot-read-ticket.json': 'policy_denied',
   'deny-untrusted-domain.json': 'untrusted_domain',
 };
 
