@@ -16,6 +16,7 @@ import { EMBEDDED_CONFIG } from '../src/config/load.js';
 import { kPackageRoot } from '../src/package-root.js';
 import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../src/server/protos.js';
 import { compare, type Result } from './stats.js';
+import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
 
 const { values } = parseArgs({
@@ -61,6 +62,7 @@ const sections: Record<string, Result[]> = {
     },
     ms,
   ),
+  identity: await compare(await identityOps(), ms),
   check: await compare(
     {
       'baseline: decode + encode OK (no-op server work)': baseline,

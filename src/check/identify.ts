@@ -15,7 +15,7 @@ import type { MandateConfig } from '../config/types.js';
 import type { BundleSet } from '../identity/bundles.js';
 import { JwtSvidVerifier, type JwtSvid } from '../identity/jwt-svid.js';
 import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
-import { checkX509Svid } from '../identity/x509.js';
+import { X509SvidChecker } from '../identity/x509.js';
 import { parseXfcc } from '../identity/xfcc.js';
 import type { DecodedRequest } from './decode.js';
 import { deny, ok, type Outcome } from './reasons.js';
@@ -40,6 +40,7 @@ type Transport = { readonly kind: 'x509' | 'xfcc'; readonly spiffe: SpiffeId } |
 export class Identifier {
   readonly stats: IdentityStats = { xfccIgnored: 0 };
   readonly jwt: JwtSvidVerifier | null;
+  readonly certificates = new X509SvidChecker();
   private readonly trustDomains: ReadonlySet<string>;
   private readonly trustedHops: ReadonlySet<string>;
   private readonly trustedAddresses: BlockList | null;
@@ -71,7 +72,7 @@ export class Identifier {
       const peer = this.trusted(parseSpiffeId(principal));
       if (!peer.ok) return peer;
       if (certificate !== '') {
-        const svid = checkX509Svid(certificate, principal);
+        const svid = this.certificates.check(certificate, principal);
         if (!svid.ok) return svid;
       }
       transport = { kind: 'x509', spiffe: peer.value };

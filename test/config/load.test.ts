@@ -39,6 +39,16 @@ describe('parseConfig', () => {
     ['a token-like header in the context', { ...MINIMAL, context: { headers: ['x-access-token'] } }, 'config.context.headers[0]: "x-access-token" carries credentials'],
     ['explain that is not a boolean', { ...MINIMAL, explain: 'yes' }, 'config.explain: must be true or false'],
     ['a config that is a list', [], 'config: must be a mapping'],
+    ['jwtSvid without audiences', { ...MINIMAL, trustDomains: ['example.org'], identity: { jwtSvid: {}, bundles: [{ trustDomain: 'example.org', file: 'b.json' }] } }, 'config.identity.jwtSvid.audiences: is required'],
+    ['jwtSvid without bundles', { ...MINIMAL, trustDomains: ['example.org'], identity: { jwtSvid: { audiences: ['m'] } } }, 'config.identity.bundles: is required when jwtSvid is set'],
+    ['a bundle for a trust domain that is not trusted', { ...MINIMAL, trustDomains: ['example.org'], identity: { bundles: [{ trustDomain: 'other.org', file: 'b.json' }] } }, 'config.identity.bundles[0].trustDomain: "other.org" is not in trustDomains'],
+    ['a bundle with both file and url', { ...MINIMAL, trustDomains: ['example.org'], identity: { bundles: [{ trustDomain: 'example.org', file: 'b.json', url: 'https://x' }] } }, 'config.identity.bundles[0]: needs exactly one of file or url'],
+    ['a bundle URL over plain HTTP', { ...MINIMAL, trustDomains: ['example.org'], identity: { bundles: [{ trustDomain: 'example.org', url: 'http://spire/keys' }] } }, 'config.identity.bundles[0].url: must be an https:// URL'],
+    ['a trusted XFCC peer that is not a SPIFFE ID', { ...MINIMAL, identity: { xfcc: { trustedPeers: ['front-proxy'] } } }, 'config.identity.xfcc.trustedPeers[0]: "front-proxy" is not a SPIFFE ID'],
+    ['a trusted XFCC address that is not an address', { ...MINIMAL, identity: { xfcc: { trustedAddresses: ['10.0.0.0/33'] } } }, 'config.identity.xfcc.trustedAddresses[0]: "10.0.0.0/33" is not an IP address or CIDR block'],
+    ['an unknown precedence', { ...MINIMAL, identity: { precedence: 'newest' } }, 'config.identity.precedence: must be none, x509 or jwt-svid'],
+    ['a group that is not an entity reference', { ...MINIMAL, identity: { groups: [{ match: 'spiffe://a/*', group: 'support' }] } }, 'config.identity.groups[0].group: "support" is not a Cedar entity reference'],
+    ['an unknown identity key', { ...MINIMAL, identity: { mtls: true } }, 'config.identity.mtls: unknown key'],
   ];
   for (const [name, raw, message] of errors) {
     it(`rejects ${name}, naming the field`, () => {

@@ -58,6 +58,8 @@ export interface CertOptions {
   subject?: string;
   uris?: string[];
   dns?: string[];
+  /** IPv4 addresses, as iPAddress SANs. */
+  ips?: string[];
   ca?: boolean;
   /** undefined: no KeyUsage extension at all. */
   keyUsage?: number[];
@@ -86,6 +88,7 @@ export function makeCertificate(options: CertOptions = {}): Cert {
   const sans = [
     ...(options.uris ?? []).map((u) => tlv(0x86, Buffer.from(u))),
     ...(options.dns ?? []).map((d) => tlv(0x82, Buffer.from(d))),
+    ...(options.ips ?? []).map((ip) => tlv(0x87, Buffer.from(ip.split('.').map(Number)))),
   ];
   if (sans.length > 0) extensions.push(seq(oid('2.5.29.17'), octet(seq(...sans))));
   const alg = seq(oid('1.2.840.10045.4.3.2'));

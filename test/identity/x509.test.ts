@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { checkX509Svid } from '../../src/identity/x509.js';
+import { checkX509Svid, X509SvidChecker } from '../../src/identity/x509.js';
 import { KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, makeCertificate, makeSvid } from '../helpers/certs.js';
 
 const ID = 'spiffe://example.org/ns/support/sa/support-agent';
@@ -42,4 +42,25 @@ describe('checkX509Svid', () => {
       });
     });
   }
+});
+
+describe('X509SvidChecker', () => {
+  it('serves a certificate that passed from its cache, still comparing the principal', () => {
+    const checker = new X509SvidChecker(2);
+    const cert = makeSvid(ID).urlEncoded;
+    assert.equal(checker.check(cert, ID).ok, true);
+    assert.equal(checker.check(cert, ID).ok, true);
+    assert.equal(checker.hits, 1);
+    const other = checker.check(cert, 'spiffe://example.org/ns/other');
+    assert.equal(!other.ok && other.code, 'invalid_identity');
+    assert.equal(checker.hits, 2);
+  });
+
+  it('never caches a refusal', () => {
+    const checker = new X509SvidChecker();
+    const ca = makeSvid(ID, { ca: true, keyUsage: [KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN] }).urlEncoded;
+    assert.equal(checker.check(ca, ID).ok, false);
+    assert.equal(checker.check(ca, ID).ok, false);
+    assert.equal(checker.hits, 0);
+  });
 });
