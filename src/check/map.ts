@@ -12,11 +12,12 @@ import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { deny, ok, type Outcome } from './reasons.js';
-import type { CompiledRoute, RouteTable } from './routes.js';
+import type { CompiledRoute, RouteMatch, RouteTable } from './routes.js';
 
 export const ANONYMOUS_PRINCIPAL: EntityUid = Object.freeze({ type: 'Unauthenticated', id: 'anonymous' });
 
 export interface MappedRequest {
+  readonly match: RouteMatch;
   readonly route: CompiledRoute;
   readonly cedar: CedarRequest;
 }
@@ -64,17 +65,12 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
   }
 
   const resource = { type: route.resourceType, id: route.buildResourceId(params) };
-  let principal: EntityUid = ANONYMOUS_PRINCIPAL;
-  let principalEntity: EntityJson;
-  if (identity.kind === 'anonymous') {
-    principalEntity = entityWithStaticParents(inputs.engine, principal, {}, []);
-  } else {
-    principal = { type: 'Workload', id: identity.spiffe.id };
-    const attrs = { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path };
-    principalEntity = entityWithStaticParents(inputs.engine, principal, attrs, inputs.groups.size === 0 ? [] : inputs.groups.groupsFor(identity.spiffe.id));
-  }
+  if (route.tool !== null) context['tool'] = route.tool;
+  const principalEntity = buildPrincipal(identity, inputs);
+  const principal = principalEntity.uid as EntityUid;
   const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, [])];
   return ok({
+    match: matched.value,
     route,
     cedar: {
       principal,
@@ -84,6 +80,19 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
       entities: inputs.engine.entitiesFor(own),
     },
   });
+}
+
+/** The principal entity for an identity: Workload with its attributes, static parents and pattern groups. */
+export function buildPrincipal(identity: Identity, inputs: Pick<MapInputs, 'engine' | 'groups'>): EntityJson {
+  if (identity.kind === 'anonymous') return entityWithStaticParents(inputs.engine, ANONYMOUS_PRINCIPAL, {}, []);
+  const uid = { type: 'Workload', id: identity.spiffe.id };
+  const attrs = { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path };
+  return entityWithStaticParents(inputs.engine, uid, attrs, inputs.groups.size === 0 ? [] : inputs.groups.groupsFor(identity.spiffe.id));
+}
+
+/** An entity for a resource, keeping what the static entities file says of it. */
+export function buildResource(uid: EntityUid, inputs: Pick<MapInputs, 'engine'>): EntityJson {
+  return entityWithStaticParents(inputs.engine, uid, {}, []);
 }
 
 /** The request's own entity, keeping the parents and attributes the static entities file gives it. */

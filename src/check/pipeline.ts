@@ -10,6 +10,7 @@ import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest } from './map.js';
 import type { ReasonCode } from './reasons.js';
 import type { RouteTable } from './routes.js';
+import { countCall, resolveTask, taskContext, type TaskDeps } from './task.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -17,6 +18,8 @@ export interface DecisionState {
   readonly engine: PolicyEngine;
   readonly identifier: Identifier;
   readonly groups: WorkloadGroups;
+  /** null when task tokens are not enabled. */
+  readonly tasks: TaskDeps | null;
 }
 
 export interface Decision {
@@ -35,8 +38,15 @@ export interface Decision {
   readonly cedar: CedarRequest | null;
 }
 
-export function createDecisionState(config: MandateConfig, routes: RouteTable, engine: PolicyEngine, identifier: Identifier, groups: WorkloadGroups): DecisionState {
-  return Object.freeze({ config, routes, engine, identifier, groups });
+export function createDecisionState(
+  config: MandateConfig,
+  routes: RouteTable,
+  engine: PolicyEngine,
+  identifier: Identifier,
+  groups: WorkloadGroups,
+  tasks: TaskDeps | null,
+): DecisionState {
+  return Object.freeze({ config, routes, engine, identifier, groups, tasks });
 }
 
 export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now()): Promise<Decision> {
@@ -58,13 +68,22 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     if (!mapped.ok) return denied(mapped.code, mapped.message, { identity: identity.value });
     const { cedar } = mapped.value;
     const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar };
-    // 4. evaluate
+    // 4. task: the task token, its binding and the task's live state
+    const task = await resolveTask(decoded.value, identity.value, mapped.value.match, state.tasks, Math.floor(nowMs / 1000));
+    if (!task.ok) return denied(task.code, task.message, about);
+    if (task.value !== null) (cedar.context as Record<string, unknown>)['task'] = taskContext(task.value);
+    // 5. evaluate
     const evaluated = state.engine.evaluate(cedar);
     if (!evaluated.ok) return denied(evaluated.code, evaluated.message, about);
     const { decision, determining, errors } = evaluated.value;
     if (decision !== 'allow') {
       const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
       return denied(code, undefined, { ...about, determining, errors });
+    }
+    // 6. count the call against the task's budget, atomically, now that it is allowed
+    if (task.value !== null && state.tasks !== null) {
+      const counted = await countCall(state.tasks.store, task.value);
+      if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors });
     }
     return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion };
   } catch (err) {

@@ -5,6 +5,7 @@
 // google.rpc.Code values (https://github.com/grpc/grpc/blob/master/doc/statuscodes.md).
 export const GRPC_OK = 0;
 export const GRPC_INVALID_ARGUMENT = 3;
+export const GRPC_NOT_FOUND = 5;
 export const GRPC_PERMISSION_DENIED = 7;
 export const GRPC_RESOURCE_EXHAUSTED = 8;
 export const GRPC_INTERNAL = 13;
@@ -60,6 +61,41 @@ export const REASONS = {
     grpcCode: GRPC_PERMISSION_DENIED,
     httpStatus: 403,
     message: 'denied by policy',
+  },
+  task_required: {
+    grpcCode: GRPC_PERMISSION_DENIED,
+    httpStatus: 403,
+    message: 'this route requires a task token (txn-token header)',
+  },
+  token_binding_mismatch: {
+    grpcCode: GRPC_PERMISSION_DENIED,
+    httpStatus: 403,
+    message: 'the task token was issued to another workload',
+  },
+  task_revoked: {
+    grpcCode: GRPC_PERMISSION_DENIED,
+    httpStatus: 403,
+    message: 'the task has ended, expired or is unknown',
+  },
+  tenant_mismatch: {
+    grpcCode: GRPC_PERMISSION_DENIED,
+    httpStatus: 403,
+    message: 'the request targets a tenant other than the task\'s',
+  },
+  budget_exhausted: {
+    grpcCode: GRPC_RESOURCE_EXHAUSTED,
+    httpStatus: 429,
+    message: 'the task has used all the calls it was granted',
+  },
+  not_found: {
+    grpcCode: GRPC_NOT_FOUND,
+    httpStatus: 404,
+    message: 'no such task or approval',
+  },
+  state_unavailable: {
+    grpcCode: GRPC_UNAVAILABLE,
+    httpStatus: 503,
+    message: 'task state cannot be read right now; the request is denied',
   },
   bad_request: {
     grpcCode: GRPC_INVALID_ARGUMENT,

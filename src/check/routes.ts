@@ -19,6 +19,8 @@ export interface CompiledRoute {
   readonly buildResourceId: (params: Readonly<Record<string, string>>) => string;
   readonly paramNames: readonly string[];
   readonly body: boolean;
+  readonly tool: string | null;
+  readonly requireTask: boolean;
 }
 
 export interface RouteMatch {
@@ -166,6 +168,8 @@ function compileRoute(config: RouteConfig, application: string): CompiledRoute {
     buildResourceId: compileIdTemplate(idTemplate),
     paramNames,
     body: config.body,
+    tool: config.tool,
+    requireTask: config.requireTask,
   };
 }
 

@@ -10,6 +10,18 @@ import { PolicyStore } from '../policy/store.js';
 import { Identifier } from '../check/identify.js';
 import { BundleError, BundleSet } from '../identity/bundles.js';
 import { WorkloadGroups } from '../identity/groups.js';
+import type { TaskDeps } from '../check/task.js';
+import { KeyFileError, KeyRing } from '../tasks/keys.js';
+import { MemoryTaskStore } from '../tasks/memory-store.js';
+import { RedisTaskStore } from '../tasks/redis-store.js';
+
+export interface RuntimeOptions {
+  readonly listen?: string | undefined;
+  readonly adminListen?: string | undefined;
+  /** serve: create the task key file if missing; validate: leave task state alone. */
+  readonly mode?: 'serve' | 'check' | 'validate';
+  readonly onStoreError?: (message: string) => void;
+}
 
 export interface Runtime {
   readonly config: MandateConfig;
@@ -18,6 +30,8 @@ export interface Runtime {
   readonly bundles: BundleSet;
   readonly identifier: Identifier;
   readonly groups: WorkloadGroups;
+  /** null when the config has no tasks section (or in validate mode). */
+  readonly tasks: TaskDeps | null;
   state(): DecisionState;
 }
 
@@ -29,19 +43,28 @@ export class StartupError extends Error {
   }
 }
 
-export function loadRuntime(file: string | null, listen?: string): Runtime {
+export function loadRuntime(file: string | null, options: RuntimeOptions = {}): Runtime {
   try {
-    const config = loadConfig({ file, listen });
+    const config = loadConfig({ file, listen: options.listen, adminListen: options.adminListen });
     const routes = new RouteTable(config.routes, config.application);
     const store = PolicyStore.open(config);
     const bundles = BundleSet.open(config.identity.bundles);
     const identifier = new Identifier(config, bundles);
     const groups = new WorkloadGroups(config.identity.groups);
-    return { config, routes, store, bundles, identifier, groups, state: () => createDecisionState(config, routes, store.current, identifier, groups) };
+    const mode = options.mode ?? 'check';
+    let tasks: TaskDeps | null = null;
+    if (config.tasks !== null && mode !== 'validate') {
+      const keys = KeyRing.open(config.tasks.keyFile, { create: mode === 'serve' });
+      const taskStore = config.tasks.store.kind === 'redis'
+        ? new RedisTaskStore(config.tasks.store.url, config.tasks.store.keyPrefix, options.onStoreError === undefined ? {} : { onError: options.onStoreError })
+        : new MemoryTaskStore();
+      tasks = { config: config.tasks, keys, store: taskStore };
+    }
+    return { config, routes, store, bundles, identifier, groups, tasks, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);
     if (err instanceof PolicyLoadError) throw new StartupError(err.problems);
-    if (err instanceof BundleError) throw new StartupError([err.message]);
+    if (err instanceof BundleError || err instanceof KeyFileError) throw new StartupError([err.message]);
     throw err;
   }
 }

@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { startServer } from '../server/server.js';
+import { startAdmin } from '../server/admin.js';
 import { createLogger } from '../telemetry/log.js';
 import { loadRuntime, StartupError } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
@@ -9,18 +10,28 @@ import type { Decision } from '../check/pipeline.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
 
 export async function runServe(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });
   const logger = createLogger('info');
   let runtime;
+  let lastStoreError = '';
   try {
-    runtime = loadRuntime(values.config ?? null, values.listen);
+    runtime = loadRuntime(values.config ?? null, {
+      listen: values.listen,
+      adminListen: values['admin-listen'],
+      mode: 'serve',
+      // Redis errors repeat on every reconnect attempt: log each new one once.
+      onStoreError: (message) => {
+        if (message !== lastStoreError) logger.error('task state store error', { message });
+        lastStoreError = message;
+      },
+    });
   } catch (err) {
     if (!(err instanceof StartupError)) throw err;
     for (const line of err.problems) process.stderr.write(`${line}\n`);
     process.stderr.write('mandate: not started\n');
     return 1;
   }
-  const { config, store, routes, bundles, identifier, groups } = runtime;
+  const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
@@ -31,11 +42,15 @@ export async function runServe(args: string[]): Promise<number> {
     routes,
     identifier,
     groups,
+    tasks,
     logger,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
+  const admin = config.adminListen === 'off' ? null : await startAdmin(config.adminListen, { health: server.health, keys: tasks?.keys ?? null, store: tasks?.store ?? null });
   logger.info('listening', {
     address: server.address,
+    admin: admin?.address ?? null,
+    tasks: tasks === null ? null : { store: tasks.store.kind, keyFile: tasks.config.keyFile },
     policyVersion: store.current.version.version,
     policies: store.current.version.policies.length,
     config: config.configFile,
@@ -52,6 +67,11 @@ export async function runServe(args: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     report('SIGHUP')(store.reload());
     bundles.reloadFiles();
+    try {
+      tasks?.keys.reload();
+    } catch (err) {
+      logger.error('task key file not reloaded; the current keys stay in use', { message: (err as Error).message });
+    }
   });
 
   return new Promise<number>((resolveExit) => {
@@ -65,6 +85,8 @@ export async function runServe(args: string[]): Promise<number> {
       server
         .shutdown(config.shutdownGraceMs)
         .then(async (how) => {
+          await admin?.close();
+          await tasks?.store.close();
           await decisionLog?.close();
           logger.info('stopped', { how, ...(decisionLog === null ? {} : { decisionLog: decisionLog.stats }) });
         })

@@ -6,7 +6,7 @@ import { loadRuntime, StartupError } from './runtime.js';
 export async function runValidate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: true });
   try {
-    const { config, routes, store } = loadRuntime(values.config ?? null);
+    const { config, routes, store } = loadRuntime(values.config ?? null, { mode: 'validate' });
     const version = store.current.version;
     process.stdout.write(
       `ok: ${config.configFile}\n` +

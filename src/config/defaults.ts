@@ -13,6 +13,7 @@ export const DEFAULTS = Object.freeze({
   watch: true,
   shutdownGraceMs: 5000,
   decisionLogSink: 'stdout',
+  adminListen: '127.0.0.1:9192',
   decisionLogMaxBufferBytes: 1 << 20,
 });
 

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
 import { parseIdentityConfig } from './identity.js';
+import { parseTasksConfig } from './tasks.js';
 import { importOpenApiRoutes } from './openapi.js';
 import { HTTP_METHODS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
@@ -17,9 +18,9 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin',
 ] as const;
-const ROUTE_KEYS = ['method', 'path', 'resource', 'body'] as const;
+const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const LISTEN_ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -29,6 +30,8 @@ export interface LoadOptions {
   readonly file: string | null;
   /** --listen from the command line; wins over MANDATE_LISTEN and the file. */
   readonly listen?: string | undefined;
+  /** --admin-listen; wins over MANDATE_ADMIN_LISTEN and the file. */
+  readonly adminListen?: string | undefined;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -54,11 +57,12 @@ export function loadConfig(options: LoadOptions): MandateConfig {
     throw new ConfigError('config', `${path} is not valid YAML or JSON: ${(err as Error).message}`);
   }
   const listenOverride = options.listen ?? (env['MANDATE_LISTEN'] || undefined);
-  return parseConfig(raw ?? {}, dirname(path), path, listenOverride);
+  const adminOverride = options.adminListen ?? (env['MANDATE_ADMIN_LISTEN'] || undefined);
+  return parseConfig(raw ?? {}, dirname(path), path, listenOverride, adminOverride);
 }
 
 /** Validates a parsed config object. Relative paths resolve against baseDir. */
-export function parseConfig(raw: unknown, baseDir: string, configFile: string | null, listenOverride?: string): MandateConfig {
+export function parseConfig(raw: unknown, baseDir: string, configFile: string | null, listenOverride?: string, adminListenOverride?: string): MandateConfig {
   const top = expectObject(raw, 'config', TOP_KEYS);
 
   const listen = listenOverride ?? readString(top, 'listen', 'config', DEFAULTS.listen);
@@ -99,6 +103,9 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   }
 
   const shutdown = expectObject(top['shutdown'] ?? {}, 'config.shutdown', ['graceMs']);
+  const admin = expectObject(top['admin'] ?? {}, 'config.admin', ['listen']);
+  const adminListen = adminListenOverride ?? readString(admin, 'listen', 'config.admin', DEFAULTS.adminListen);
+  if (adminListen !== 'off' && !LISTEN_ADDRESS.test(adminListen)) throw new ConfigError('config.admin.listen', `"${adminListen}" is not HOST:PORT or off`);
 
   const routes = parseRoutes(top['routes'], baseDir);
 
@@ -126,6 +133,8 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),
     decisionLog,
     identity: parseIdentityConfig(top['identity'], baseDir, trustDomains),
+    tasks: parseTasksConfig(top['tasks'], baseDir, trustDomains),
+    adminListen,
   });
 }
 
@@ -158,6 +167,8 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
     path,
     resource: readString(entry, 'resource', field, null),
     body: readBoolean(entry, 'body', field, false),
+    tool: readString(entry, 'tool', field, null),
+    requireTask: readBoolean(entry, 'requireTask', field, false),
     origin: field,
   };
 }

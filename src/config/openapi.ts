@@ -39,6 +39,8 @@ export function importOpenApiRoutes(file: string, field: string, defaultResource
         path,
         resource: resource ?? defaultResource,
         body: hasJsonBody(operation['requestBody']),
+        tool: typeof operation['x-mandate-tool'] === 'string' ? operation['x-mandate-tool'] : null,
+        requireTask: operation['x-mandate-require-task'] === true,
         origin: `${field} (${file} ${method} ${path})`,
       });
     }

@@ -1,6 +1,7 @@
 // The validated, frozen configuration every other module receives. Built once by load.ts.
 
 import type { IdentityConfig } from './identity.js';
+import type { TasksConfig } from './tasks.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -13,6 +14,10 @@ export interface RouteConfig {
   readonly resource: string | null;
   /** Put the parsed JSON body into context.body (Envoy must send it: with_request_body). */
   readonly body: boolean;
+  /** The tool this route represents (context.tool), matched against a task's granted tools. */
+  readonly tool: string | null;
+  /** Deny with task_required when the request carries no task token. */
+  readonly requireTask: boolean;
   /** Where the route came from, for error messages: "config.routes[2]" or "openapi.yaml GET /x". */
   readonly origin: string;
 }
@@ -47,6 +52,10 @@ export interface MandateConfig {
   /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
   readonly shutdownGraceMs: number;
   readonly identity: IdentityConfig;
+  /** Admin HTTP (JWKS, health), or 'off'. */
+  readonly adminListen: string;
+  /** null when task tokens are not enabled. */
+  readonly tasks: TasksConfig | null;
   readonly decisionLog: {
     /** 'stdout', 'off', or an absolute file path (appended to). */
     readonly sink: string;

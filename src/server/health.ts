@@ -25,6 +25,12 @@ export class HealthService {
     }
   }
 
+  set(service: string, status: ServingStatus): void {
+    if (this.statuses.get(service) === status) return;
+    this.statuses.set(service, status);
+    for (const call of this.watchers.get(service) ?? []) call.write({ status });
+  }
+
   status(service = ''): ServingStatus | undefined {
     return this.statuses.get(service);
   }

@@ -18,11 +18,13 @@ export const LOADER_OPTIONS: Options = Object.freeze({
   includeDirs: [PROTO_DIR],
 });
 
-const definitions = loadSync(['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto'], LOADER_OPTIONS);
+const definitions = loadSync(['envoy/service/auth/v3/external_auth.proto', 'grpc/health/v1/health.proto', 'mandate/tasks/v1/tasks.proto'], LOADER_OPTIONS);
 
 export const AUTHORIZATION_SERVICE = definitions['envoy.service.auth.v3.Authorization'] as ServiceDefinition;
 export const HEALTH_SERVICE = definitions['grpc.health.v1.Health'] as ServiceDefinition;
 export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
+export const TASKS_SERVICE = definitions['mandate.tasks.v1.Tasks'] as ServiceDefinition;
+export const TASKS_SERVICE_NAME = 'mandate.tasks.v1.Tasks';
 
 /** CheckRequest JSON (proto3 JSON names, as protobufjs fromObject takes them) -> wire bytes. */
 export function encodeCheckRequest(json: unknown): Buffer {

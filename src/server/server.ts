@@ -14,7 +14,10 @@ import type { MandateConfig } from '../config/types.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Logger } from '../telemetry/log.js';
 import { HealthService, SERVING_STATUS } from './health.js';
-import { AUTHORIZATION_SERVICE, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE } from './protos.js';
+import { AUTHORIZATION_SERVICE, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE, TASKS_SERVICE, TASKS_SERVICE_NAME } from './protos.js';
+import { tasksImplementation } from './tasks.js';
+import { TaskManager } from '../tasks/manager.js';
+import type { TaskDeps } from '../check/task.js';
 
 export interface MandateServer {
   /** The bound address, e.g. 127.0.0.1:9191 (the real port when 0 was asked for). */
@@ -31,19 +34,20 @@ export interface StartOptions {
   readonly routes: RouteTable;
   readonly identifier: Identifier;
   readonly groups: WorkloadGroups;
+  readonly tasks: TaskDeps | null;
   readonly logger: Logger;
   /** Called after each answer is sent, with the time the decision took. */
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
-  const { config, store, routes, identifier, groups, logger } = options;
-  let state = createDecisionState(config, routes, store.current, identifier, groups);
+  const { config, store, routes, identifier, groups, tasks, logger } = options;
+  let state = createDecisionState(config, routes, store.current, identifier, groups, tasks);
   store.onSwap((engine) => {
-    state = createDecisionState(config, routes, engine, identifier, groups);
+    state = createDecisionState(config, routes, engine, identifier, groups, tasks);
   });
 
-  const health = new HealthService([AUTHORIZATION_SERVICE_NAME]);
+  const health = new HealthService(tasks === null ? [AUTHORIZATION_SERVICE_NAME] : [AUTHORIZATION_SERVICE_NAME, TASKS_SERVICE_NAME]);
   const server = new Server({
     // Envoy keeps few long-lived HTTP/2 connections; allow its keepalive pings.
     'grpc.keepalive_permit_without_calls': 1,
@@ -71,12 +75,24 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     },
   });
   server.addService(HEALTH_SERVICE, health.implementation());
+  let storeWatch: NodeJS.Timeout | undefined;
+  if (tasks !== null) {
+    server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger));
+  }
 
   const port = await new Promise<number>((resolvePort, reject) => {
     server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolvePort(bound)));
   });
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   health.setAll(SERVING_STATUS.SERVING);
+  if (tasks !== null) {
+    // The Tasks service is only as available as its state store; Check stays SERVING and denies
+    // task-bound requests with state_unavailable meanwhile.
+    const report = (): void => health.set(TASKS_SERVICE_NAME, tasks.store.healthy() ? SERVING_STATUS.SERVING : SERVING_STATUS.NOT_SERVING);
+    report();
+    storeWatch = setInterval(report, 1000);
+    storeWatch.unref();
+  }
 
   return {
     address: `${host}:${port}`,
@@ -84,6 +100,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     state: () => state,
     shutdown: (graceMs) =>
       new Promise((resolveShutdown) => {
+        clearInterval(storeWatch);
         health.setAll(SERVING_STATUS.NOT_SERVING);
         health.endWatches();
         const timer = setTimeout(() => {

@@ -96,6 +96,7 @@ describe('docs/configuration.md', () => {
     assert.equal(row('watch'), `\`${DEFAULTS.watch}\``);
     assert.equal(row('shutdown.graceMs'), `\`${DEFAULTS.shutdownGraceMs}\``);
     assert.equal(row('decisionLog.sink'), `\`${DEFAULTS.decisionLogSink}\``);
+    assert.equal(row('admin.listen'), `\`${DEFAULTS.adminListen}\``);
     assert.equal(row('decisionLog.maxBufferBytes'), `\`${DEFAULTS.decisionLogMaxBufferBytes}\``);
   });
 });

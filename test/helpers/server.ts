@@ -24,12 +24,13 @@ export interface RunningServer {
 }
 
 export async function startExampleServer(configFile = EMBEDDED_CONFIG): Promise<RunningServer> {
-  const runtime = loadRuntime(configFile, '127.0.0.1:0');
+  const runtime = loadRuntime(configFile, { listen: '127.0.0.1:0', mode: 'serve' });
   await runtime.bundles.start();
   const server = await startServer({ ...runtime, logger: createLogger('silent') });
   return { server, runtime, address: server.address, close: async () => {
     runtime.bundles.stop();
     await server.shutdown(1000);
+    await runtime.tasks?.store.close();
   } };
 }
 
@@ -87,7 +88,7 @@ export interface ChildServer {
 
 /** Runs `mandate serve` in a child process and waits for its "listening" log line. */
 export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options = { listenFlag: true }): Promise<ChildServer> {
-  const listen = options.listenFlag ? ['--listen', '127.0.0.1:0'] : [];
+  const listen = options.listenFlag ? ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'] : ['--admin-listen', '127.0.0.1:0'];
   const child = spawn(process.execPath, [MAIN_JS, 'serve', ...listen, ...args], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

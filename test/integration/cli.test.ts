@@ -137,8 +137,8 @@ describe('mandate serve lifecycle', () => {
     const ids: string[] = [];
     for (const request of [
       checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { authorization: `Bearer ${secret}`, cookie: `session=${secret}` } }),
-      checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT, headers: { 'txn-token': secret } }),
-      checkRequest('GET', '/prod-db/customers', { principal: SUPPORT_AGENT }),
+      checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT, headers: { 'x-api-key': secret } }),
+      checkRequest('GET', '/prod-db/customers', { principal: SUPPORT_AGENT, headers: { 'txn-token': secret } }),
     ]) {
       const res = await client.check(request);
       const headers = res.okResponse?.headers ?? res.deniedResponse?.headers ?? [];

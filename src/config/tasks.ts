@@ -1,0 +1,71 @@
+// The `tasks` section: per-task credentials (transaction tokens) and where task state lives.
+
+import { resolve } from 'node:path';
+import { ConfigError, expectObject, readInteger, readString } from './fields.js';
+
+export type TaskStoreConfig = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string; readonly keyPrefix: string };
+export type TenantSource = { readonly header: string } | { readonly param: string } | null;
+
+export interface TasksConfig {
+  /** `iss` of issued tokens. */
+  readonly issuer: string;
+  /** `aud` of issued tokens: the trust domain (IETF transaction tokens draft §4.2). */
+  readonly audience: string;
+  readonly keyFile: string;
+  readonly tokenTtlSeconds: number;
+  readonly maxTaskTtlSeconds: number;
+  readonly keyOverlapSeconds: number;
+  readonly maxApprovalTtlSeconds: number;
+  readonly store: TaskStoreConfig;
+  /** Where a request names the tenant it targets; compared with the task's tenant. */
+  readonly tenantFrom: TenantSource;
+}
+
+export const TASK_DEFAULTS = Object.freeze({
+  issuer: 'mandate',
+  keyFile: '.mandate/task-keys.json',
+  tokenTtlSeconds: 300,
+  maxTaskTtlSeconds: 3600,
+  keyOverlapSeconds: 3600,
+  maxApprovalTtlSeconds: 3600,
+  redisKeyPrefix: 'mandate:',
+});
+
+export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: readonly string[]): TasksConfig | null {
+  if (raw === undefined) return null;
+  const f = 'config.tasks';
+  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom']);
+  const audience = readString(t, 'audience', f, trustDomains[0] ?? '');
+  if (audience === '') throw new ConfigError(`${f}.audience`, 'is required when trustDomains is empty');
+
+  let store: TaskStoreConfig = { kind: 'memory' };
+  const s = t['store'];
+  if (s !== undefined && s !== 'memory') {
+    const so = expectObject(s, `${f}.store`, ['redis', 'keyPrefix']);
+    const url = readString(so, 'redis', `${f}.store`, '');
+    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`${f}.store.redis`, 'must be a redis:// or rediss:// URL');
+    store = { kind: 'redis', url, keyPrefix: readString(so, 'keyPrefix', `${f}.store`, TASK_DEFAULTS.redisKeyPrefix) };
+  }
+
+  let tenantFrom: TenantSource = null;
+  if (t['tenantFrom'] !== undefined) {
+    const tf = expectObject(t['tenantFrom'], `${f}.tenantFrom`, ['header', 'param']);
+    const header = readString(tf, 'header', `${f}.tenantFrom`, null);
+    const param = readString(tf, 'param', `${f}.tenantFrom`, null);
+    if ((header === null) === (param === null)) throw new ConfigError(`${f}.tenantFrom`, 'needs exactly one of header or param');
+    tenantFrom = header !== null ? { header: header.toLowerCase() } : { param: param as string };
+  }
+
+  const tokenTtlSeconds = readInteger(t, 'tokenTtlSeconds', f, TASK_DEFAULTS.tokenTtlSeconds, 10, 3600);
+  return Object.freeze({
+    issuer: readString(t, 'issuer', f, TASK_DEFAULTS.issuer),
+    audience,
+    keyFile: resolve(baseDir, readString(t, 'keyFile', f, TASK_DEFAULTS.keyFile)),
+    tokenTtlSeconds,
+    maxTaskTtlSeconds: readInteger(t, 'maxTaskTtlSeconds', f, TASK_DEFAULTS.maxTaskTtlSeconds, 10, 7 * 86_400),
+    keyOverlapSeconds: readInteger(t, 'keyOverlapSeconds', f, TASK_DEFAULTS.keyOverlapSeconds, 0, 30 * 86_400),
+    maxApprovalTtlSeconds: readInteger(t, 'maxApprovalTtlSeconds', f, TASK_DEFAULTS.maxApprovalTtlSeconds, 10, 7 * 86_400),
+    store: Object.freeze(store),
+    tenantFrom,
+  });
+}

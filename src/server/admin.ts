@@ -1,0 +1,44 @@
+// The admin HTTP port (loopback by default): the JWKS that verifies task tokens, and health.
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KeyRing } from '../tasks/keys.js';
+import type { TaskStore } from '../tasks/store.js';
+import type { HealthService } from './health.js';
+import { SERVING_STATUS } from './health.js';
+
+export interface AdminServer {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startAdmin(listen: string, parts: { health: HealthService; keys: KeyRing | null; store: TaskStore | null }): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const json = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+    };
+    if (req.method !== 'GET') return json(405, { error: 'method not allowed' });
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/.well-known/jwks.json' && parts.keys !== null) {
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=60' }).end(JSON.stringify(parts.keys.jwks()));
+      return;
+    }
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const serving = parts.health.status('') === SERVING_STATUS.SERVING;
+      const store = parts.store === null ? 'none' : parts.store.healthy() ? 'ok' : 'unavailable';
+      return json(serving && store !== 'unavailable' ? 200 : 503, { serving, taskStore: store });
+    }
+    json(404, { error: 'not found' });
+  });
+  const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))];
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host.replace(/^\[|\]$/g, ''), () => resolveListen());
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: `${host}:${bound.port}`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}

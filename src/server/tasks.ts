@@ -1,0 +1,87 @@
+// mandate.tasks.v1.Tasks over gRPC. The caller is identified by the same identify stage as a
+// Check: its JWT-SVID in the `authorization` metadata. Every refusal is a gRPC status whose
+// details start with the reason code ("policy_denied: ...").
+
+import { Metadata, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { DecodedRequest } from '../check/decode.js';
+import type { Identifier, Identity } from '../check/identify.js';
+import { REASONS, type Denial, type Outcome } from '../check/reasons.js';
+import type { KeyRing } from '../tasks/keys.js';
+import type { TaskManager } from '../tasks/manager.js';
+import type { TaskState } from '../tasks/store.js';
+import type { Logger } from '../telemetry/log.js';
+
+type Call = ServerUnaryCall<Record<string, unknown>, unknown>;
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function asRequest(metadata: Metadata, now: number): DecodedRequest {
+  const headers = new Map<string, string>();
+  const auth = metadata.get('authorization');
+  if (auth.length === 1 && typeof auth[0] === 'string') headers.set('authorization', auth[0]);
+  const empty = { address: '', port: 0, principal: '', certificate: '' };
+  return { method: 'POST', path: '/', query: '', host: '', scheme: '', headers, body: null, source: empty, destination: empty, extensions: {}, epochSeconds: now };
+}
+
+function fail(callback: sendUnaryData<unknown>, denial: Denial): void {
+  callback({ code: REASONS[denial.code].grpcCode, details: `${denial.code}: ${denial.message ?? REASONS[denial.code].message}` });
+}
+
+function taskMessage(s: TaskState): Record<string, unknown> {
+  const r = s.record;
+  return {
+    taskId: r.id, purpose: r.purpose, tenant: r.tenant, tools: r.tools, subject: r.subject ?? '', parentTaskId: r.parent ?? '',
+    workload: r.workload, maxCalls: r.maxCalls ?? 0, calls: s.calls, createdAt: r.createdAt, expiresAt: r.expiresAt, endedAt: s.endedAt ?? 0,
+    approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt })),
+  };
+}
+
+export function tasksImplementation(manager: TaskManager, identifier: Identifier, keys: KeyRing, logger: Logger): UntypedServiceImplementation {
+  /** Identifies the caller, runs the handler, maps the outcome; never lets an error escape. */
+  const handle = <T>(name: string, run: (caller: Identity, req: Record<string, unknown>, now: number) => Promise<Outcome<T>>, toMessage: (v: T) => unknown) =>
+    async (call: Call, callback: sendUnaryData<unknown>): Promise<void> => {
+      try {
+        const now = nowSeconds();
+        const caller = await identifier.identify(asRequest(call.metadata, now));
+        if (!caller.ok) return fail(callback, caller);
+        const result = await run(caller.value, call.request, now);
+        if (!result.ok) return fail(callback, result);
+        callback(null, toMessage(result.value));
+        logger.info(`task api: ${name}`, { caller: caller.value.kind === 'anonymous' ? null : caller.value.spiffe.id });
+      } catch (err) {
+        logger.error(`task api: ${name} failed`, { error: String(err) });
+        fail(callback, { ok: false, code: 'internal_error' });
+      }
+    };
+  const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
+
+  return {
+    StartTask: handle(
+      'StartTask',
+      (caller, req, now) =>
+        manager.start(caller, {
+          purpose: str(req['purpose']),
+          tenant: str(req['tenant']),
+          tools: Array.isArray(req['tools']) ? (req['tools'] as string[]) : [],
+          ttlSeconds: num(req['ttlSeconds']),
+          maxCalls: num(req['maxCalls']) > 0 ? num(req['maxCalls']) : null,
+          subject: str(req['subject']) || null,
+          parentTaskId: str(req['parentTaskId']) || null,
+        }, now),
+      (s) => ({ token: s.token, expiresAt: s.expiresAt, taskId: s.task.id, grantedTools: s.task.tools, deniedTools: s.deniedTools, taskExpiresAt: s.task.expiresAt }),
+    ),
+    RenewToken: handle('RenewToken', (caller, req, now) => manager.renew(caller, str(req['taskId']), now), (t) => t),
+    EndTask: handle('EndTask', (caller, req, now) => manager.end(caller, str(req['taskId']), now), () => ({})),
+    GetTask: handle('GetTask', (caller, req, now) => manager.get(caller, str(req['taskId']), now), taskMessage),
+    GrantApproval: handle(
+      'GrantApproval',
+      (caller, req, now) => manager.grantApproval(caller, { taskId: str(req['taskId']), scope: str(req['scope']), ttlSeconds: num(req['ttlSeconds']) }, now),
+      (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt }),
+    ),
+    RevokeApproval: handle('RevokeApproval', (caller, req, now) => manager.revokeApproval(caller, str(req['taskId']), str(req['approvalId']), now), () => ({})),
+    GetJwks: (_call: Call, callback: sendUnaryData<unknown>) => callback(null, { json: JSON.stringify(keys.jwks()) }),
+  };
+}

@@ -1,0 +1,231 @@
+// The task API's logic: start a task (Cedar decides what is granted: Action::"StartTask" for
+// the task, one Action::"GrantTool" per requested tool), end it, read it, and open or close
+// time-bounded approvals. Transport-free: src/server/tasks.ts maps it to gRPC.
+
+import { randomUUID } from 'node:crypto';
+import type { Identity } from '../check/identify.js';
+import { buildPrincipal, buildResource } from '../check/map.js';
+import type { DecisionState } from '../check/pipeline.js';
+import { deny, ok, type Outcome } from '../check/reasons.js';
+import { issueTxnToken, type Actor } from '../identity/txn-token.js';
+import type { Context } from '../policy/cedar.js';
+import type { CedarRequest, EntityUid } from '../policy/engine.js';
+import type { TaskDeps } from '../check/task.js';
+import { StateUnavailableError, type Approval, type TaskRecord, type TaskState } from './store.js';
+
+export interface StartTaskInput {
+  readonly purpose: string;
+  readonly tenant: string;
+  readonly tools: readonly string[];
+  readonly ttlSeconds: number;
+  readonly maxCalls: number | null;
+  readonly subject: string | null;
+  readonly parentTaskId: string | null;
+}
+
+export interface StartedTask {
+  readonly token: string;
+  readonly expiresAt: number;
+  readonly task: TaskRecord;
+  readonly deniedTools: readonly string[];
+}
+
+const NAME = /^[A-Za-z0-9._:\/@ -]{1,200}$/;
+
+export class TaskManager {
+  constructor(
+    private readonly state: () => DecisionState,
+    private readonly deps: TaskDeps,
+  ) {}
+
+  async start(caller: Identity, input: StartTaskInput, now: number): Promise<Outcome<StartedTask>> {
+    if (caller.kind === 'anonymous') return deny('unauthenticated', 'StartTask needs a workload identity (a JWT-SVID in the authorization metadata)');
+    const bad = validateStart(input);
+    if (bad !== null) return deny('bad_request', bad);
+    const cfg = this.deps.config;
+    let parent: TaskState | null = null;
+    if (input.parentTaskId !== null) {
+      const p = await this.read(input.parentTaskId, now);
+      if (!p.ok) return p;
+      parent = p.value;
+      if (parent.endedAt !== null || now >= parent.record.expiresAt) return deny('task_revoked', 'the parent task has ended');
+      if (parent.record.tenant !== input.tenant) return deny('tenant_mismatch', 'a delegated task keeps its parent\'s tenant');
+    }
+    const ttl = Math.min(input.ttlSeconds > 0 ? input.ttlSeconds : cfg.maxTaskTtlSeconds, cfg.maxTaskTtlSeconds);
+    const expiresAt = Math.min(now + ttl, parent?.record.expiresAt ?? Infinity);
+    const context: Context = {
+      purpose: input.purpose,
+      tenant: input.tenant,
+      tools: [...input.tools],
+      ttlSeconds: expiresAt - now,
+      maxCalls: input.maxCalls ?? 0,
+      subject: input.subject ?? '',
+      parent: input.parentTaskId ?? '',
+    };
+    const tenant = { type: 'Tenant', id: input.tenant };
+    const allowed = this.authorize(caller, 'StartTask', tenant, context);
+    if (!allowed.ok) return allowed;
+    // Policy-as-code at issuance: each tool is granted on its own; a delegated task can never
+    // hold a tool its parent did not.
+    const granted: string[] = [];
+    const deniedTools: string[] = [];
+    for (const tool of new Set(input.tools)) {
+      const inParent = parent === null || parent.record.tools.includes(tool);
+      if (inParent && this.authorize(caller, 'GrantTool', { type: 'Tool', id: tool }, context).ok) granted.push(tool);
+      else deniedTools.push(tool);
+    }
+    if (input.tools.length > 0 && granted.length === 0) return deny('policy_denied', 'no requested tool was granted');
+    const record: TaskRecord = {
+      id: randomUUID(),
+      purpose: input.purpose,
+      tenant: input.tenant,
+      tools: granted,
+      subject: input.subject,
+      parent: input.parentTaskId,
+      workload: caller.spiffe.id,
+      maxCalls: input.maxCalls,
+      createdAt: now,
+      expiresAt,
+    };
+    try {
+      await this.deps.store.createTask(record);
+    } catch (err) {
+      if (err instanceof StateUnavailableError) return deny('state_unavailable');
+      throw err;
+    }
+    return ok({ ...(await this.token(record, caller, parent, now)), task: record, deniedTools });
+  }
+
+  /** A fresh token for a live task, for the workload that started it. */
+  async renew(caller: Identity, taskId: string, now: number): Promise<Outcome<{ token: string; expiresAt: number }>> {
+    if (caller.kind === 'anonymous') return deny('unauthenticated', 'RenewToken needs a workload identity');
+    const s = await this.owned(caller, taskId, now);
+    if (!s.ok) return s;
+    if (s.value.endedAt !== null || now >= s.value.record.expiresAt) return deny('task_revoked');
+    const parent = s.value.record.parent === null ? null : await this.read(s.value.record.parent, now);
+    return ok(await this.token(s.value.record, caller, parent?.ok ? parent.value : null, now));
+  }
+
+  async end(caller: Identity, taskId: string, now: number): Promise<Outcome<void>> {
+    const s = await this.owned(caller, taskId, now, 'EndTask');
+    if (!s.ok) return s;
+    try {
+      await this.deps.store.endTask(taskId, now);
+    } catch (err) {
+      if (err instanceof StateUnavailableError) return deny('state_unavailable');
+      throw err;
+    }
+    return ok(undefined);
+  }
+
+  async get(caller: Identity, taskId: string, now: number): Promise<Outcome<TaskState>> {
+    return this.owned(caller, taskId, now, 'GetTask');
+  }
+
+  async grantApproval(caller: Identity, input: { taskId: string; scope: string; ttlSeconds: number; }, now: number): Promise<Outcome<Approval>> {
+    if (caller.kind === 'anonymous') return deny('unauthenticated', 'GrantApproval needs a workload identity');
+    if (!NAME.test(input.scope)) return deny('bad_request', 'scope must name an action or tool');
+    const s = await this.read(input.taskId, now);
+    if (!s.ok) return s;
+    if (s.value.endedAt !== null || now >= s.value.record.expiresAt) return deny('task_revoked');
+    const ttl = Math.min(input.ttlSeconds > 0 ? input.ttlSeconds : this.deps.config.maxApprovalTtlSeconds, this.deps.config.maxApprovalTtlSeconds);
+    const context: Context = { taskId: input.taskId, scope: input.scope, ttlSeconds: ttl, workload: s.value.record.workload, purpose: s.value.record.purpose };
+    const allowed = this.authorize(caller, 'GrantApproval', { type: 'Tenant', id: s.value.record.tenant }, context);
+    if (!allowed.ok) return allowed;
+    const approval: Approval = { id: randomUUID(), taskId: input.taskId, scope: input.scope, approver: caller.spiffe.id, expiresAt: Math.min(now + ttl, s.value.record.expiresAt) };
+    try {
+      await this.deps.store.grantApproval(approval, s.value.record.expiresAt);
+    } catch (err) {
+      if (err instanceof StateUnavailableError) return deny('state_unavailable');
+      throw err;
+    }
+    return ok(approval);
+  }
+
+  async revokeApproval(caller: Identity, taskId: string, approvalId: string, now: number): Promise<Outcome<void>> {
+    if (caller.kind === 'anonymous') return deny('unauthenticated', 'RevokeApproval needs a workload identity');
+    const s = await this.read(taskId, now);
+    if (!s.ok) return s;
+    const context: Context = { taskId, scope: s.value.approvals.find((a) => a.id === approvalId)?.scope ?? '', ttlSeconds: 0, workload: s.value.record.workload, purpose: s.value.record.purpose };
+    const allowed = this.authorize(caller, 'GrantApproval', { type: 'Tenant', id: s.value.record.tenant }, context);
+    if (!allowed.ok) return allowed;
+    try {
+      return (await this.deps.store.revokeApproval(taskId, approvalId)) ? ok(undefined) : deny('not_found', 'no such approval');
+    } catch (err) {
+      if (err instanceof StateUnavailableError) return deny('state_unavailable');
+      throw err;
+    }
+  }
+
+  private async token(record: TaskRecord, caller: Identity & { spiffe: { id: string } }, parent: TaskState | null, now: number): Promise<{ token: string; expiresAt: number }> {
+    const cfg = this.deps.config;
+    const exp = Math.min(now + cfg.tokenTtlSeconds, record.expiresAt);
+    // RFC 8693 act: the agent acting for a subject, nesting the parent task's actor chain.
+    let act: Actor | undefined;
+    if (record.subject !== null || parent !== null) {
+      act = { sub: caller.spiffe.id, ...(parent !== null ? { act: { sub: parent.record.workload } } : {}) };
+    }
+    const token = await issueTxnToken(
+      this.deps.keys,
+      cfg,
+      {
+        txn: record.id,
+        sub: record.subject ?? record.workload,
+        req_wl: record.workload,
+        scope: record.purpose,
+        tctx: { tenant: record.tenant, tools: record.tools, maxCalls: record.maxCalls, parent: record.parent },
+        rctx: { authn: caller.kind },
+        ...(act === undefined ? {} : { act }),
+        exp,
+      },
+      now,
+    );
+    return { token, expiresAt: exp };
+  }
+
+  private async read(taskId: string, now: number): Promise<Outcome<TaskState>> {
+    try {
+      const s = await this.deps.store.getState(taskId, now);
+      return s === null ? deny('not_found', 'no such task') : ok(s);
+    } catch (err) {
+      if (err instanceof StateUnavailableError) return deny('state_unavailable');
+      throw err;
+    }
+  }
+
+  /** The task, if the caller started it, or if policy lets the caller act on it (operators). */
+  private async owned(caller: Identity, taskId: string, now: number, action?: string): Promise<Outcome<TaskState>> {
+    if (caller.kind === 'anonymous') return deny('unauthenticated', 'the task API needs a workload identity');
+    const s = await this.read(taskId, now);
+    if (!s.ok) return s;
+    if (s.value.record.workload === caller.spiffe.id) return s;
+    if (action === undefined) return deny('token_binding_mismatch', 'only the workload that started the task may do this');
+    const allowed = this.authorize(caller, action, { type: 'Tenant', id: s.value.record.tenant }, { taskId, workload: s.value.record.workload, purpose: s.value.record.purpose });
+    return allowed.ok ? s : allowed;
+  }
+
+  private authorize(caller: Identity, action: string, resource: EntityUid, context: Context): Outcome<void> {
+    const state = this.state();
+    const principal = buildPrincipal(caller, state);
+    const request: CedarRequest = {
+      principal: principal.uid as EntityUid,
+      action: { type: 'Action', id: action },
+      resource,
+      context,
+      entities: state.engine.entitiesFor([principal, buildResource(resource, state)]),
+    };
+    const r = state.engine.evaluate(request);
+    if (!r.ok) return r;
+    return r.value.decision === 'allow' ? ok(undefined) : deny('policy_denied', `${action} denied by policy`);
+  }
+}
+
+function validateStart(input: StartTaskInput): string | null {
+  if (!NAME.test(input.purpose)) return 'purpose is required (up to 200 characters)';
+  if (!NAME.test(input.tenant)) return 'tenant is required (up to 200 characters)';
+  if (input.tools.length > 100) return 'at most 100 tools per task';
+  for (const t of input.tools) if (!NAME.test(t)) return `tool "${t.slice(0, 40)}" is not a valid name`;
+  if (input.subject !== null && !NAME.test(input.subject)) return 'subject is not a valid name';
+  if (input.maxCalls !== null && (!Number.isInteger(input.maxCalls) || input.maxCalls < 1)) return 'maxCalls must be a positive integer';
+  return null;
+}

@@ -1,0 +1,59 @@
+// Task state: what was granted to a task, whether it has ended, how many calls it has made and
+// which approvals are open. Two implementations: in memory (one process) and Redis (replicas).
+// Every method may throw StateUnavailableError; callers deny with state_unavailable then.
+
+export interface TaskRecord {
+  readonly id: string;
+  readonly purpose: string;
+  readonly tenant: string;
+  readonly tools: readonly string[];
+  /** The user the agent acts for, or null. */
+  readonly subject: string | null;
+  readonly parent: string | null;
+  /** SPIFFE ID of the workload that started the task: tokens are bound to it (req_wl). */
+  readonly workload: string;
+  readonly maxCalls: number | null;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+export interface Approval {
+  readonly id: string;
+  readonly taskId: string;
+  /** The action or tool it opens, e.g. "case-management.write" or "POST /cases". */
+  readonly scope: string;
+  readonly approver: string;
+  readonly expiresAt: number;
+}
+
+export interface TaskState {
+  readonly record: TaskRecord;
+  /** Epoch seconds when the task was ended, or null while it runs. */
+  readonly endedAt: number | null;
+  readonly calls: number;
+  /** Unexpired approvals only. */
+  readonly approvals: readonly Approval[];
+}
+
+export type ConsumeResult = { readonly ok: true; readonly calls: number } | { readonly ok: false; readonly reason: 'exhausted' | 'ended'; readonly calls: number };
+
+export class StateUnavailableError extends Error {
+  override name = 'StateUnavailableError';
+}
+
+export interface TaskStore {
+  readonly kind: 'memory' | 'redis';
+  createTask(record: TaskRecord): Promise<void>;
+  /** The task's live state at `now`, or null when it is unknown (never started, or expired and gone). */
+  getState(taskId: string, now: number): Promise<TaskState | null>;
+  /** Marks the task ended and tells every replica. False when the task is unknown. */
+  endTask(taskId: string, now: number): Promise<boolean>;
+  /** Counts one allowed call, atomically: refused once maxCalls calls were counted or the task ended. */
+  consumeCall(taskId: string, maxCalls: number | null): Promise<ConsumeResult>;
+  grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;
+  revokeApproval(taskId: string, approvalId: string): Promise<boolean>;
+  /** Called with the id of every task ended anywhere (this replica or another). */
+  onTaskEnded(listener: (taskId: string) => void): void;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
