@@ -2,7 +2,7 @@
 
 import { credentials, makeClientConstructor, type Client } from '@grpc/grpc-js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, cpSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadRuntime, type Runtime } from '../../src/cli/runtime.js';
@@ -125,4 +125,20 @@ export function runCli(args: string[], input?: string): Promise<{ code: number |
     child.on('exit', (code) => res({ code, stdout, stderr }));
     child.stdin.end(input ?? '');
   });
+}
+
+/**
+ * A private copy of the example whose top-level sections named in `replace` (YAML text, each
+ * starting with its key, e.g. "identity:\n  ...") replace the example's own.
+ */
+export function exampleWith(replace: Record<string, string>, files: Record<string, string> = {}): { dir: string; config: string } {
+  const { dir, config } = copyExample();
+  let yaml = readFileSync(config, 'utf8');
+  for (const [key, section] of Object.entries(replace)) {
+    yaml = yaml.replace(new RegExp(`^${key}:\\n(?:(?:  .*)?\\n)*?(?=^\\S|$(?![\\s\\S]))`, 'm'), '');
+    yaml = `${yaml.trimEnd()}\n\n${section.trimEnd()}\n`;
+  }
+  writeFileSync(config, yaml);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return { dir, config };
 }

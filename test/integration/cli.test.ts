@@ -60,7 +60,7 @@ describe('mandate validate and startup errors', () => {
   it('validates the embedded example', async () => {
     const cli = await runCli(['validate']);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /policies: 7 \(version sha256:[0-9a-f]{16}\)/);
+    assert.match(cli.stdout, /policies: 12 \(version sha256:[0-9a-f]{16}\)/);
   });
 
   const broken: [string, (dir: string) => void, RegExp][] = [

@@ -21,6 +21,7 @@ const EXAMPLE_DENY_CODES: Record<string, ReasonCode> = {
   'deny-support-internal-ticket.json': 'policy_denied',
   'deny-support-production-datastore.json': 'no_route',
   'deny-support-namespace-bot-read-ticket.json': 'policy_denied',
+  'deny-support-refund-without-task.json': 'task_required',
   'deny-untrusted-domain.json': 'untrusted_domain',
 };
 
