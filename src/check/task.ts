@@ -8,6 +8,7 @@ import type { Context } from '../policy/cedar.js';
 import type { TasksConfig } from '../config/tasks.js';
 import { TXN_TOKEN_HEADER, verifyTxnToken } from '../identity/txn-token.js';
 import type { KeyRing } from '../tasks/keys.js';
+import type { EndedTasks } from '../tasks/ended.js';
 import { StateUnavailableError, type TaskState, type TaskStore } from '../tasks/store.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
@@ -18,6 +19,7 @@ export interface TaskDeps {
   readonly config: TasksConfig;
   readonly keys: KeyRing;
   readonly store: TaskStore;
+  readonly ended: EndedTasks;
 }
 
 export async function resolveTask(request: DecodedRequest, identity: Identity, match: RouteMatch, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null>> {
@@ -29,6 +31,7 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, m
   if (identity.kind === 'anonymous' || identity.spiffe.id !== claims.value.req_wl) {
     return deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined);
   }
+  if (deps.ended.has(claims.value.txn)) return deny('task_revoked', 'the task has ended');
   let state: TaskState | null;
   try {
     state = await deps.store.getState(claims.value.txn, now);

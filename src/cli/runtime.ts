@@ -13,6 +13,7 @@ import { WorkloadGroups } from '../identity/groups.js';
 import type { TaskDeps } from '../check/task.js';
 import { KeyFileError, KeyRing } from '../tasks/keys.js';
 import { MemoryTaskStore } from '../tasks/memory-store.js';
+import { EndedTasks } from '../tasks/ended.js';
 import { RedisTaskStore } from '../tasks/redis-store.js';
 
 export interface RuntimeOptions {
@@ -58,7 +59,9 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
       const taskStore = config.tasks.store.kind === 'redis'
         ? new RedisTaskStore(config.tasks.store.url, config.tasks.store.keyPrefix, options.onStoreError === undefined ? {} : { onError: options.onStoreError })
         : new MemoryTaskStore();
-      tasks = { config: config.tasks, keys, store: taskStore };
+      const ended = new EndedTasks();
+      taskStore.onTaskEnded((taskId) => ended.add(taskId));
+      tasks = { config: config.tasks, keys, store: taskStore, ended };
     }
     return { config, routes, store, bundles, identifier, groups, tasks, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
