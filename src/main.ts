@@ -4,11 +4,15 @@
 import { runCheck } from './cli/check.js';
 import { runServe } from './cli/serve.js';
 import { runValidate } from './cli/validate.js';
+import { runTask } from './cli/task.js';
+import { runKeys } from './cli/keys.js';
 
 const USAGE = `usage:
-  mandate serve    [--config FILE] [--listen HOST:PORT]
+  mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off]
   mandate check    --request FILE|- [--config FILE] [--explain]
   mandate validate [--config FILE]
+  mandate task     start|renew|show|approve|end ...   (mandate task for details)
+  mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]
 
 With no --config, the embedded example (examples/agent-gateway) is used, or MANDATE_CONFIG.
 `;
@@ -18,6 +22,8 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve: runServe,
   check: runCheck,
   validate: runValidate,
+  task: runTask,
+  keys: runKeys,
 };
 
 const run = command === undefined ? undefined : commands[command];

@@ -14,6 +14,8 @@ export interface TasksConfig {
   readonly keyFile: string;
   readonly tokenTtlSeconds: number;
   readonly maxTaskTtlSeconds: number;
+  /** Task lifetime when StartTask asks for none. */
+  readonly defaultTaskTtlSeconds: number;
   readonly keyOverlapSeconds: number;
   readonly maxApprovalTtlSeconds: number;
   readonly store: TaskStoreConfig;
@@ -26,6 +28,7 @@ export const TASK_DEFAULTS = Object.freeze({
   keyFile: '.mandate/task-keys.json',
   tokenTtlSeconds: 300,
   maxTaskTtlSeconds: 3600,
+  defaultTaskTtlSeconds: 900,
   keyOverlapSeconds: 3600,
   maxApprovalTtlSeconds: 3600,
   redisKeyPrefix: 'mandate:',
@@ -34,7 +37,7 @@ export const TASK_DEFAULTS = Object.freeze({
 export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: readonly string[]): TasksConfig | null {
   if (raw === undefined) return null;
   const f = 'config.tasks';
-  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom']);
+  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'defaultTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom']);
   const audience = readString(t, 'audience', f, trustDomains[0] ?? '');
   if (audience === '') throw new ConfigError(`${f}.audience`, 'is required when trustDomains is empty');
 
@@ -57,12 +60,14 @@ export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: re
   }
 
   const tokenTtlSeconds = readInteger(t, 'tokenTtlSeconds', f, TASK_DEFAULTS.tokenTtlSeconds, 10, 3600);
+  const maxTaskTtlSeconds = readInteger(t, 'maxTaskTtlSeconds', f, TASK_DEFAULTS.maxTaskTtlSeconds, 10, 7 * 86_400);
   return Object.freeze({
     issuer: readString(t, 'issuer', f, TASK_DEFAULTS.issuer),
     audience,
     keyFile: resolve(baseDir, readString(t, 'keyFile', f, TASK_DEFAULTS.keyFile)),
     tokenTtlSeconds,
-    maxTaskTtlSeconds: readInteger(t, 'maxTaskTtlSeconds', f, TASK_DEFAULTS.maxTaskTtlSeconds, 10, 7 * 86_400),
+    maxTaskTtlSeconds,
+    defaultTaskTtlSeconds: Math.min(readInteger(t, 'defaultTaskTtlSeconds', f, TASK_DEFAULTS.defaultTaskTtlSeconds, 10, 7 * 86_400), maxTaskTtlSeconds),
     keyOverlapSeconds: readInteger(t, 'keyOverlapSeconds', f, TASK_DEFAULTS.keyOverlapSeconds, 0, 30 * 86_400),
     maxApprovalTtlSeconds: readInteger(t, 'maxApprovalTtlSeconds', f, TASK_DEFAULTS.maxApprovalTtlSeconds, 10, 7 * 86_400),
     store: Object.freeze(store),

@@ -51,7 +51,7 @@ export class TaskManager {
       if (parent.endedAt !== null || now >= parent.record.expiresAt) return deny('task_revoked', 'the parent task has ended');
       if (parent.record.tenant !== input.tenant) return deny('tenant_mismatch', 'a delegated task keeps its parent\'s tenant');
     }
-    const ttl = Math.min(input.ttlSeconds > 0 ? input.ttlSeconds : cfg.maxTaskTtlSeconds, cfg.maxTaskTtlSeconds);
+    const ttl = Math.min(input.ttlSeconds > 0 ? input.ttlSeconds : cfg.defaultTaskTtlSeconds, cfg.maxTaskTtlSeconds);
     const expiresAt = Math.min(now + ttl, parent?.record.expiresAt ?? Infinity);
     const context: Context = {
       purpose: input.purpose,

@@ -115,9 +115,9 @@ export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -1,0 +1,92 @@
+// mandate task start|end|show|approve|renew: the task API of a running server, over gRPC.
+// The caller's workload identity is a JWT-SVID: --svid-file FILE or MANDATE_JWT_SVID.
+
+import { Metadata, credentials, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { TASKS_SERVICE } from '../server/protos.js';
+
+const USAGE = `usage:
+  mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N] [--subject USER] [--parent TASK_ID]
+  mandate task renew   TASK_ID
+  mandate task show    TASK_ID
+  mandate task approve TASK_ID --scope TOOL_OR_ACTION [--ttl SECONDS]
+  mandate task end     TASK_ID
+common: [--server HOST:PORT (default 127.0.0.1:9191)] [--svid-file FILE (else MANDATE_JWT_SVID)]
+`;
+
+const TasksClient = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
+
+export async function runTask(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      server: { type: 'string', default: '127.0.0.1:9191' },
+      'svid-file': { type: 'string' },
+      purpose: { type: 'string' },
+      tenant: { type: 'string' },
+      tool: { type: 'string', multiple: true },
+      ttl: { type: 'string' },
+      'max-calls': { type: 'string' },
+      subject: { type: 'string' },
+      parent: { type: 'string' },
+      scope: { type: 'string' },
+    },
+  });
+  const svid = values['svid-file'] !== undefined ? readFileSync(values['svid-file'], 'utf8').trim() : process.env['MANDATE_JWT_SVID'];
+  const taskId = positionals[0] ?? '';
+  let method: string;
+  let request: Record<string, unknown>;
+  switch (sub) {
+    case 'start':
+      method = 'StartTask';
+      request = {
+        purpose: values.purpose ?? '',
+        tenant: values.tenant ?? '',
+        tools: values.tool ?? [],
+        ttlSeconds: Number(values.ttl ?? 0),
+        maxCalls: Number(values['max-calls'] ?? 0),
+        subject: values.subject ?? '',
+        parentTaskId: values.parent ?? '',
+      };
+      break;
+    case 'renew':
+    case 'show':
+    case 'end':
+      method = { renew: 'RenewToken', show: 'GetTask', end: 'EndTask' }[sub];
+      request = { taskId };
+      break;
+    case 'approve':
+      method = 'GrantApproval';
+      request = { taskId, scope: values.scope ?? '', ttlSeconds: Number(values.ttl ?? 0) };
+      break;
+    default:
+      process.stderr.write(USAGE);
+      return 1;
+  }
+  if (sub !== 'start' && taskId === '') {
+    process.stderr.write(`mandate task ${sub}: TASK_ID is required\n${USAGE}`);
+    return 1;
+  }
+  const client = new TasksClient(values.server, credentials.createInsecure()) as Client & Record<string, Function>;
+  const metadata = new Metadata();
+  if (svid !== undefined && svid !== '') metadata.set('authorization', `Bearer ${svid}`);
+  try {
+    const response = await new Promise<unknown>((resolveCall, reject) => {
+      (client[method] as Function).call(client, request, metadata, { deadline: new Date(Date.now() + 10_000) }, (err: ServiceError | null, res: unknown) =>
+        err ? reject(err) : resolveCall(res),
+      );
+    });
+    process.stdout.write(`${JSON.stringify(response, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    const e = err as ServiceError;
+    process.stderr.write(`mandate task ${sub}: ${e.details ?? e.message}\n`);
+    return 2;
+  } finally {
+    client.close();
+  }
+}
