@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTrustDomain, mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { checkRequest } from '../helpers/requests.js';
-import { exampleWith, spawnServer, type ChildServer } from '../helpers/server.js';
+import { createHealthClient, exampleWith, spawnServer, type ChildServer } from '../helpers/server.js';
+import { SERVING_STATUS } from '../../src/server/health.js';
 import { SUPERVISOR, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { createTasksClient, reasonOf } from '../helpers/tasks.js';
 import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
@@ -124,6 +125,10 @@ describe('Redis unavailable', () => {
       assert.equal(codeOf(plain), null);
       await assert.rejects(f.startTask(), (e) => reasonOf(e) === 'state_unavailable');
       assert.equal(f.server.runtime.tasks?.store.healthy(), false);
+      // Health says so: the Tasks service goes NOT_SERVING, the Check service stays SERVING.
+      const health = createHealthClient(f.server.address);
+      await waitUntil(async () => (await health.check('mandate.tasks.v1.Tasks')) === SERVING_STATUS.NOT_SERVING);
+      assert.equal(await health.check('envoy.service.auth.v3.Authorization'), SERVING_STATUS.SERVING);
       await redis.restart();
       let recovered = false;
       for (let i = 0; i < 100 && !recovered; i++) {
@@ -132,6 +137,8 @@ describe('Redis unavailable', () => {
       }
       assert.ok(recovered, 'decisions recover once Redis is back, with the task intact');
       assert.equal(f.server.runtime.tasks?.store.healthy(), true);
+      await waitUntil(async () => (await health.check('mandate.tasks.v1.Tasks')) === SERVING_STATUS.SERVING);
+      health.close();
       const task = await f.tasks.call('GetTask', { taskId }, await f.svid(SUPPORT_AGENT));
       assert.equal(task['calls'], 2, 'no state was lost');
     } finally {
@@ -139,3 +146,11 @@ describe('Redis unavailable', () => {
     }
   });
 });
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail('condition not met in time');
+    await sleep(50);
+  }
+}
