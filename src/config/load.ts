@@ -18,7 +18,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -103,6 +103,15 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   }
 
   const shutdown = expectObject(top['shutdown'] ?? {}, 'config.shutdown', ['graceMs']);
+  let tls: MandateConfig['tls'] = null;
+  if (top['tls'] !== undefined) {
+    const t = expectObject(top['tls'], 'config.tls', ['cert', 'key', 'clientCa']);
+    const cert = readString(t, 'cert', 'config.tls', null);
+    const key = readString(t, 'key', 'config.tls', null);
+    if (cert === null || key === null) throw new ConfigError('config.tls', 'needs cert and key (PEM files)');
+    const clientCa = readString(t, 'clientCa', 'config.tls', null);
+    tls = Object.freeze({ cert: resolve(baseDir, cert), key: resolve(baseDir, key), clientCa: clientCa === null ? null : resolve(baseDir, clientCa) });
+  }
   const admin = expectObject(top['admin'] ?? {}, 'config.admin', ['listen']);
   const adminListen = adminListenOverride ?? readString(admin, 'listen', 'config.admin', DEFAULTS.adminListen);
   if (adminListen !== 'off' && !LISTEN_ADDRESS.test(adminListen)) throw new ConfigError('config.admin.listen', `"${adminListen}" is not HOST:PORT or off`);
@@ -135,6 +144,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     identity: parseIdentityConfig(top['identity'], baseDir, trustDomains),
     tasks: parseTasksConfig(top['tasks'], baseDir, trustDomains),
     adminListen,
+    tls,
   });
 }
 

@@ -52,6 +52,8 @@ export interface MandateConfig {
   /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
   readonly shutdownGraceMs: number;
   readonly identity: IdentityConfig;
+  /** Serve gRPC over TLS; with clientCa, require client certificates from that bundle. */
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | null } | null;
   /** Admin HTTP (JWKS, health), or 'off'. */
   readonly adminListen: string;
   /** null when task tokens are not enabled. */

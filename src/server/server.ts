@@ -3,6 +3,7 @@
 // a gRPC error is reserved for failures to even build one (Envoy then applies
 // failure_mode_allow: false and denies).
 
+import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
@@ -81,7 +82,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   }
 
   const port = await new Promise<number>((resolvePort, reject) => {
-    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolvePort(bound)));
+    server.bindAsync(config.listen, serverCredentials(config), (err, bound) => (err ? reject(err) : resolvePort(bound)));
   });
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   health.setAll(SERVING_STATUS.SERVING);
@@ -113,4 +114,15 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
         });
       }),
   };
+}
+
+/** Plaintext, or TLS; with a client CA, every client must present a certificate from it. */
+function serverCredentials(config: MandateConfig): ServerCredentials {
+  if (config.tls === null) return ServerCredentials.createInsecure();
+  const { cert, key, clientCa } = config.tls;
+  return ServerCredentials.createSsl(
+    clientCa === null ? null : readFileSync(clientCa),
+    [{ cert_chain: readFileSync(cert), private_key: readFileSync(key) }],
+    clientCa !== null,
+  );
 }

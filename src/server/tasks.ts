@@ -2,7 +2,8 @@
 // Check: its JWT-SVID in the `authorization` metadata. Every refusal is a gRPC status whose
 // details start with the reason code ("policy_denied: ...").
 
-import { Metadata, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { X509Certificate } from 'node:crypto';
+import { type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { DecodedRequest } from '../check/decode.js';
 import type { Identifier, Identity } from '../check/identify.js';
 import { REASONS, type Denial, type Outcome } from '../check/reasons.js';
@@ -10,6 +11,7 @@ import type { KeyRing } from '../tasks/keys.js';
 import type { TaskManager } from '../tasks/manager.js';
 import type { TaskState } from '../tasks/store.js';
 import type { Logger } from '../telemetry/log.js';
+import { uriSans } from '../identity/x509.js';
 
 type Call = ServerUnaryCall<Record<string, unknown>, unknown>;
 
@@ -17,12 +19,24 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function asRequest(metadata: Metadata, now: number): DecodedRequest {
+/**
+ * The caller as the identify stage sees a Check: the TLS client certificate (verified against
+ * tls.clientCa during the handshake) as the mTLS peer, reported the way Envoy reports one (its
+ * first URI SAN as principal, the leaf as URL-encoded PEM, so it gets the full X.509-SVID
+ * checks), and the JWT-SVID from the metadata.
+ */
+function asRequest(call: Call, now: number): DecodedRequest {
   const headers = new Map<string, string>();
-  const auth = metadata.get('authorization');
+  const auth = call.metadata.get('authorization');
   if (auth.length === 1 && typeof auth[0] === 'string') headers.set('authorization', auth[0]);
   const empty = { address: '', port: 0, principal: '', certificate: '' };
-  return { method: 'POST', path: '/', query: '', host: '', scheme: '', headers, body: null, source: empty, destination: empty, extensions: {}, epochSeconds: now };
+  let source = empty;
+  const peer = call.getAuthContext().sslPeerCertificate;
+  if (peer?.raw !== undefined) {
+    const cert = new X509Certificate(peer.raw);
+    source = { ...empty, principal: uriSans(cert.subjectAltName)[0] ?? '', certificate: encodeURIComponent(cert.toString()) };
+  }
+  return { method: 'POST', path: '/', query: '', host: '', scheme: '', headers, body: null, source, destination: empty, extensions: {}, epochSeconds: now };
 }
 
 function fail(callback: sendUnaryData<unknown>, denial: Denial): void {
@@ -44,7 +58,7 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
     async (call: Call, callback: sendUnaryData<unknown>): Promise<void> => {
       try {
         const now = nowSeconds();
-        const caller = await identifier.identify(asRequest(call.metadata, now));
+        const caller = await identifier.identify(asRequest(call, now));
         if (!caller.ok) return fail(callback, caller);
         const result = await run(caller.value, call.request, now);
         if (!result.ok) return fail(callback, result);
