@@ -140,7 +140,10 @@ describe('Redis unavailable', () => {
       await waitUntil(async () => (await health.check('mandate.tasks.v1.Tasks')) === SERVING_STATUS.SERVING);
       health.close();
       const task = await f.tasks.call('GetTask', { taskId }, await f.svid(SUPPORT_AGENT));
-      assert.equal(task['calls'], 2, 'no state was lost');
+      // The call allowed before the outage is still counted. A consume that Redis applied but
+      // whose reply missed the command timeout is denied (fail closed) and still counted, so
+      // under load the count can be higher, never lower.
+      assert.ok(Number(task['calls']) >= 2, `no state was lost (calls: ${task['calls']})`);
     } finally {
       await f.close();
     }
