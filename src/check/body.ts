@@ -19,19 +19,31 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
 }
 
-export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
+/** The body as text: bounded, complete (not shorter than content-length) and valid UTF-8. */
+export function readBodyText(body: Uint8Array | string, contentLength: string | undefined, maxBytes: number): Outcome<string> {
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (size > maxBytes) return deny('bad_request', `body is larger than ${maxBytes} bytes`);
-  let text: string;
-  if (typeof body === 'string') {
-    text = body;
-  } else {
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(body);
-    } catch {
-      return deny('bad_request', 'body is not valid UTF-8');
-    }
+  if (contentLength !== undefined && Number(contentLength) > size) return deny('bad_request', 'body was truncated before it reached the decision point');
+  if (typeof body === 'string') return ok(body);
+  try {
+    return ok(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    return deny('bad_request', 'body is not valid UTF-8');
   }
+}
+
+/** A parsed JSON value as a Cedar value, under the rules above. `where` names it in errors. */
+export function toCedarValue(value: unknown, where: string, maxDepth: number): Outcome<CedarJson> {
+  const converted = toCedar(value, where, 0, maxDepth);
+  if (converted === undefined) return deny('bad_request', `${where} is JSON null`);
+  if ('error' in converted) return deny('bad_request', converted.error);
+  return ok(converted.value);
+}
+
+export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
+  const read = readBodyText(body, undefined, maxBytes);
+  if (!read.ok) return read;
+  const text = read.value;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

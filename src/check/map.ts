@@ -7,20 +7,37 @@
 import type { Context, EntityJson } from '../policy/cedar.js';
 import type { MandateConfig } from '../config/types.js';
 import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js';
-import { isJsonContentType, parseJsonBody } from './body.js';
+import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
+import { argumentsDigest, canonicalJson } from './jcs.js';
+import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Denial, type Outcome } from './reasons.js';
 import type { CompiledRoute, RouteMatch, RouteTable } from './routes.js';
 
 export const ANONYMOUS_PRINCIPAL: EntityUid = Object.freeze({ type: 'Unauthenticated', id: 'anonymous' });
 
+export interface MappedCall {
+  readonly cedar: CedarRequest;
+  /** context.tool: the tool this call uses, if any. */
+  readonly tool: string | null;
+  /** SHA-256 of the RFC 8785 form of the call's arguments (MCP tools/call, prompts/get), or null. */
+  readonly argumentsDigest: string | null;
+}
+
 export interface MappedRequest {
   readonly match: RouteMatch;
   readonly route: CompiledRoute;
+  /** The first call; for an MCP batch, `calls` holds every call (all must be allowed). */
   readonly cedar: CedarRequest;
+  readonly calls: readonly MappedCall[];
+  /** MCP routes: the JSON-RPC id a deny answers (null for a batch or a notification). */
+  readonly rpcId: string | number | null;
 }
+
+/** A deny from map that must be answered as a JSON-RPC error (MCP routes). */
+export type MapDenial = Denial & { readonly rpcCode?: number; readonly rpcId?: string | number | null };
 
 export interface MapInputs {
   readonly config: MandateConfig;
@@ -29,7 +46,7 @@ export interface MapInputs {
   readonly groups: WorkloadGroups;
 }
 
-export function mapRequest(request: DecodedRequest, identity: Identity, inputs: MapInputs): Outcome<MappedRequest> {
+export function mapRequest(request: DecodedRequest, identity: Identity, inputs: MapInputs): Outcome<MappedRequest> | MapDenial {
   const matched = inputs.routes.match(request.method, request.path);
   if (!matched.ok) return matched;
   if (matched.value === null) return deny('no_route', `no route for ${request.method} ${truncate(request.path)}`);
@@ -51,35 +68,86 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     extensions: request.extensions,
     identity: identityContext(identity),
   };
+  const resource = { type: route.resourceType, id: route.buildResourceId(params) };
+  const principalEntity = buildPrincipal(identity, inputs);
+  const principal = principalEntity.uid as EntityUid;
+
+  if (route.mcp !== null) return mapMcp(request, route, matched.value, context, principalEntity, inputs);
+
   if (route.body) {
     if (request.body === null) return deny('bad_request', `${route.action} expects a JSON body and Envoy sent none (with_request_body)`);
-    const contentLength = request.headers.get('content-length');
-    const size = typeof request.body === 'string' ? Buffer.byteLength(request.body) : request.body.length;
-    if (contentLength !== undefined && Number(contentLength) > size) {
-      return deny('bad_request', 'body was truncated before it reached the decision point');
-    }
+    const text = readBodyText(request.body, request.headers.get('content-length'), inputs.config.limits.maxBodyBytes);
+    if (!text.ok) return text;
     if (!isJsonContentType(request.headers.get('content-type'))) return deny('bad_request', `${route.action} expects content-type application/json`);
-    const body = parseJsonBody(request.body, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
+    const body = parseJsonBody(text.value, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
     if (!body.ok) return body;
     context['body'] = body.value;
   }
-
-  const resource = { type: route.resourceType, id: route.buildResourceId(params) };
   if (route.tool !== null) context['tool'] = route.tool;
-  const principalEntity = buildPrincipal(identity, inputs);
-  const principal = principalEntity.uid as EntityUid;
   const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, [])];
-  return ok({
-    match: matched.value,
-    route,
-    cedar: {
-      principal,
-      action: { type: 'Action', id: route.action },
-      resource,
-      context,
-      entities: inputs.engine.entitiesFor(own),
-    },
-  });
+  const cedar: CedarRequest = { principal, action: { type: 'Action', id: route.action }, resource, context, entities: inputs.engine.entitiesFor(own) };
+  return ok({ match: matched.value, route, cedar, calls: [{ cedar, tool: route.tool, argumentsDigest: null }], rpcId: null });
+}
+
+/**
+ * An MCP endpoint: one Cedar request per JSON-RPC call in the body (docs/tool-calls.md).
+ *   action    Action::"mcp:<method>"
+ *   resource  Tool::"<server>/<name>" | McpResource::"<uri>" | Prompt::"<server>/<name>" | McpServer::"<server>"
+ *   context   the HTTP context plus mcp {method, protocolVersion, requestId, arguments, argumentsDigest, approved}
+ * Arguments become the tags of an McpArguments entity (strings as they are, other values as
+ * canonical JSON): Cedar records are closed, entity tags are not.
+ */
+function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch, base: Context, principalEntity: EntityJson, inputs: MapInputs): Outcome<MappedRequest> | MapDenial {
+  const limits = inputs.config.limits;
+  if (request.body === null) return { ...deny('bad_request', 'an MCP request needs its body: Envoy must send it (with_request_body)'), rpcCode: RPC_INVALID_REQUEST, rpcId: null };
+  const text = readBodyText(request.body, request.headers.get('content-length'), limits.maxBodyBytes);
+  if (!text.ok) return { ...text, rpcCode: RPC_INVALID_REQUEST, rpcId: null };
+  const parsed = parseMcp(text.value, request.headers);
+  if (!parsed.ok) return parsed as MapDenial;
+  const { calls, batch, protocolVersion } = parsed.value;
+  const server = (route.mcp as NonNullable<CompiledRoute['mcp']>).server;
+  const mapped: MappedCall[] = [];
+  for (const [i, call] of calls.entries()) {
+    let resource: EntityUid;
+    let tool: string | null = null;
+    if (call.method === 'tools/call') resource = { type: 'Tool', id: (tool = `${server}/${call.target as string}`) };
+    else if (call.method === 'prompts/get') resource = { type: 'Prompt', id: `${server}/${call.target as string}` };
+    else if (call.method === 'resources/read') resource = { type: 'McpResource', id: call.target as string };
+    else resource = { type: 'McpServer', id: server };
+    const argsUid = { type: 'McpArguments', id: `call-${i}` };
+    const tags: Record<string, string> = {};
+    let digest = '';
+    if (call.arguments !== null) {
+      const depth = depthOf(call.arguments, limits.maxBodyDepth + 1);
+      if (depth > limits.maxBodyDepth) return { ...deny('bad_request', `params.arguments is nested deeper than ${limits.maxBodyDepth} levels`), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
+      for (const [k, v] of Object.entries(call.arguments)) if (v !== null) tags[k] = typeof v === 'string' ? v : canonicalJson(v);
+      digest = argumentsDigest(call.arguments);
+    }
+    const context: Context = {
+      ...base,
+      mcp: { method: call.method, protocolVersion, requestId: call.id === null ? '' : String(call.id), arguments: { __entity: argsUid }, argumentsDigest: digest, approved: false },
+    };
+    if (tool !== null) context['tool'] = tool;
+    const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, []), { uid: argsUid, attrs: {}, parents: [], tags }];
+    mapped.push({
+      cedar: { principal: principalEntity.uid as EntityUid, action: { type: 'Action', id: `mcp:${call.method}` }, resource, context, entities: inputs.engine.entitiesFor(own) },
+      tool,
+      argumentsDigest: call.arguments === null ? null : digest,
+    });
+  }
+  const first = mapped[0] as MappedCall;
+  return ok({ match, route, cedar: first.cedar, calls: mapped, rpcId: batch ? null : (calls[0] as McpCall).id });
+}
+
+/** Depth of a JSON value, counting stops at `limit` (so a hostile 1,000-level value costs little). */
+function depthOf(value: unknown, limit: number, depth = 0): number {
+  if (depth >= limit || value === null || typeof value !== 'object') return depth;
+  let max = depth + 1;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) {
+    max = Math.max(max, depthOf(v, limit, depth + 1));
+    if (max >= limit) break;
+  }
+  return max;
 }
 
 /** The principal entity for an identity: Workload with its attributes, static parents and pattern groups. */

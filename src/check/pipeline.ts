@@ -10,7 +10,8 @@ import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest } from './map.js';
 import type { ReasonCode } from './reasons.js';
 import type { RouteTable } from './routes.js';
-import { countCall, resolveTask, taskContext, type TaskDeps } from './task.js';
+import { callApproved, countCall, resolveTask, taskContext, type TaskDeps } from './task.js';
+import type { ToolTouch } from '../tasks/store.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -36,6 +37,18 @@ export interface Decision {
   readonly policyVersion: string;
   /** The Cedar request, kept for --explain and the decision log. */
   readonly cedar: CedarRequest | null;
+  /** MCP routes: answer a deny as a JSON-RPC error to this id (docs/tool-calls.md). */
+  readonly rpc: { readonly id: string | number | null; readonly errorCode: number | null; readonly denyStatus: 200 | 400 | 403 } | null;
+  /** approval_required: what approval would unlock the call. */
+  readonly approval: { readonly task: string | null; readonly tool: string; readonly argumentsDigest: string | null } | null;
+}
+
+/** The registry's labels and egress flag for a tool (static entity Tool::"<tool>"), for the task history. */
+function toolTouch(state: DecisionState, tool: string | null): ToolTouch | null {
+  if (tool === null) return null;
+  const attrs = state.engine.staticEntity({ type: 'Tool', id: tool })?.attrs ?? {};
+  const labels = Array.isArray(attrs['labels']) ? attrs['labels'].filter((l): l is string => typeof l === 'string') : [];
+  return { tool, labels, egress: attrs['egress'] === true };
 }
 
 export function createDecisionState(
@@ -54,7 +67,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
-    determining: [], errors: [], policyVersion, cedar: null, ...partial,
+    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, ...partial,
   });
   try {
     // 1. decode
@@ -63,29 +76,50 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     // 2. identify
     const identity = await state.identifier.identify(decoded.value);
     if (!identity.ok) return denied(identity.code, identity.message);
-    // 3. map
+    // 3. map (an MCP body may hold several calls: each is decided, all must be allowed)
     const mapped = mapRequest(decoded.value, identity.value, state);
-    if (!mapped.ok) return denied(mapped.code, mapped.message, { identity: identity.value });
-    const { cedar } = mapped.value;
-    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar };
+    if (!mapped.ok) {
+      const rpc = 'rpcCode' in mapped && mapped.rpcCode !== undefined ? { id: mapped.rpcId ?? null, errorCode: mapped.rpcCode, denyStatus: 400 as const } : null;
+      return denied(mapped.code, mapped.message, { identity: identity.value, rpc });
+    }
+    const { cedar, calls, route } = mapped.value;
+    const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
+    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc };
     // 4. task: the task token, its binding and the task's live state
     const task = await resolveTask(decoded.value, identity.value, mapped.value.match, state.tasks, Math.floor(nowMs / 1000));
     if (!task.ok) return denied(task.code, task.message, about);
-    if (task.value !== null) (cedar.context as Record<string, unknown>)['task'] = taskContext(task.value);
     // 5. evaluate
-    const evaluated = state.engine.evaluate(cedar);
-    if (!evaluated.ok) return denied(evaluated.code, evaluated.message, about);
-    const { decision, determining, errors } = evaluated.value;
-    if (decision !== 'allow') {
-      const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
-      return denied(code, undefined, { ...about, determining, errors });
+    let determining: readonly string[] = [];
+    let errors: readonly string[] = [];
+    for (const call of calls) {
+      const context = call.cedar.context as Record<string, unknown>;
+      if (task.value !== null) {
+        context['task'] = taskContext(task.value, call.tool);
+        if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = callApproved(task.value, call.tool, call.argumentsDigest);
+      }
+      const callAbout = { ...about, action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
+      const evaluated = state.engine.evaluate(call.cedar);
+      if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout);
+      ({ determining, errors } = evaluated.value);
+      if (evaluated.value.decision !== 'allow') {
+        // A forbid annotated @approval("...") that decided this deny: say which approval would unlock it.
+        if (determining.some((id) => state.engine.annotation(id, 'approval') !== undefined)) {
+          const approval = { task: task.value?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
+          return denied('approval_required', undefined, { ...callAbout, determining, errors, approval });
+        }
+        const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
+        return denied(code, undefined, { ...callAbout, determining, errors });
+      }
     }
-    // 6. count the call against the task's budget, atomically, now that it is allowed
+    // 6. count each call against the task's budget and record it in the history, atomically,
+    //    now that all are allowed
     if (task.value !== null && state.tasks !== null) {
-      const counted = await countCall(state.tasks.store, task.value);
-      if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors });
+      for (const call of calls) {
+        const counted = await countCall(state.tasks.store, task.value, toolTouch(state, call.tool));
+        if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors });
+      }
     }
-    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion };
+    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion, approval: null };
   } catch (err) {
     // A bug, not a decision: deny, and say so.
     return denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);

@@ -62,6 +62,11 @@ export const REASONS = {
     httpStatus: 403,
     message: 'denied by policy',
   },
+  approval_required: {
+    grpcCode: GRPC_PERMISSION_DENIED,
+    httpStatus: 403,
+    message: 'this call needs an approval; the deny says which one would unlock it',
+  },
   task_required: {
     grpcCode: GRPC_PERMISSION_DENIED,
     httpStatus: 403,

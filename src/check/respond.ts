@@ -26,7 +26,14 @@ export interface DenyBody {
   message: string;
   decisionId: string;
   determiningPolicies?: readonly string[];
+  /** approval_required: the approval that would unlock the call. */
+  approval?: NonNullable<Decision['approval']>;
 }
+
+// JSON-RPC error codes for denied MCP calls, as MCP gateways commonly answer (FACTS: MCP).
+const RPC_PERMISSION_DENIED = -32001;
+const RPC_RESOURCE_EXHAUSTED = -32003;
+const EXHAUSTED: ReadonlySet<string> = new Set(['budget_exhausted', 'overloaded', 'state_unavailable']);
 
 function header(key: string, value: string): HeaderValueOption {
   return { header: { key, value }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD };
@@ -58,12 +65,26 @@ export function respond(decision: Decision, config: Pick<MandateConfig, 'explain
   const message = code === 'internal_error' ? spec.message : decision.message ?? spec.message;
   const body: DenyBody = { decision: 'deny', code, message, decisionId: decision.decisionId };
   if (config.explain) body.determiningPolicies = decision.determining;
+  if (decision.approval !== null) body.approval = decision.approval;
+  let httpStatus: number = spec.httpStatus;
+  let text: string;
+  if (decision.rpc === null) {
+    text = JSON.stringify(body);
+  } else {
+    // An MCP client gets a JSON-RPC error for its request id, the reason in error.data. The HTTP
+    // status: 400 for a malformed request, 401 when identity failed (so clients can run their
+    // auth flow), otherwise the route's mcpDenyStatus (200 by default; docs/tool-calls.md).
+    const { decision: _d, code: _c, message: _m, ...data } = body;
+    httpStatus = code === 'bad_request' ? 400 : spec.httpStatus === 401 ? 401 : decision.rpc.denyStatus;
+    const rpcCode = decision.rpc.errorCode ?? (EXHAUSTED.has(code) ? RPC_RESOURCE_EXHAUSTED : RPC_PERMISSION_DENIED);
+    text = JSON.stringify({ jsonrpc: '2.0', id: decision.rpc.id, error: { code: rpcCode, message: `${code}: ${message}`, data: { code, ...data } } });
+  }
   return {
     status: { code: spec.grpcCode, message: `${code}: ${message}` },
     deniedResponse: {
-      status: { code: spec.httpStatus },
+      status: { code: httpStatus },
       headers: [header('content-type', 'application/json'), header(DECISION_ID_HEADER, decision.decisionId)],
-      body: JSON.stringify(body),
+      body: text,
     },
     dynamicMetadata,
   };

@@ -21,6 +21,7 @@ export interface CompiledRoute {
   readonly body: boolean;
   readonly tool: string | null;
   readonly requireTask: boolean;
+  readonly mcp: RouteConfig['mcp'];
 }
 
 export interface RouteMatch {
@@ -170,6 +171,7 @@ function compileRoute(config: RouteConfig, application: string): CompiledRoute {
     body: config.body,
     tool: config.tool,
     requireTask: config.requireTask,
+    mcp: config.mcp,
   };
 }
 

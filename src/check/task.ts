@@ -9,7 +9,7 @@ import type { TasksConfig } from '../config/tasks.js';
 import { TXN_TOKEN_HEADER, verifyTxnToken } from '../identity/txn-token.js';
 import type { KeyRing } from '../tasks/keys.js';
 import type { EndedTasks } from '../tasks/ended.js';
-import { StateUnavailableError, type TaskState, type TaskStore } from '../tasks/store.js';
+import { StateUnavailableError, type TaskState, type TaskStore, type ToolTouch } from '../tasks/store.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
 import { deny, ok, type Outcome } from './reasons.js';
@@ -54,9 +54,14 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, m
   return ok(state);
 }
 
-/** context.task, as docs/tasks.md describes it. */
-export function taskContext(state: TaskState): Context {
+/**
+ * context.task, as docs/tasks.md describes it, for a call that uses `tool`. `approved` holds the
+ * scopes of approvals that are not bound to arguments; an argument-bound approval only ever
+ * shows as context.mcp.approved on the one call whose arguments it names.
+ */
+export function taskContext(state: TaskState, tool: string | null): Context {
   const r = state.record;
+  const h = state.history;
   return {
     id: r.id,
     purpose: r.purpose,
@@ -65,15 +70,22 @@ export function taskContext(state: TaskState): Context {
     subject: r.subject ?? '',
     parent: r.parent ?? '',
     calls: state.calls,
-    approvals: state.approvals.map((a) => ({ scope: a.scope, expiresAt: a.expiresAt, approver: a.approver })),
-    approved: [...new Set(state.approvals.map((a) => a.scope))],
+    approvals: state.approvals.map((a) => ({ scope: a.scope, expiresAt: a.expiresAt, approver: a.approver, argumentsDigest: a.argumentsDigest ?? '' })),
+    approved: [...new Set(state.approvals.filter((a) => a.argumentsDigest === null).map((a) => a.scope))],
+    history: { tools: [...h.tools], labels: [...h.labels], egress: h.egress, toolCalls: tool === null ? 0 : (h.counts[tool] ?? 0) },
   };
 }
 
+/** Whether an open approval covers this call: same tool, and either unbound or bound to these exact arguments. */
+export function callApproved(state: TaskState, tool: string | null, digest: string | null): boolean {
+  if (tool === null) return false;
+  return state.approvals.some((a) => a.scope === tool && (a.argumentsDigest === null || a.argumentsDigest === digest));
+}
+
 /** Counts an allowed call against the task; the only writer of the budget on the Check path. */
-export async function countCall(store: TaskStore, state: TaskState): Promise<Outcome<number>> {
+export async function countCall(store: TaskStore, state: TaskState, touch: ToolTouch | null): Promise<Outcome<number>> {
   try {
-    const r = await store.consumeCall(state.record.id, state.record.maxCalls);
+    const r = await store.consumeCall(state.record.id, state.record.maxCalls, touch);
     if (r.ok) return ok(r.calls);
     return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');
   } catch (err) {

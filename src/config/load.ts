@@ -20,7 +20,7 @@ const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
   'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls',
 ] as const;
-const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask'] as const;
+const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const LISTEN_ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -172,9 +172,23 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
   }
   const path = readString(entry, 'path', field, '');
   if (path === '') throw new ConfigError(`${field}.path`, 'is required');
+  const protocol = readString(entry, 'protocol', field, 'http');
+  if (protocol !== 'http' && protocol !== 'mcp') throw new ConfigError(`${field}.protocol`, 'must be http or mcp');
+  let mcp: RouteConfig['mcp'] = null;
+  if (protocol === 'mcp') {
+    if (method !== 'POST') throw new ConfigError(`${field}.method`, 'an MCP endpoint (Streamable HTTP) takes POST');
+    const server = readString(entry, 'server', field, null);
+    if (server === null || !/^[A-Za-z0-9._-]{1,64}$/.test(server)) throw new ConfigError(`${field}.server`, 'an MCP route needs a server name of letters, digits, ".", "-", "_"');
+    const denyStatus = readInteger(entry, 'mcpDenyStatus', field, 200, 200, 403);
+    if (denyStatus !== 200 && denyStatus !== 403) throw new ConfigError(`${field}.mcpDenyStatus`, 'must be 200 or 403');
+    mcp = { server, denyStatus };
+  } else if (entry['server'] !== undefined || entry['mcpDenyStatus'] !== undefined) {
+    throw new ConfigError(`${field}.server`, 'only MCP routes (protocol: mcp) take server and mcpDenyStatus');
+  }
   return {
     method: method as HttpMethod,
     path,
+    mcp,
     resource: readString(entry, 'resource', field, null),
     body: readBoolean(entry, 'body', field, false),
     tool: readString(entry, 'tool', field, null),

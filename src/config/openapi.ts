@@ -41,6 +41,7 @@ export function importOpenApiRoutes(file: string, field: string, defaultResource
         body: hasJsonBody(operation['requestBody']),
         tool: typeof operation['x-mandate-tool'] === 'string' ? operation['x-mandate-tool'] : null,
         requireTask: operation['x-mandate-require-task'] === true,
+        mcp: null,
         origin: `${field} (${file} ${method} ${path})`,
       });
     }

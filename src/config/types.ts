@@ -18,6 +18,8 @@ export interface RouteConfig {
   readonly tool: string | null;
   /** Deny with task_required when the request carries no task token. */
   readonly requireTask: boolean;
+  /** An MCP endpoint (Streamable HTTP): each JSON-RPC call in the body is decided (docs/tool-calls.md). */
+  readonly mcp: { readonly server: string; readonly denyStatus: 200 | 403 } | null;
   /** Where the route came from, for error messages: "config.routes[2]" or "openapi.yaml GET /x". */
   readonly origin: string;
 }

@@ -35,6 +35,7 @@ export class PolicyEngine {
   /** Static entities by "Type::id", for merging parents into per-request entities. */
   private readonly staticByKey: ReadonlyMap<string, EntityJson>;
   private readonly staticEntities: readonly EntityJson[];
+  private readonly annotations: ReadonlyMap<string, Readonly<Record<string, string>>>;
 
   private constructor(
     readonly version: PolicyVersion,
@@ -43,6 +44,12 @@ export class PolicyEngine {
   ) {
     this.staticEntities = version.entities;
     this.staticByKey = new Map(version.entities.map((e) => [uidKey(e.uid), e]));
+    this.annotations = new Map(version.policies.map((p) => [p.id, p.annotations]));
+  }
+
+  /** A policy's annotation, e.g. annotation("some-policy", "approval"). */
+  annotation(policyId: string, key: string): string | undefined {
+    return this.annotations.get(policyId)?.[key];
   }
 
   /**

@@ -14,6 +14,8 @@ export interface PolicySource {
   readonly text: string;
   readonly file: string;
   readonly line: number;
+  /** Cedar annotations, e.g. @approval("required") makes a deny answer approval_required. */
+  readonly annotations: Readonly<Record<string, string>>;
 }
 
 export interface PolicyVersion {
@@ -143,8 +145,8 @@ function splitPolicies(file: string, text: string, problems: string[]): PolicySo
     cursor = at >= 0 ? at + part.length : cursor;
     const line = lineOf(text, offset);
     const json = cedar.policyToJson(part);
-    const annotated = json.type === 'success' ? json.json.annotations?.['id'] : undefined;
-    out.push({ id: annotated ?? `${basename(file)}:${line}`, text: part, file, line });
+    const annotations = json.type === 'success' ? (json.json.annotations ?? {}) : {};
+    out.push({ id: annotations['id'] ?? `${basename(file)}:${line}`, text: part, file, line, annotations });
   }
   return out;
 }

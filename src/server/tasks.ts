@@ -48,7 +48,7 @@ function taskMessage(s: TaskState): Record<string, unknown> {
   return {
     taskId: r.id, purpose: r.purpose, tenant: r.tenant, tools: r.tools, subject: r.subject ?? '', parentTaskId: r.parent ?? '',
     workload: r.workload, maxCalls: r.maxCalls ?? 0, calls: s.calls, createdAt: r.createdAt, expiresAt: r.expiresAt, endedAt: s.endedAt ?? 0,
-    approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt })),
+    approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '' })),
   };
 }
 
@@ -92,8 +92,9 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
     GetTask: handle('GetTask', (caller, req, now) => manager.get(caller, str(req['taskId']), now), taskMessage),
     GrantApproval: handle(
       'GrantApproval',
-      (caller, req, now) => manager.grantApproval(caller, { taskId: str(req['taskId']), scope: str(req['scope']), ttlSeconds: num(req['ttlSeconds']) }, now),
-      (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt }),
+      (caller, req, now) =>
+        manager.grantApproval(caller, { taskId: str(req['taskId']), scope: str(req['scope']), ttlSeconds: num(req['ttlSeconds']), argumentsDigest: str(req['argumentsDigest']) || null }, now),
+      (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '' }),
     ),
     RevokeApproval: handle('RevokeApproval', (caller, req, now) => manager.revokeApproval(caller, str(req['taskId']), str(req['approvalId']), now), () => ({})),
     GetJwks: (_call: Call, callback: sendUnaryData<unknown>) => callback(null, { json: JSON.stringify(keys.jwks()) }),

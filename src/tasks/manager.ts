@@ -122,9 +122,10 @@ export class TaskManager {
     return this.owned(caller, taskId, now, 'GetTask');
   }
 
-  async grantApproval(caller: Identity, input: { taskId: string; scope: string; ttlSeconds: number; }, now: number): Promise<Outcome<Approval>> {
+  async grantApproval(caller: Identity, input: { taskId: string; scope: string; ttlSeconds: number; argumentsDigest: string | null }, now: number): Promise<Outcome<Approval>> {
     if (caller.kind === 'anonymous') return deny('unauthenticated', 'GrantApproval needs a workload identity');
     if (!NAME.test(input.scope)) return deny('bad_request', 'scope must name an action or tool');
+    if (input.argumentsDigest !== null && !/^[0-9a-f]{64}$/.test(input.argumentsDigest)) return deny('bad_request', 'argumentsDigest must be a hex SHA-256 digest');
     const s = await this.read(input.taskId, now);
     if (!s.ok) return s;
     if (s.value.endedAt !== null || now >= s.value.record.expiresAt) return deny('task_revoked');
@@ -132,7 +133,14 @@ export class TaskManager {
     const context: Context = { taskId: input.taskId, scope: input.scope, ttlSeconds: ttl, workload: s.value.record.workload, purpose: s.value.record.purpose };
     const allowed = this.authorize(caller, 'GrantApproval', { type: 'Tenant', id: s.value.record.tenant }, context);
     if (!allowed.ok) return allowed;
-    const approval: Approval = { id: randomUUID(), taskId: input.taskId, scope: input.scope, approver: caller.spiffe.id, expiresAt: Math.min(now + ttl, s.value.record.expiresAt) };
+    const approval: Approval = {
+      id: randomUUID(),
+      taskId: input.taskId,
+      scope: input.scope,
+      approver: caller.spiffe.id,
+      expiresAt: Math.min(now + ttl, s.value.record.expiresAt),
+      argumentsDigest: input.argumentsDigest,
+    };
     try {
       await this.deps.store.grantApproval(approval, s.value.record.expiresAt);
     } catch (err) {

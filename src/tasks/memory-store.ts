@@ -1,13 +1,17 @@
 // Task state in one process: the embedded default. Single-threaded JavaScript makes each
 // method atomic; nothing survives a restart.
 
-import type { Approval, ConsumeResult, TaskRecord, TaskState, TaskStore } from './store.js';
+import type { Approval, ConsumeResult, TaskRecord, TaskState, TaskStore, ToolTouch } from './store.js';
 
 interface Entry {
   record: TaskRecord;
   endedAt: number | null;
   calls: number;
   approvals: Map<string, Approval>;
+  tools: Set<string>;
+  labels: Set<string>;
+  egress: boolean;
+  counts: Map<string, number>;
 }
 
 export class MemoryTaskStore implements TaskStore {
@@ -16,7 +20,7 @@ export class MemoryTaskStore implements TaskStore {
   private readonly listeners: ((taskId: string) => void)[] = [];
 
   async createTask(record: TaskRecord): Promise<void> {
-    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map() });
+    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map() });
     this.sweep(record.createdAt);
   }
 
@@ -28,6 +32,7 @@ export class MemoryTaskStore implements TaskStore {
       endedAt: e.endedAt,
       calls: e.calls,
       approvals: [...e.approvals.values()].filter((a) => a.expiresAt > now),
+      history: { tools: [...e.tools], labels: [...e.labels], egress: e.egress, counts: Object.fromEntries(e.counts) },
     };
   }
 
@@ -39,11 +44,17 @@ export class MemoryTaskStore implements TaskStore {
     return true;
   }
 
-  async consumeCall(taskId: string, maxCalls: number | null): Promise<ConsumeResult> {
+  async consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult> {
     const e = this.tasks.get(taskId);
     if (e === undefined || e.endedAt !== null) return { ok: false, reason: 'ended', calls: e?.calls ?? 0 };
     if (maxCalls !== null && e.calls >= maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
     e.calls++;
+    if (touch !== null) {
+      e.tools.add(touch.tool);
+      for (const l of touch.labels) e.labels.add(l);
+      e.egress ||= touch.egress;
+      e.counts.set(touch.tool, (e.counts.get(touch.tool) ?? 0) + 1);
+    }
     return { ok: true, calls: e.calls };
   }
 

@@ -9,12 +9,14 @@
 // recovers by itself when the connection is back.
 
 import { Redis } from 'ioredis';
-import { StateUnavailableError, type Approval, type ConsumeResult, type TaskRecord, type TaskState, type TaskStore } from './store.js';
+import { StateUnavailableError, type Approval, type ConsumeResult, type TaskRecord, type TaskState, type TaskStore, type ToolTouch } from './store.js';
 
 const KEEP_AFTER_END_SECONDS = 3600;
 
-// KEYS: task hash, calls counter. ARGV: max calls (-1: none).
-// Returns {1, calls} counted; {-1, calls} budget exhausted; {-2, calls} ended or unknown.
+// KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash.
+// ARGV: max calls (-1: none), tool ('' for none), egress ('1'/'0'), labels...
+// Returns {1, calls} counted (and the history updated); {-1, calls} budget exhausted;
+// {-2, calls} ended or unknown. A refused call records nothing.
 const CONSUME_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2, 0} end
 local calls = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -23,8 +25,16 @@ if ended and ended ~= '' then return {-2, calls} end
 local max = tonumber(ARGV[1])
 if max >= 0 and calls >= max then return {-1, calls} end
 calls = redis.call('INCR', KEYS[2])
+if ARGV[2] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
+  for i = 4, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
+  if ARGV[3] == '1' then redis.call('SET', KEYS[5], '1') end
+end
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if ttl > 0 then
+  for i = 2, 6 do if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl) end end
+end
 return {1, calls}
 `;
 
@@ -38,7 +48,7 @@ return 1
 `;
 
 interface Scripts {
-  mandateConsume(taskKey: string, callsKey: string, max: number): Promise<[number, number]>;
+  mandateConsume(...args: (string | number)[]): Promise<[number, number]>;
   mandateEnd(taskKey: string, now: number, channel: string, taskId: string): Promise<number>;
 }
 
@@ -67,7 +77,7 @@ export class RedisTaskStore implements TaskStore {
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     };
     this.redis = new Redis(url, common) as Redis & Scripts;
-    this.redis.defineCommand('mandateConsume', { numberOfKeys: 2, lua: CONSUME_LUA });
+    this.redis.defineCommand('mandateConsume', { numberOfKeys: 6, lua: CONSUME_LUA });
     this.redis.defineCommand('mandateEnd', { numberOfKeys: 1, lua: END_LUA });
     // Subscriptions need the offline queue: ioredis replays them after a reconnect.
     this.subscriber = new Redis(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
@@ -107,7 +117,17 @@ export class RedisTaskStore implements TaskStore {
 
   async getState(taskId: string, now: number): Promise<TaskState | null> {
     const results = await this.run('read task state', () =>
-      this.redis.pipeline().hgetall(this.key(taskId)).get(this.key(taskId, ':calls')).hvals(this.key(taskId, ':approvals')).exec().then(checkExec),
+      this.redis
+        .pipeline()
+        .hgetall(this.key(taskId))
+        .get(this.key(taskId, ':calls'))
+        .hvals(this.key(taskId, ':approvals'))
+        .smembers(this.key(taskId, ':tools'))
+        .smembers(this.key(taskId, ':labels'))
+        .get(this.key(taskId, ':egress'))
+        .hgetall(this.key(taskId, ':counts'))
+        .exec()
+        .then(checkExec),
     );
     const hash = results[0] as Record<string, string>;
     if (hash['record'] === undefined) return null;
@@ -117,6 +137,12 @@ export class RedisTaskStore implements TaskStore {
       endedAt: hash['endedAt'] ? Number(hash['endedAt']) : null,
       calls: Number(results[1] ?? 0),
       approvals,
+      history: {
+        tools: results[3] as string[],
+        labels: results[4] as string[],
+        egress: results[5] === '1',
+        counts: Object.fromEntries(Object.entries(results[6] as Record<string, string>).map(([k, v]) => [k, Number(v)])),
+      },
     };
   }
 
@@ -125,8 +151,10 @@ export class RedisTaskStore implements TaskStore {
     return ended === 1;
   }
 
-  async consumeCall(taskId: string, maxCalls: number | null): Promise<ConsumeResult> {
-    const [status, calls] = await this.run('count a call', () => this.redis.mandateConsume(this.key(taskId), this.key(taskId, ':calls'), maxCalls ?? -1));
+  async consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult> {
+    const keys = ['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s));
+    const args = [maxCalls ?? -1, touch?.tool ?? '', touch?.egress ? '1' : '0', ...(touch?.labels ?? [])];
+    const [status, calls] = await this.run('count a call', () => this.redis.mandateConsume(...keys, ...args));
     if (status === 1) return { ok: true, calls };
     return { ok: false, reason: status === -1 ? 'exhausted' : 'ended', calls };
   }

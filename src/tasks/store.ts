@@ -24,7 +24,28 @@ export interface Approval {
   readonly scope: string;
   readonly approver: string;
   readonly expiresAt: number;
+  /** When set, the approval covers only a call whose arguments have this digest (RFC 8785 + SHA-256). */
+  readonly argumentsDigest: string | null;
 }
+
+/** What a task has done so far: updated with each allowed call, never by a denied one. */
+export interface TaskHistory {
+  readonly tools: readonly string[];
+  /** Union of the labels of every tool called (a high-water mark: it never goes down). */
+  readonly labels: readonly string[];
+  /** Whether a tool with egress: true was called. */
+  readonly egress: boolean;
+  readonly counts: Readonly<Record<string, number>>;
+}
+
+/** The tool an allowed call used, with its registry labels, for the history. */
+export interface ToolTouch {
+  readonly tool: string;
+  readonly labels: readonly string[];
+  readonly egress: boolean;
+}
+
+export const EMPTY_HISTORY: TaskHistory = Object.freeze({ tools: [], labels: [], egress: false, counts: {} });
 
 export interface TaskState {
   readonly record: TaskRecord;
@@ -33,6 +54,7 @@ export interface TaskState {
   readonly calls: number;
   /** Unexpired approvals only. */
   readonly approvals: readonly Approval[];
+  readonly history: TaskHistory;
 }
 
 export type ConsumeResult = { readonly ok: true; readonly calls: number } | { readonly ok: false; readonly reason: 'exhausted' | 'ended'; readonly calls: number };
@@ -48,8 +70,11 @@ export interface TaskStore {
   getState(taskId: string, now: number): Promise<TaskState | null>;
   /** Marks the task ended and tells every replica. False when the task is unknown. */
   endTask(taskId: string, now: number): Promise<boolean>;
-  /** Counts one allowed call, atomically: refused once maxCalls calls were counted or the task ended. */
-  consumeCall(taskId: string, maxCalls: number | null): Promise<ConsumeResult>;
+  /**
+   * Counts one allowed call, atomically, and records the tool it used in the history: refused
+   * (and nothing recorded) once maxCalls calls were counted or the task ended.
+   */
+  consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult>;
   grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;
   revokeApproval(taskId: string, approvalId: string): Promise<boolean>;
   /** Called with the id of every task ended anywhere (this replica or another). */

@@ -111,6 +111,8 @@ describe('CheckResponse wire compatibility', () => {
     errors: [],
     policyVersion: 'sha256:0123456789abcdef',
     cedar: null,
+    rpc: null,
+    approval: null,
   };
   const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [
     ['allow for a workload', base, { explain: false, principalHeader: 'x-mandate-principal' }],

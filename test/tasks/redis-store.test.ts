@@ -42,7 +42,7 @@ for (const kind of ['memory', 'redis'] as const) {
 
     it('allows exactly maxCalls of 100 concurrent consumes', async () => {
       await store.createTask(record('t2', 13));
-      const results = await Promise.all(Array.from({ length: 100 }, () => store.consumeCall('t2', 13)));
+      const results = await Promise.all(Array.from({ length: 100 }, () => store.consumeCall('t2', 13, null)));
       assert.equal(results.filter((r) => r.ok).length, 13);
       assert.ok(results.filter((r) => !r.ok).every((r) => !r.ok && r.reason === 'exhausted'));
       assert.equal((await store.getState('t2', now()))?.calls, 13);
@@ -51,14 +51,14 @@ for (const kind of ['memory', 'redis'] as const) {
     it('refuses to count a call for an ended task', async () => {
       await store.createTask(record('t3'));
       assert.equal(await store.endTask('t3', now()), true);
-      assert.deepEqual(await store.consumeCall('t3', null), { ok: false, reason: 'ended', calls: 0 });
+      assert.deepEqual(await store.consumeCall('t3', null, null), { ok: false, reason: 'ended', calls: 0 });
       assert.equal(await store.endTask('never-started', now()), false);
     });
 
     it('lists only unexpired approvals, and revokes one', async () => {
       await store.createTask(record('t4'));
-      await store.grantApproval({ id: 'a1', taskId: 't4', scope: 'cases.refund', approver: 'spiffe://example.org/s', expiresAt: now() + 60 }, now() + 600);
-      await store.grantApproval({ id: 'a2', taskId: 't4', scope: 'old', approver: 'spiffe://example.org/s', expiresAt: now() - 1 }, now() + 600);
+      await store.grantApproval({ id: 'a1', taskId: 't4', scope: 'cases.refund', approver: 'spiffe://example.org/s', expiresAt: now() + 60, argumentsDigest: null }, now() + 600);
+      await store.grantApproval({ id: 'a2', taskId: 't4', scope: 'old', approver: 'spiffe://example.org/s', expiresAt: now() - 1, argumentsDigest: null }, now() + 600);
       assert.deepEqual((await store.getState('t4', now()))?.approvals.map((a) => a.id), ['a1']);
       assert.equal(await store.revokeApproval('t4', 'a1'), true);
       assert.deepEqual((await store.getState('t4', now()))?.approvals, []);

@@ -19,6 +19,8 @@ function decision(n: number, allowed: boolean): Decision {
     errors: [],
     policyVersion: 'sha256:0123456789abcdef',
     cedar: null,
+    rpc: null,
+    approval: null,
   };
 }
 

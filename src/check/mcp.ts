@@ -1,0 +1,113 @@
+// MCP over Streamable HTTP (FACTS: MCP): every request is a POST of one JSON-RPC 2.0 message.
+// This module reads the body Envoy forwards (with_request_body) into the calls Mandate decides.
+// Revision 2026-07-28 mirrors the method and name into Mcp-Method / Mcp-Name headers: a
+// component that reads the body must refuse a header/body mismatch (JSON-RPC error -32020).
+// Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
+
+import { deny, ok, type Outcome } from './reasons.js';
+
+export const MCP_METHODS: ReadonlySet<string> = new Set([
+  'initialize', 'ping',
+  'tools/list', 'tools/call',
+  'resources/list', 'resources/templates/list', 'resources/read', 'resources/subscribe', 'resources/unsubscribe',
+  'prompts/list', 'prompts/get',
+  'completion/complete', 'logging/setLevel',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed',
+]);
+const BATCHLESS_REVISION = '2026-07-28';
+
+// JSON-RPC error codes used in deny bodies.
+export const RPC_PARSE_ERROR = -32700;
+export const RPC_INVALID_REQUEST = -32600;
+export const RPC_HEADER_MISMATCH = -32020;
+
+export interface McpCall {
+  readonly method: string;
+  /** JSON-RPC id; null for a notification. */
+  readonly id: string | number | null;
+  /** tools/call and prompts/get: the name; resources/read: the URI. */
+  readonly target: string | null;
+  /** tools/call and prompts/get arguments (a JSON object), else null. */
+  readonly arguments: Record<string, unknown> | null;
+}
+
+export interface McpMessage {
+  readonly calls: readonly McpCall[];
+  readonly batch: boolean;
+  readonly protocolVersion: string;
+}
+
+/** A bad_request that also says which JSON-RPC error to answer with. */
+export type McpOutcome = Outcome<McpMessage> & { readonly rpcCode?: number; readonly rpcId?: string | number | null };
+
+function bad(message: string, rpcCode: number, rpcId: string | number | null = null): McpOutcome {
+  return { ...deny('bad_request', message), rpcCode, rpcId };
+}
+
+export function parseMcp(text: string, headers: ReadonlyMap<string, string>): McpOutcome {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return bad('body is not valid JSON', RPC_PARSE_ERROR);
+  }
+  const protocolVersion = headers.get('mcp-protocol-version') ?? '';
+  const batch = Array.isArray(parsed);
+  if (batch && protocolVersion >= BATCHLESS_REVISION) return bad(`JSON-RPC batches are not allowed in MCP ${protocolVersion}`, RPC_INVALID_REQUEST);
+  const messages = batch ? (parsed as unknown[]) : [parsed];
+  if (messages.length === 0) return bad('empty JSON-RPC batch', RPC_INVALID_REQUEST);
+  const calls: McpCall[] = [];
+  for (const m of messages) {
+    const call = readCall(m);
+    if (!('method' in call)) return call;
+    calls.push(call);
+  }
+  if (!batch) {
+    const mismatch = checkMirroredHeaders(calls[0] as McpCall, headers);
+    if (mismatch !== null) return mismatch;
+  }
+  return ok({ calls, batch, protocolVersion });
+}
+
+function readCall(m: unknown): McpCall | McpOutcome {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return bad('a JSON-RPC message must be an object', RPC_INVALID_REQUEST);
+  const msg = m as Record<string, unknown>;
+  const id = msg['id'];
+  const rpcId = typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (msg['jsonrpc'] !== '2.0') return bad('not a JSON-RPC 2.0 message (jsonrpc must be "2.0")', RPC_INVALID_REQUEST, rpcId);
+  if (!('method' in msg)) {
+    return 'result' in msg || 'error' in msg
+      ? bad('a JSON-RPC response is not a request', RPC_INVALID_REQUEST, rpcId)
+      : bad('JSON-RPC request has no method', RPC_INVALID_REQUEST, rpcId);
+  }
+  const method = msg['method'];
+  if (typeof method !== 'string' || method === '') return bad('JSON-RPC method must be a non-empty string', RPC_INVALID_REQUEST, rpcId);
+  if (id !== undefined && rpcId === null) return bad('JSON-RPC id must be a string or a number', RPC_INVALID_REQUEST);
+  if (!MCP_METHODS.has(method)) return bad(`unknown MCP method "${method.slice(0, 64)}"`, RPC_INVALID_REQUEST, rpcId);
+  const params = msg['params'];
+  if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) {
+    return bad('params must be an object', RPC_INVALID_REQUEST, rpcId);
+  }
+  const p = (params ?? {}) as Record<string, unknown>;
+  let target: string | null = null;
+  let args: Record<string, unknown> | null = null;
+  if (method === 'tools/call' || method === 'prompts/get') {
+    if (typeof p['name'] !== 'string' || p['name'] === '') return bad(`${method} needs params.name`, RPC_INVALID_REQUEST, rpcId);
+    target = p['name'];
+    const a = p['arguments'];
+    if (a !== undefined && (typeof a !== 'object' || a === null || Array.isArray(a))) return bad('params.arguments must be an object', RPC_INVALID_REQUEST, rpcId);
+    args = (a ?? {}) as Record<string, unknown>;
+  } else if (method === 'resources/read') {
+    if (typeof p['uri'] !== 'string' || p['uri'] === '') return bad('resources/read needs params.uri', RPC_INVALID_REQUEST, rpcId);
+    target = p['uri'];
+  }
+  return { method, id: rpcId, target, arguments: args };
+}
+
+function checkMirroredHeaders(call: McpCall, headers: ReadonlyMap<string, string>): McpOutcome | null {
+  const method = headers.get('mcp-method');
+  if (method !== undefined && method !== call.method) return bad('Mcp-Method header does not match the body', RPC_HEADER_MISMATCH, call.id);
+  const name = headers.get('mcp-name');
+  if (name !== undefined && name !== (call.target ?? '')) return bad('Mcp-Name header does not match the body', RPC_HEADER_MISMATCH, call.id);
+  return null;
+}
