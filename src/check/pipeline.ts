@@ -102,8 +102,9 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
       if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout);
       ({ determining, errors } = evaluated.value);
       if (evaluated.value.decision !== 'allow') {
-        // A forbid annotated @approval("...") that decided this deny: say which approval would unlock it.
-        if (determining.some((id) => state.engine.annotation(id, 'approval') !== undefined)) {
+        // Every forbid that decided this deny is annotated @approval("..."): an approval would
+        // unlock it, so say which. If any other policy also forbids it, an approval would not help.
+        if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
           const approval = { task: task.value?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
           return denied('approval_required', undefined, { ...callAbout, determining, errors, approval });
         }

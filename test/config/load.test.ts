@@ -62,7 +62,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ file: null, env: {} });
     assert.equal(config.configFile, EMBEDDED_CONFIG);
     assert.deepEqual(config.trustDomains, ['example.org']);
-    assert.equal(config.routes.length, 6);
+    assert.equal(config.routes.length, 7);
   });
 
   it('takes the listen address from --listen, then MANDATE_LISTEN, then the file', () => {

@@ -25,7 +25,8 @@ describe('mandate check', () => {
       const client = createCheckClient(running.address);
       const res = await client.check(request);
       client.close();
-      const serverCode = res.deniedResponse ? (JSON.parse(res.deniedResponse.body ?? '{}') as { code: string }).code : null;
+      const body = res.deniedResponse ? (JSON.parse(res.deniedResponse.body ?? '{}') as { code?: string; error?: { data: { code: string } } }) : null;
+      const serverCode = body === null ? null : (body.code ?? body.error?.data.code ?? null);
       assert.equal(out.decision, name.startsWith('allow-') ? 'allow' : 'deny');
       assert.equal(cli.code, out.decision === 'allow' ? 0 : 2);
       assert.equal(out.code, serverCode);
@@ -60,7 +61,7 @@ describe('mandate validate and startup errors', () => {
   it('validates the embedded example', async () => {
     const cli = await runCli(['validate']);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /policies: 12 \(version sha256:[0-9a-f]{16}\)/);
+    assert.match(cli.stdout, /policies: 17 \(version sha256:[0-9a-f]{16}\)/);
   });
 
   const broken: [string, (dir: string) => void, RegExp][] = [

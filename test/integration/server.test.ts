@@ -22,6 +22,11 @@ const EXAMPLE_DENY_CODES: Record<string, ReasonCode> = {
   'deny-support-production-datastore.json': 'no_route',
   'deny-support-namespace-bot-read-ticket.json': 'policy_denied',
   'deny-support-refund-without-task.json': 'task_required',
+  'deny-mcp-unknown-tool.json': 'policy_denied',
+  'deny-mcp-create-case-without-approval.json': 'approval_required',
+  'deny-mcp-header-mismatch.json': 'bad_request',
+  'deny-mcp-response-posted.json': 'bad_request',
+  'deny-mcp-batch-with-unapproved-call.json': 'approval_required',
   'deny-untrusted-domain.json': 'untrusted_domain',
 };
 
@@ -94,7 +99,8 @@ describe('ext_authz server (embedded example)', () => {
       else {
         const code = EXAMPLE_DENY_CODES[name];
         assert.ok(code, `expected code for ${name} is listed in this test`);
-        assertDenied(res, code);
+        if (name.startsWith('deny-mcp-')) assert.equal((JSON.parse(res.deniedResponse?.body ?? '{}') as { error: { data: { code: string } } }).error.data.code, code);
+        else assertDenied(res, code);
       }
     });
   }
