@@ -49,6 +49,10 @@ function taskMessage(s: TaskState): Record<string, unknown> {
     taskId: r.id, purpose: r.purpose, tenant: r.tenant, tools: r.tools, subject: r.subject ?? '', parentTaskId: r.parent ?? '',
     workload: r.workload, maxCalls: r.maxCalls ?? 0, calls: s.calls, createdAt: r.createdAt, expiresAt: r.expiresAt, endedAt: s.endedAt ?? 0,
     approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '' })),
+    historyTools: s.history.tools,
+    historyLabels: s.history.labels,
+    historyEgress: s.history.egress,
+    historyCounts: s.history.counts,
   };
 }
 

@@ -11,6 +11,7 @@ import { createHealthClient, exampleWith, spawnServer, type ChildServer } from '
 import { SERVING_STATUS } from '../../src/server/health.js';
 import { SUPERVISOR, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { createTasksClient, reasonOf } from '../helpers/tasks.js';
+import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
 import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
 
 let redis: RedisProcess;
@@ -93,6 +94,32 @@ describe('two replicas on one Redis', () => {
     process.stdout.write(`# replica B denied the ended task ${ms.toFixed(2)} ms after EndTask returned on A\n`);
     assert.ok(ms < 100, `took ${ms} ms`);
     tasksA.close();
+  });
+
+  it('shares task history between replicas: pii read on A, egress refused on B; racing updates all counted', async () => {
+    const tasksA = createTasksClient(a.address);
+    const tasksB = createTasksClient(b.address);
+    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const { token, taskId } = await tasksA.call<{ token: string; taskId: string }>(
+      'StartTask',
+      { purpose: 'history', tenant: 'acme', tools: ['support/get_ticket', 'support/web_fetch'], ttlSeconds: 600 },
+      svid,
+    );
+    const onA = (body: unknown) => checkA.check(mcpRequest(body, { token }));
+    const onB = (body: unknown) => checkB.check(mcpRequest(body, { token }));
+    assert.equal(rpcDeny(await onB(toolCall(1, 'web_fetch', { url: 'https://example.net/' }))), null, 'egress before pii');
+    assert.equal(rpcDeny(await onA(toolCall(2, 'get_ticket', { ticketId: 'T-1' }))), null);
+    assert.equal(rpcDeny(await onB(toolCall(3, 'web_fetch', { url: 'https://paste.example/' })))?.code, 'policy_denied', 'B sees the pii A touched');
+    // Ten reads on each replica at once: every one is recorded, none lost to a race.
+    const racing = await Promise.all([...Array.from({ length: 10 }, (_, i) => onA(toolCall(10 + i, 'get_ticket', { ticketId: `T-${i}` }))), ...Array.from({ length: 10 }, (_, i) => onB(toolCall(30 + i, 'get_ticket', { ticketId: `T-${i}` })))]);
+    assert.ok(racing.every((r) => rpcDeny(r) === null));
+    const task = await tasksB.call<{ calls: number; historyCounts: Record<string, number>; historyLabels: string[]; historyEgress: boolean }>('GetTask', { taskId }, svid);
+    assert.deepEqual(task.historyCounts, { 'support/web_fetch': 1, 'support/get_ticket': 21 });
+    assert.equal(task.calls, 22);
+    assert.deepEqual(task.historyLabels, ['pii']);
+    assert.equal(task.historyEgress, true);
+    tasksA.close();
+    tasksB.close();
   });
 
   it('keeps serving a task when the replica that started it dies', async () => {

@@ -125,6 +125,12 @@ describe('CheckResponse wire compatibility', () => {
     ]),
   ];
 
+  const mcpDeny = { ...base, allowed: false, code: 'approval_required' as const, message: null, approval: { task: 't-1', tool: 'support/create_case', argumentsDigest: 'ab'.repeat(32) } };
+  shapes.push(
+    ['MCP deny answered with HTTP 200 and a JSON-RPC error', { ...mcpDeny, rpc: { id: 7, errorCode: null, denyStatus: 200 } }, { explain: false, principalHeader: null }],
+    ['MCP deny answered with HTTP 403 (mcpDenyStatus)', { ...mcpDeny, rpc: { id: 'r', errorCode: null, denyStatus: 403 } }, { explain: false, principalHeader: null }],
+    ['MCP malformed request (HTTP 400, -32020)', { ...base, allowed: false, code: 'bad_request', message: 'Mcp-Name header does not match the body', rpc: { id: 1, errorCode: -32020, denyStatus: 400 } }, { explain: false, principalHeader: null }],
+  );
   for (const [name, decision, config] of shapes) {
     it(`${name} decodes with the upstream protos as built`, () => {
       const built = respond(decision, config);
@@ -140,8 +146,19 @@ describe('CheckResponse wire compatibility', () => {
       } else {
         assert.notEqual(status.code ?? 0, 0);
         const denied = decoded['deniedResponse'] as { status: { code: number }; body: string };
-        assert.ok(denied.status.code >= 400);
-        assert.equal(JSON.parse(denied.body).code, decision.code);
+        const body = JSON.parse(denied.body);
+        if (decision.rpc === null) {
+          assert.ok(denied.status.code >= 400);
+          assert.equal(body.code, decision.code);
+        } else {
+          // A JSON-RPC error for the request's id; gRPC status still not OK, so Envoy blocks.
+          assert.equal(denied.status.code, decision.code === 'bad_request' ? 400 : decision.rpc.denyStatus);
+          assert.equal(body.jsonrpc, '2.0');
+          assert.equal(body.id, decision.rpc.id);
+          assert.equal(body.error.code, decision.rpc.errorCode ?? -32001);
+          assert.equal(body.error.data.code, decision.code);
+          if (decision.approval !== null) assert.deepEqual(body.error.data.approval, decision.approval);
+        }
       }
     });
   }
