@@ -7,7 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadRuntime } from '../src/cli/runtime.js';
-import { decodeCheckRequest, type CheckRequestMessage } from '../src/check/decode.js';
+import { decodeCheckRequest, traceHeaders, type CheckRequestMessage } from '../src/check/decode.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { mapRequest } from '../src/check/map.js';
 import { decide } from '../src/check/pipeline.js';
 import { respond } from '../src/check/respond.js';
@@ -49,6 +51,19 @@ const baseline = (): unknown => {
 };
 const wholeCheck = (bytes: Buffer) => async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
 
+// Telemetry on: the counters, the histogram, and a recorded span (to a processor that drops it).
+const dropSpans: SpanProcessor = { onStart: () => undefined, onEnd: () => undefined, forceFlush: async () => undefined, shutdown: async () => undefined };
+const telemetry = new Telemetry({}, { spanProcessors: [dropSpans], env: {} });
+const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
+  const started = process.hrtime.bigint();
+  const message = decodeCheckRequestBytes(bytes) as CheckRequestMessage;
+  const span = telemetry.startCheck(traceHeaders(message));
+  const decision = await decide(message, state);
+  const out = encodeCheckResponse(respond(decision, state.config));
+  telemetry.recordDecision(decision, Number(process.hrtime.bigint() - started) / 1000, span);
+  return out;
+};
+
 const sections: Record<string, Result[]> = {
   stages: await compare(
     {
@@ -59,6 +74,7 @@ const sections: Record<string, Result[]> = {
       'map stage': () => mapRequest(decoded.value, identity.value, state),
       [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
       'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),
+      'telemetry alone: span + counters + histogram': () => telemetry.recordDecision(allowDecision, 100, telemetry.startCheck(traceHeaders(message))),
     },
     ms,
   ),
@@ -68,6 +84,7 @@ const sections: Record<string, Result[]> = {
       'baseline: decode + encode OK (no-op server work)': baseline,
       'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),
       'check: POST /cases with JSON body': wholeCheck(caseBytes),
+      'check: GET /tickets/{id}, telemetry on (metrics + span)': withTelemetry(requestBytes),
     },
     ms,
   ),

@@ -164,3 +164,23 @@ function decodeHeaders(http: HttpRequestMessage): Outcome<Map<string, string>> {
 function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
 }
+
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled', 'x-b3-parentspanid', 'x-b3-flags'];
+
+/** The trace-context headers of a CheckRequest, read without decoding the rest (for tracing). */
+export function traceHeaders(message: CheckRequestMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  const http = message.attributes?.request?.http;
+  if (http == null) return out;
+  const entries = http.headerMap?.headers;
+  if (entries !== undefined && entries.length > 0) {
+    for (const e of entries) {
+      const key = (e.key ?? '').toLowerCase();
+      if (TRACE_HEADERS.includes(key)) out.set(key, e.rawValue !== undefined && e.rawValue.length > 0 ? Buffer.from(e.rawValue).toString('latin1') : (e.value ?? ''));
+    }
+    return out;
+  }
+  const map = http.headers;
+  if (map !== undefined) for (const key of TRACE_HEADERS) if (map[key] !== undefined) out.set(key, map[key] as string);
+  return out;
+}

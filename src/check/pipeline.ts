@@ -39,6 +39,8 @@ export interface Decision {
   readonly cedar: CedarRequest | null;
   /** MCP routes: answer a deny as a JSON-RPC error to this id (docs/tool-calls.md). */
   readonly rpc: { readonly id: string | number | null; readonly errorCode: number | null; readonly denyStatus: 200 | 400 | 403 } | null;
+  /** The task the request ran under, when it carried a valid task token. */
+  readonly taskId: string | null;
   /** approval_required: what approval would unlock the call. */
   readonly approval: { readonly task: string | null; readonly tool: string; readonly argumentsDigest: string | null } | null;
 }
@@ -67,7 +69,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
-    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, ...partial,
+    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, ...partial,
   });
   try {
     // 1. decode
@@ -84,10 +86,11 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     }
     const { cedar, calls, route } = mapped.value;
     const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
-    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc };
+    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null };
     // 4. task: the task token, its binding and the task's live state
     const task = await resolveTask(decoded.value, identity.value, mapped.value.match, state.tasks, Math.floor(nowMs / 1000));
     if (!task.ok) return denied(task.code, task.message, about);
+    Object.assign(about, { taskId: task.value?.record.id ?? null });
     // 5. evaluate
     let determining: readonly string[] = [];
     let errors: readonly string[] = [];

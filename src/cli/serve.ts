@@ -8,12 +8,14 @@ import { loadRuntime, StartupError } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
 import type { Decision } from '../check/pipeline.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });
   const logger = createLogger('info');
   let runtime;
   let lastStoreError = '';
+  let storeErrorHook: () => void = () => undefined;
   try {
     runtime = loadRuntime(values.config ?? null, {
       listen: values.listen,
@@ -21,6 +23,7 @@ export async function runServe(args: string[]): Promise<number> {
       mode: 'serve',
       // Redis errors repeat on every reconnect attempt: log each new one once.
       onStoreError: (message) => {
+        storeErrorHook();
         if (message !== lastStoreError) logger.error('task state store error', { message });
         lastStoreError = message;
       },
@@ -36,6 +39,16 @@ export async function runServe(args: string[]): Promise<number> {
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
   const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open(config.decisionLog.sink, config.decisionLog.maxBufferBytes);
+  const telemetry = !config.telemetry.enabled
+    ? null
+    : new Telemetry({
+        jwtCache: () => identifier.jwt?.stats ?? null,
+        xfccIgnored: () => identifier.stats.xfccIgnored,
+        certificateCacheHits: () => identifier.certificates.hits,
+        decisionLog: () => decisionLog?.stats ?? null,
+        taskStoreHealthy: () => tasks?.store.healthy() ?? null,
+      });
+  storeErrorHook = () => telemetry?.recordStoreError();
   const server = await startServer({
     config,
     store,
@@ -43,10 +56,25 @@ export async function runServe(args: string[]): Promise<number> {
     identifier,
     groups,
     tasks,
+    telemetry,
     logger,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
-  const admin = config.adminListen === 'off' ? null : await startAdmin(config.adminListen, { health: server.health, keys: tasks?.keys ?? null, store: tasks?.store ?? null });
+  const admin = config.adminListen === 'off' ? null : await startAdmin(config.adminListen, {
+    health: server.health,
+    keys: tasks?.keys ?? null,
+    store: tasks?.store ?? null,
+    telemetry,
+    status: () => ({
+      policyVersion: store.current.version.version,
+      policiesLoadedAt: store.current.version.loadedAt.toISOString(),
+      policies: store.current.version.policies.length,
+      evaluation: 'inline',
+      workers: 0,
+      taskStore: tasks === null ? 'none' : tasks.store.healthy() ? `${tasks.store.kind}: ok` : `${tasks.store.kind}: unavailable`,
+      tracing: telemetry?.tracing ?? false,
+    }),
+  });
   logger.info('listening', {
     address: server.address,
     admin: admin?.address ?? null,
@@ -58,9 +86,13 @@ export async function runServe(args: string[]): Promise<number> {
 
   const report = (trigger: string) => (result: ReloadResult) => {
     if (!result.ok) {
+      telemetry?.recordReload('rejected');
       logger.error('policy reload rejected; the previous version keeps deciding', { trigger, problems: result.problems });
     } else if (result.changed) {
+      telemetry?.recordReload('ok');
       logger.info('policies reloaded', { trigger, policyVersion: result.version });
+    } else {
+      telemetry?.recordReload('unchanged');
     }
   };
   const stopWatching = config.watch ? store.watch(report('watch')) : () => undefined;
@@ -88,6 +120,7 @@ export async function runServe(args: string[]): Promise<number> {
           await admin?.close();
           await tasks?.store.close();
           await decisionLog?.close();
+          await telemetry?.shutdown();
           logger.info('stopped', { how, ...(decisionLog === null ? {} : { decisionLog: decisionLog.stats }) });
         })
         .finally(() => resolveExit(0));

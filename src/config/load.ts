@@ -18,7 +18,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -145,6 +145,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     tasks: parseTasksConfig(top['tasks'], baseDir, trustDomains),
     adminListen,
     tls,
+    telemetry: Object.freeze({ enabled: readBoolean(expectObject(top['telemetry'] ?? {}, 'config.telemetry', ['enabled']), 'enabled', 'config.telemetry', true) }),
   });
 }
 

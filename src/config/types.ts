@@ -56,6 +56,8 @@ export interface MandateConfig {
   readonly identity: IdentityConfig;
   /** Serve gRPC over TLS; with clientCa, require client certificates from that bundle. */
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | null } | null;
+  /** Metrics and traces (docs/observability.md); off: nothing is measured or exported. */
+  readonly telemetry: { readonly enabled: boolean };
   /** Admin HTTP (JWKS, health), or 'off'. */
   readonly adminListen: string;
   /** null when task tokens are not enabled. */

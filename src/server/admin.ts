@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KeyRing } from '../tasks/keys.js';
 import type { TaskStore } from '../tasks/store.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { HealthService } from './health.js';
 import { SERVING_STATUS } from './health.js';
 
@@ -12,7 +13,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdmin(listen: string, parts: { health: HealthService; keys: KeyRing | null; store: TaskStore | null }): Promise<AdminServer> {
+export async function startAdmin(listen: string, parts: { health: HealthService; keys: KeyRing | null; store: TaskStore | null; telemetry: Telemetry | null; status?: () => Record<string, unknown> }): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
@@ -23,6 +24,8 @@ export async function startAdmin(listen: string, parts: { health: HealthService;
       res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=60' }).end(JSON.stringify(parts.keys.jwks()));
       return;
     }
+    if (path === '/metrics' && parts.telemetry !== null) return parts.telemetry.handleMetrics(req, res);
+    if (path === '/v1/status' && parts.status !== undefined) return json(200, parts.status());
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
       const serving = parts.health.status('') === SERVING_STATUS.SERVING;

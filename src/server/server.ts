@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
-import type { CheckRequestMessage } from '../check/decode.js';
+import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { RouteTable } from '../check/routes.js';
 import type { Identifier } from '../check/identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
@@ -37,12 +38,14 @@ export interface StartOptions {
   readonly groups: WorkloadGroups;
   readonly tasks: TaskDeps | null;
   readonly logger: Logger;
+  readonly telemetry?: Telemetry | null;
   /** Called after each answer is sent, with the time the decision took. */
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
   const { config, store, routes, identifier, groups, tasks, logger } = options;
+  const telemetry = options.telemetry ?? null;
   let state = createDecisionState(config, routes, store.current, identifier, groups, tasks);
   store.onSwap((engine) => {
     state = createDecisionState(config, routes, engine, identifier, groups, tasks);
@@ -59,6 +62,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   server.addService(AUTHORIZATION_SERVICE, {
     Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
+      const span = telemetry === null ? null : telemetry.startCheck(traceHeaders(call.request));
       const decision = await decide(call.request, state);
       let response: unknown;
       try {
@@ -72,13 +76,15 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       if (decision.code === 'internal_error') {
         logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
       }
-      options.onDecision?.(decision, Number(process.hrtime.bigint() - started) / 1000);
+      const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+      telemetry?.recordDecision(decision, latencyUs, span);
+      options.onDecision?.(decision, latencyUs);
     },
   });
   server.addService(HEALTH_SERVICE, health.implementation());
   let storeWatch: NodeJS.Timeout | undefined;
   if (tasks !== null) {
-    server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger));
+    server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
   }
 
   const port = await new Promise<number>((resolvePort, reject) => {

@@ -11,6 +11,7 @@ import type { KeyRing } from '../tasks/keys.js';
 import type { TaskManager } from '../tasks/manager.js';
 import type { TaskState } from '../tasks/store.js';
 import type { Logger } from '../telemetry/log.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { uriSans } from '../identity/x509.js';
 
 type Call = ServerUnaryCall<Record<string, unknown>, unknown>;
@@ -39,6 +40,15 @@ function asRequest(call: Call, now: number): DecodedRequest {
   return { method: 'POST', path: '/', query: '', host: '', scheme: '', headers, body: null, source, destination: empty, extensions: {}, epochSeconds: now };
 }
 
+function metadataTraceHeaders(call: Call): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of ['traceparent', 'tracestate', 'b3']) {
+    const v = call.metadata.get(key);
+    if (v.length === 1 && typeof v[0] === 'string') out.set(key, v[0]);
+  }
+  return out;
+}
+
 function fail(callback: sendUnaryData<unknown>, denial: Denial): void {
   callback({ code: REASONS[denial.code].grpcCode, details: `${denial.code}: ${denial.message ?? REASONS[denial.code].message}` });
 }
@@ -56,21 +66,32 @@ function taskMessage(s: TaskState): Record<string, unknown> {
   };
 }
 
-export function tasksImplementation(manager: TaskManager, identifier: Identifier, keys: KeyRing, logger: Logger): UntypedServiceImplementation {
+export function tasksImplementation(manager: TaskManager, identifier: Identifier, keys: KeyRing, logger: Logger, telemetry: Telemetry | null = null): UntypedServiceImplementation {
   /** Identifies the caller, runs the handler, maps the outcome; never lets an error escape. */
   const handle = <T>(name: string, run: (caller: Identity, req: Record<string, unknown>, now: number) => Promise<Outcome<T>>, toMessage: (v: T) => unknown) =>
     async (call: Call, callback: sendUnaryData<unknown>): Promise<void> => {
+      const span = telemetry?.startTaskCall(name, metadataTraceHeaders(call)) ?? null;
+      let code = 'internal_error';
       try {
         const now = nowSeconds();
         const caller = await identifier.identify(asRequest(call, now));
-        if (!caller.ok) return fail(callback, caller);
+        if (!caller.ok) {
+          code = caller.code;
+          return fail(callback, caller);
+        }
         const result = await run(caller.value, call.request, now);
-        if (!result.ok) return fail(callback, result);
+        if (!result.ok) {
+          code = result.code;
+          return fail(callback, result);
+        }
+        code = 'ok';
         callback(null, toMessage(result.value));
         logger.info(`task api: ${name}`, { caller: caller.value.kind === 'anonymous' ? null : caller.value.spiffe.id });
       } catch (err) {
         logger.error(`task api: ${name} failed`, { error: String(err) });
         fail(callback, { ok: false, code: 'internal_error' });
+      } finally {
+        telemetry?.recordTaskCall(name, code, span);
       }
     };
   const str = (v: unknown): string => (typeof v === 'string' ? v : '');

@@ -21,6 +21,7 @@ export interface DecisionLogLine {
   decision: 'allow' | 'deny';
   code: string | null;
   workload: string | null;
+  task: string | null;
   action: string | null;
   resource: string | null;
   determiningPolicies: readonly string[];
@@ -37,6 +38,7 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
     decision: decision.allowed ? 'allow' : 'deny',
     code: decision.code,
     workload: decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.id : null,
+    task: decision.taskId,
     action: decision.action,
     resource: decision.resource,
     determiningPolicies: decision.determining,

@@ -11,6 +11,7 @@ import { kPackageRoot } from '../../src/package-root.js';
 import { HEALTH_SERVICE } from '../../src/server/protos.js';
 import { startServer, type MandateServer } from '../../src/server/server.js';
 import { createLogger } from '../../src/telemetry/log.js';
+import type { Telemetry } from '../../src/telemetry/telemetry.js';
 
 export const MAIN_JS = resolve(kPackageRoot, 'dist/src/main.js');
 export const EXAMPLE_DIR = resolve(kPackageRoot, 'examples/agent-gateway');
@@ -23,10 +24,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startExampleServer(configFile = EMBEDDED_CONFIG): Promise<RunningServer> {
+export async function startExampleServer(configFile = EMBEDDED_CONFIG, telemetry: Telemetry | null = null): Promise<RunningServer> {
   const runtime = loadRuntime(configFile, { listen: '127.0.0.1:0', mode: 'serve' });
   await runtime.bundles.start();
-  const server = await startServer({ ...runtime, logger: createLogger('silent') });
+  const server = await startServer({ ...runtime, telemetry, logger: createLogger('silent') });
   return { server, runtime, address: server.address, close: async () => {
     runtime.bundles.stop();
     await server.shutdown(1000);

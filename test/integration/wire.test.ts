@@ -113,6 +113,7 @@ describe('CheckResponse wire compatibility', () => {
     cedar: null,
     rpc: null,
     approval: null,
+    taskId: null,
   };
   const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [
     ['allow for a workload', base, { explain: false, principalHeader: 'x-mandate-principal' }],

@@ -21,6 +21,7 @@ function decision(n: number, allowed: boolean): Decision {
     cedar: null,
     rpc: null,
     approval: null,
+    taskId: null,
   };
 }
 

@@ -1,0 +1,161 @@
+// OpenTelemetry for the decision point: metrics (Prometheus text on the admin port's /metrics;
+// OTLP for traces when the standard OTEL_* variables ask for it) and one span per Check, child
+// of the trace the request carries (W3C traceparent/tracestate, or B3). Nothing is built for a
+// span that does not record; metrics are counters and one histogram per decision.
+
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { B3Propagator } from '@opentelemetry/propagator-b3';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision } from '../check/pipeline.js';
+
+// Fine enough for tens of microseconds, wide enough for a slow Redis (seconds).
+const LATENCY_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export interface Gauges {
+  /** Counters kept by other modules, read at collection time. */
+  readonly jwtCache?: () => { hits: number; misses: number } | null;
+  readonly xfccIgnored?: () => number;
+  readonly certificateCacheHits?: () => number;
+  readonly decisionLog?: () => { written: number; dropped: number; failed: number } | null;
+  readonly taskStoreHealthy?: () => boolean | null;
+}
+
+export interface TelemetryOptions {
+  /** Extra span processors (tests pass an in-memory exporter). */
+  readonly spanProcessors?: readonly SpanProcessor[];
+  readonly env?: NodeJS.ProcessEnv;
+  readonly serviceVersion?: string;
+}
+
+const headerGetter: TextMapGetter<ReadonlyMap<string, string>> = {
+  get: (carrier, key) => carrier.get(key),
+  keys: (carrier) => [...carrier.keys()],
+};
+
+export class Telemetry {
+  private readonly meterProvider: MeterProvider;
+  private readonly prometheus: PrometheusExporter;
+  private readonly tracerProvider: BasicTracerProvider | null;
+  private readonly tracer: Tracer | null;
+  private readonly propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new B3Propagator()] });
+  private readonly decisions;
+  private readonly checkDuration;
+  private readonly reloads;
+  private readonly taskApi;
+  private readonly storeErrors;
+
+  constructor(gauges: Gauges, options: TelemetryOptions = {}) {
+    const env = options.env ?? process.env;
+    const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? '0.1.0' });
+    this.prometheus = new PrometheusExporter({ preventServerStart: true });
+    const view: ViewOptions = {
+      instrumentName: 'mandate.check.duration_seconds',
+      aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: LATENCY_BUCKETS_SECONDS } },
+    };
+    this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views: [view] });
+    const meter = this.meterProvider.getMeter('mandate');
+    this.decisions = meter.createCounter('mandate.decisions', { description: 'Decisions, by decision and reason code' });
+    this.checkDuration = meter.createHistogram('mandate.check.duration_seconds', { unit: 's', description: 'Time to decide one Check, from request to response' });
+    this.reloads = meter.createCounter('mandate.policy.reloads', { description: 'Policy reloads, by result' });
+    this.taskApi = meter.createCounter('mandate.task.api.calls', { description: 'Task API calls, by method and result (code)' });
+    this.storeErrors = meter.createCounter('mandate.task.store.errors', { description: 'Errors reported by the task state store' });
+    const jwt = meter.createObservableCounter('mandate.identity.jwt_cache', { description: 'JWT-SVID verifications, by cache result' });
+    const xfcc = meter.createObservableCounter('mandate.identity.xfcc_ignored', { description: 'XFCC headers from untrusted hops, ignored' });
+    const certs = meter.createObservableCounter('mandate.identity.certificate_cache_hits', { description: 'Peer certificates served from the X.509-SVID cache' });
+    const log = meter.createObservableCounter('mandate.decision_log.lines', { description: 'Decision log lines, by result' });
+    const store = meter.createObservableGauge('mandate.task.store.up', { description: '1 when the task state store answers, 0 when not' });
+    meter.addBatchObservableCallback(
+      (r) => {
+        const j = gauges.jwtCache?.();
+        if (j) {
+          r.observe(jwt, j.hits, { result: 'hit' });
+          r.observe(jwt, j.misses, { result: 'miss' });
+        }
+        if (gauges.xfccIgnored) r.observe(xfcc, gauges.xfccIgnored());
+        if (gauges.certificateCacheHits) r.observe(certs, gauges.certificateCacheHits());
+        const l = gauges.decisionLog?.();
+        if (l) for (const [result, n] of Object.entries(l)) r.observe(log, n, { result });
+        const up = gauges.taskStoreHealthy?.();
+        if (up !== null && up !== undefined) r.observe(store, up ? 1 : 0);
+      },
+      [jwt, xfcc, certs, log, store],
+    );
+
+    const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
+    const otlp = env['OTEL_TRACES_EXPORTER'] === 'otlp' || (env['OTEL_TRACES_EXPORTER'] === undefined && (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) !== undefined);
+    if (otlp) processors.push(new BatchSpanProcessor(new OTLPTraceExporter(), { maxQueueSize: 2048, exportTimeoutMillis: 5000 }));
+    this.tracerProvider = processors.length === 0 ? null : new BasicTracerProvider({ resource, spanProcessors: processors });
+    this.tracer = this.tracerProvider?.getTracer('mandate') ?? null;
+  }
+
+  get tracing(): boolean {
+    return this.tracer !== null;
+  }
+
+  /** A span for one Check, child of the trace in its headers; null when tracing is off. */
+  startCheck(headers: ReadonlyMap<string, string>): Span | null {
+    if (this.tracer === null) return null;
+    const parent: Context = headers.size === 0 ? ROOT_CONTEXT : this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
+    return this.tracer.startSpan('mandate.check', { kind: SpanKind.SERVER }, parent);
+  }
+
+  /** A span for a task API call, a child of the trace in its metadata if any. */
+  startTaskCall(method: string, headers: ReadonlyMap<string, string>): Span | null {
+    if (this.tracer === null) return null;
+    const parent = this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
+    return this.tracer.startSpan(`mandate.tasks/${method}`, { kind: SpanKind.SERVER }, parent);
+  }
+
+  recordDecision(decision: Decision, latencyUs: number, span: Span | null): void {
+    const decided = decision.allowed ? 'allow' : 'deny';
+    this.decisions.add(1, { decision: decided, code: decision.code ?? 'none' });
+    this.checkDuration.record(latencyUs / 1e6, { decision: decided });
+    if (span === null) return;
+    if (span.isRecording()) {
+      span.setAttributes({
+        'mandate.decision': decided,
+        'mandate.code': decision.code ?? '',
+        'mandate.action': decision.action ?? '',
+        'mandate.principal.trust_domain': decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.trustDomain : '',
+        'mandate.task.id': decision.taskId ?? '',
+        'mandate.policy.version': decision.policyVersion,
+        'mandate.policy.determining': [...decision.determining],
+        'mandate.evaluation.mode': 'inline',
+      });
+      if (decision.code === 'internal_error') span.setStatus({ code: SpanStatusCode.ERROR, message: 'internal_error' });
+    }
+    span.end();
+  }
+
+  recordTaskCall(method: string, code: string, span: Span | null): void {
+    this.taskApi.add(1, { method, code });
+    if (span !== null) {
+      if (span.isRecording()) span.setAttribute('mandate.code', code);
+      span.end();
+    }
+  }
+
+  recordReload(result: 'ok' | 'rejected' | 'unchanged'): void {
+    this.reloads.add(1, { result });
+  }
+
+  recordStoreError(): void {
+    this.storeErrors.add(1);
+  }
+
+  /** Serves Prometheus text (admin port, GET /metrics). */
+  handleMetrics(req: IncomingMessage, res: ServerResponse): void {
+    this.prometheus.getMetricsRequestHandler(req, res);
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider?.shutdown()]);
+  }
+}
+

@@ -1,0 +1,91 @@
+// Traces and metrics: a Check's span is a child of the trace its request carries, and
+// /metrics on the admin port shows the decisions counted and their latency.
+
+import assert from 'node:assert/strict';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { after, before, describe, it } from 'node:test';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
+import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
+import { spawnServer, startExampleServer, type RunningServer } from '../helpers/server.js';
+import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
+
+describe('tracing', () => {
+  const exporter = new InMemorySpanExporter();
+  let running: RunningServer;
+  let client: CheckClient;
+  before(async () => {
+    running = await startExampleServer(undefined, new Telemetry({}, { spanProcessors: [new SimpleSpanProcessor(exporter)], env: {} }));
+    client = createCheckClient(running.address);
+  });
+  after(async () => {
+    client.close();
+    await running.close();
+  });
+
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const parentId = '00f067aa0ba902b7';
+
+  it('makes each Check a child span of the traceparent the request carries', async () => {
+    exporter.reset();
+    await client.check(checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT, headers: { traceparent: `00-${traceId}-${parentId}-01` } }));
+    const [span] = exporter.getFinishedSpans();
+    assert.ok(span);
+    assert.equal(span.name, 'mandate.check');
+    assert.equal(span.spanContext().traceId, traceId);
+    assert.equal(span.parentSpanContext?.spanId, parentId);
+    assert.equal(span.attributes['mandate.decision'], 'deny');
+    assert.equal(span.attributes['mandate.code'], 'policy_denied');
+    assert.equal(span.attributes['mandate.action'], 'GET /tickets/{id}');
+    assert.equal(span.attributes['mandate.principal.trust_domain'], 'example.org');
+    assert.deepEqual(span.attributes['mandate.policy.determining'], ['no-agent-internal-tickets']);
+    assert.match(String(span.attributes['mandate.policy.version']), /^sha256:/);
+  });
+
+  it('follows B3 headers too', async () => {
+    exporter.reset();
+    await client.check(checkRequest('GET', '/status', { headers: { 'x-b3-traceid': traceId, 'x-b3-spanid': parentId, 'x-b3-sampled': '1' } }));
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.spanContext().traceId, traceId);
+    assert.equal(span?.parentSpanContext?.spanId, parentId);
+  });
+
+  it('starts a new trace when the traceparent cannot be parsed', async () => {
+    exporter.reset();
+    await client.check(checkRequest('GET', '/status', { headers: { traceparent: 'garbage-not-a-traceparent' } }));
+    const [span] = exporter.getFinishedSpans();
+    assert.ok(span);
+    assert.match(span.spanContext().traceId, /^[0-9a-f]{32}$/);
+    assert.equal(span.parentSpanContext, undefined);
+  });
+});
+
+describe('metrics on the admin port', () => {
+  it('counts decisions by decision and code and fills the latency histogram', async () => {
+    const server = await spawnServer([]);
+    const admin = /"admin":"([^"]+)"/.exec(server.stderr())?.[1] ?? '';
+    const client = createCheckClient(server.address);
+    try {
+      for (let i = 0; i < 3; i++) await client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }));
+      await client.check(checkRequest('GET', '/prod-db/x', { principal: SUPPORT_AGENT }));
+      await client.check({});
+      const text = await (await fetch(`http://${admin}/metrics`)).text();
+      const value = (name: string, labels: string): number => {
+        const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
+        return line === undefined ? NaN : Number(line.split(' ').pop());
+      };
+      assert.equal(value('mandate_decisions_total', 'decision="allow",code="none"'), 3);
+      assert.equal(value('mandate_decisions_total', 'decision="deny",code="no_route"'), 1);
+      assert.equal(value('mandate_decisions_total', 'decision="deny",code="bad_request"'), 1);
+      assert.match(text, /mandate_check_duration_seconds_bucket\{[^}]*le="0.00005"[^}]*\} \d+/);
+      assert.equal(value('mandate_check_duration_seconds_count', 'decision="allow"'), 3);
+      assert.match(text, /mandate_decision_log_lines_total\{[^}]*result="dropped"[^}]*\} 0/);
+      const status = (await (await fetch(`http://${admin}/v1/status`)).json()) as Record<string, unknown>;
+      assert.match(String(status['policyVersion']), /^sha256:/);
+      assert.equal(status['evaluation'], 'inline');
+    } finally {
+      client.close();
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+});
