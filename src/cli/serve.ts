@@ -38,7 +38,7 @@ export async function runServe(args: string[]): Promise<number> {
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
-  const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open(config.decisionLog.sink, config.decisionLog.maxBufferBytes);
+  const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open({ ...config.decisionLog, includeInput: config.decisionLog.input, onError: (message) => logger.error(message) });
   const telemetry = !config.telemetry.enabled
     ? null
     : new Telemetry({

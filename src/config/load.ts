@@ -18,7 +18,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -118,12 +118,20 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
 
   const routes = parseRoutes(top['routes'], baseDir);
 
-  const logRaw = expectObject(top['decisionLog'] ?? {}, 'config.decisionLog', ['sink', 'maxBufferBytes']);
+  const logRaw = expectObject(top['decisionLog'] ?? {}, 'config.decisionLog', ['sink', 'maxBufferBytes', 'input', 'allowSampleRate', 'maxFileBytes', 'maxFiles', 'redactHeaders']);
+  const sampleRaw = logRaw['allowSampleRate'] ?? 1;
+  if (typeof sampleRaw !== 'number' || sampleRaw < 0 || sampleRaw > 1) throw new ConfigError('config.decisionLog.allowSampleRate', 'must be a number from 0 to 1');
   const sink = readString(logRaw, 'sink', 'config.decisionLog', DEFAULTS.decisionLogSink);
   const decisionLog = Object.freeze({
     sink: sink === 'stdout' || sink === 'off' ? sink : resolve(baseDir, sink),
     maxBufferBytes: readInteger(logRaw, 'maxBufferBytes', 'config.decisionLog', DEFAULTS.decisionLogMaxBufferBytes, 1024, 1 << 30),
+    input: readBoolean(logRaw, 'input', 'config.decisionLog', false),
+    allowSampleRate: sampleRaw,
+    maxFileBytes: readInteger(logRaw, 'maxFileBytes', 'config.decisionLog', 100 * 1024 * 1024, 1024, 2 ** 40),
+    maxFiles: readInteger(logRaw, 'maxFiles', 'config.decisionLog', 5, 1, 1000),
+    redactHeaders: Object.freeze(readStringList(logRaw, 'redactHeaders', 'config.decisionLog', []).map((h) => h.toLowerCase())),
   });
+  const shadowRel = readString(top, 'shadowPolicies', 'config', null);
 
   return Object.freeze({
     configFile,
@@ -145,6 +153,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     tasks: parseTasksConfig(top['tasks'], baseDir, trustDomains),
     adminListen,
     tls,
+    shadowPolicies: shadowRel === null ? null : resolve(baseDir, shadowRel),
     telemetry: Object.freeze({ enabled: readBoolean(expectObject(top['telemetry'] ?? {}, 'config.telemetry', ['enabled']), 'enabled', 'config.telemetry', true) }),
   });
 }

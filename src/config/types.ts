@@ -67,5 +67,13 @@ export interface MandateConfig {
     readonly sink: string;
     /** Queue bound: past it, lines are dropped and counted rather than delay a decision. */
     readonly maxBufferBytes: number;
+    /** Log the Cedar request with each line (for mandate replay). */
+    readonly input: boolean;
+    readonly allowSampleRate: number;
+    readonly maxFileBytes: number;
+    readonly maxFiles: number;
+    readonly redactHeaders: readonly string[];
   };
+  /** A candidate policy directory evaluated beside the enforced one; its answer is never used. */
+  readonly shadowPolicies: string | null;
 }

@@ -1,18 +1,39 @@
 // The decision log: one JSON line per decision, for review after the fact. Lines are queued
 // and written asynchronously; when the sink falls behind and the queue holds more than
 // maxBufferBytes, new lines are dropped and counted, never waited for: a slow disk or a slow
-// reader of stdout must not delay a decision.
+// reader of stdout must not delay a decision. Denies are always logged; allows can be sampled.
 //
-// What a line holds is chosen here, from the decision, not from the request: no headers, no
-// body, no certificate, so no credential can reach the log by this path.
+// What a line holds is chosen here, from the decision: no raw headers, body or certificate.
+// With `input` on, the Cedar request is logged too (for `mandate replay`); its context only ever
+// holds allowlisted headers (credential headers are refused by config), and the header names in
+// `redactHeaders` are replaced by "[redacted]".
+//
+// A file sink rotates by size (decisions.log -> .1 -> .2 ...), reopens the file when it was
+// deleted, and on write errors (disk full) counts the lost lines, reports once per interval and
+// tries again on the next batch.
 
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
 import type { Decision } from '../check/pipeline.js';
 
 export interface DecisionLogStats {
   written: number;
   dropped: number;
   failed: number;
+  sampledOut: number;
+}
+
+export interface DecisionLogOptions {
+  readonly sink: string;
+  readonly maxBufferBytes: number;
+  readonly includeInput: boolean;
+  /** Share of allows logged, 0..1; denies are always logged. */
+  readonly allowSampleRate: number;
+  readonly maxFileBytes: number;
+  readonly maxFiles: number;
+  readonly redactHeaders: readonly string[];
+  /** Called at most once per reportIntervalMs while writes fail. */
+  readonly onError?: (message: string) => void;
+  readonly reportIntervalMs?: number;
 }
 
 export interface DecisionLogLine {
@@ -29,7 +50,10 @@ export interface DecisionLogLine {
   message?: string;
   latencyUs: number;
   policyVersion: string;
+  input?: unknown;
 }
+
+const REDACTED = '[redacted]';
 
 export function toLogLine(decision: Decision, latencyUs: number, now = Date.now()): DecisionLogLine {
   const line: DecisionLogLine = {
@@ -51,31 +75,62 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
 }
 
 export class DecisionLog {
-  readonly stats: DecisionLogStats = { written: 0, dropped: 0, failed: 0 };
+  readonly stats: DecisionLogStats = { written: 0, dropped: 0, failed: 0, sampledOut: 0 };
   private queue: string[] = [];
   private queuedBytes = 0;
   private writing = false;
   private closed = false;
+  private stream: WriteStream;
+  private fileBytes = 0;
+  private broken = false;
+  private lastReport = 0;
+  private readonly redact: ReadonlySet<string>;
 
-  private constructor(
-    private readonly stream: WriteStream,
-    private readonly maxBufferBytes: number,
-  ) {
-    stream.on('error', () => {
-      this.stats.failed++;
-    });
+  private constructor(private readonly options: DecisionLogOptions) {
+    this.redact = new Set(options.redactHeaders.map((h) => h.toLowerCase()));
+    this.stream = this.open();
   }
 
-  /** sink: 'stdout' or a file path (appended to). */
-  static open(sink: string, maxBufferBytes: number): DecisionLog {
-    const stream = sink === 'stdout' ? createWriteStream('', { fd: 1, autoClose: false }) : createWriteStream(sink, { flags: 'a', mode: 0o600 });
-    return new DecisionLog(stream, maxBufferBytes);
+  static open(options: DecisionLogOptions): DecisionLog {
+    return new DecisionLog(options);
+  }
+
+  private get isFile(): boolean {
+    return this.options.sink !== 'stdout';
+  }
+
+  private open(): WriteStream {
+    const stream = this.isFile ? createWriteStream(this.options.sink, { flags: 'a', mode: 0o600 }) : createWriteStream('', { fd: 1, autoClose: false });
+    if (this.isFile) {
+      try {
+        this.fileBytes = statSync(this.options.sink).size;
+      } catch {
+        this.fileBytes = 0;
+      }
+    }
+    stream.on('error', (err) => this.fail(err.message));
+    return stream;
+  }
+
+  private fail(message: string): void {
+    this.broken = true;
+    const now = Date.now();
+    if (now - this.lastReport >= (this.options.reportIntervalMs ?? 10_000)) {
+      this.lastReport = now;
+      this.options.onError?.(`decision log write failed (lines are counted as failed until it recovers): ${message}`);
+    }
   }
 
   record(decision: Decision, latencyUs: number): void {
     if (this.closed) return;
-    const text = `${JSON.stringify(toLogLine(decision, latencyUs))}\n`;
-    if (this.queuedBytes + text.length > this.maxBufferBytes) {
+    if (decision.allowed && this.options.allowSampleRate < 1 && Math.random() >= this.options.allowSampleRate) {
+      this.stats.sampledOut++;
+      return;
+    }
+    const line = toLogLine(decision, latencyUs);
+    if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
+    const text = `${JSON.stringify(line)}\n`;
+    if (this.queuedBytes + text.length > this.options.maxBufferBytes) {
       this.stats.dropped++;
       return;
     }
@@ -87,6 +142,14 @@ export class DecisionLog {
     }
   }
 
+  private redactInput(cedar: NonNullable<Decision['cedar']>): unknown {
+    if (this.redact.size === 0) return cedar;
+    const http = (cedar.context as { http?: { headers?: Record<string, string> } }).http;
+    if (http?.headers === undefined) return cedar;
+    const headers = Object.fromEntries(Object.entries(http.headers).map(([k, v]) => [k, this.redact.has(k) ? REDACTED : v]));
+    return { ...cedar, context: { ...cedar.context, http: { ...http, headers } } };
+  }
+
   private flush(): void {
     if (this.queue.length === 0) {
       this.writing = false;
@@ -95,12 +158,46 @@ export class DecisionLog {
     const batch = this.queue.join('');
     const count = this.queue.length;
     this.queue = [];
+    if (this.isFile) this.maintainFile(batch.length);
     this.stream.write(batch, (err) => {
       this.queuedBytes -= batch.length;
-      if (err) this.stats.failed += count;
-      else this.stats.written += count;
+      if (err) {
+        this.stats.failed += count;
+        this.fail(err.message);
+      } else {
+        this.stats.written += count;
+        this.fileBytes += Buffer.byteLength(batch);
+      }
       this.flush();
     });
+  }
+
+  /** Before a batch: rotate past maxFileBytes; reopen a deleted file or after a failure. */
+  private maintainFile(nextBytes: number): void {
+    const path = this.options.sink;
+    let reopen = this.broken;
+    try {
+      statSync(path);
+    } catch {
+      reopen = true; // deleted (or never created): start a new file
+    }
+    if (!reopen && this.fileBytes + nextBytes > this.options.maxFileBytes) {
+      this.stream.end();
+      for (let i = this.options.maxFiles - 1; i >= 1; i--) {
+        try {
+          renameSync(i === 1 ? path : `${path}.${i - 1}`, `${path}.${i}`);
+        } catch {
+          // that generation does not exist yet
+        }
+      }
+      reopen = true;
+    }
+    if (reopen) {
+      if (!this.stream.closed) this.stream.destroy();
+      this.broken = false;
+      this.stream = this.open();
+      this.fileBytes = 0;
+    }
   }
 
   /** Writes what is queued, then closes the sink. */

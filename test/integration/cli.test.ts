@@ -153,7 +153,7 @@ describe('mandate serve lifecycle', () => {
     assert.deepEqual(lines.map((l) => [l['decision'], l['code']]), [['allow', null], ['deny', 'policy_denied'], ['deny', 'no_route']]);
     assert.deepEqual(lines[1]?.['determiningPolicies'], ['no-agent-internal-tickets']);
     assert.ok(!server.stdout().includes('c2VjcmV0LXRva2Vu') && !server.stderr().includes('c2VjcmV0LXRva2Vu'), 'no token in any output');
-    assert.match(server.stderr(), /"decisionLog":\{"written":3,"dropped":0,"failed":0\}/);
+    assert.match(server.stderr(), /"decisionLog":\{"written":3,"dropped":0,"failed":0,"sampledOut":0\}/);
   });
 
   it('listens on MANDATE_LISTEN when --listen is not given', async () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Decision } from '../../src/check/pipeline.js';
-import { DecisionLog } from '../../src/telemetry/decision-log.js';
+import { DecisionLog, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
 
 function decision(n: number, allowed: boolean): Decision {
   return {
@@ -25,10 +26,14 @@ function decision(n: number, allowed: boolean): Decision {
   };
 }
 
+function logOptions(sink: string, maxBufferBytes: number, extra: Partial<DecisionLogOptions> = {}): DecisionLogOptions {
+  return { sink, maxBufferBytes, includeInput: false, allowSampleRate: 1, maxFileBytes: 1 << 30, maxFiles: 3, redactHeaders: [], ...extra };
+}
+
 describe('DecisionLog', () => {
   it('writes one JSON line per decision with the determining policies, to a 0600 file', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
-    const log = DecisionLog.open(file, 1 << 20);
+    const log = DecisionLog.open(logOptions(file, 1 << 20));
     log.record(decision(1, true), 120.4);
     log.record(decision(2, false), 98.6);
     await log.close();
@@ -42,12 +47,12 @@ describe('DecisionLog', () => {
       ],
     );
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    assert.deepEqual(log.stats, { written: 2, dropped: 0, failed: 0 });
+    assert.deepEqual(log.stats, { written: 2, dropped: 0, failed: 0, sampledOut: 0 });
   });
 
   it('drops and counts lines past its buffer instead of waiting for the sink', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
-    const log = DecisionLog.open(file, 4096);
+    const log = DecisionLog.open(logOptions(file, 4096));
     for (let i = 0; i < 1000; i++) log.record(decision(i, i % 2 === 0), 1);
     // Nothing was written yet: every record() returned at once, the overflow dropped.
     assert.ok(log.stats.dropped > 900, `dropped ${log.stats.dropped}`);
@@ -56,4 +61,71 @@ describe('DecisionLog', () => {
     assert.equal(written, log.stats.written);
     assert.equal(log.stats.written + log.stats.dropped, 1000);
   });
+
+  it('rotates by size, keeping maxFiles generations', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 1 << 20, { maxFileBytes: 2048, maxFiles: 3 }));
+    for (let i = 0; i < 40; i++) {
+      log.record(decision(i, false), 1);
+      await sleep(1); // one batch per line, so rotation is checked often
+    }
+    await log.close();
+    assert.ok(existsSync(`${file}.1`) && existsSync(`${file}.2`), 'two older generations');
+    assert.equal(existsSync(`${file}.3`), false, 'no more than maxFiles files');
+    for (const f of [file, `${file}.1`, `${file}.2`]) assert.ok(statSync(f).size <= 2048 + 600, `${f} stays near the limit`);
+  });
+
+  it('starts a new file when the log file is deleted, and decisions go on', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 1 << 20));
+    log.record(decision(1, false), 1);
+    await sleep(50);
+    rmSync(file);
+    log.record(decision(2, false), 1);
+    await log.close();
+    assert.deepEqual(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).decisionId), ['id-2']);
+  });
+
+  it('counts lines it cannot write, reports once per interval, and recovers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-log-'));
+    const errors: string[] = [];
+    // A directory where the file should be: every open and write fails.
+    const file = join(dir, 'is-a-dir');
+    (await import('node:fs')).mkdirSync(file);
+    const log = DecisionLog.open(logOptions(file, 1 << 20, { onError: (m) => errors.push(m), reportIntervalMs: 60_000 }));
+    for (let i = 0; i < 5; i++) {
+      log.record(decision(i, false), 1);
+      await sleep(20);
+    }
+    assert.ok(log.stats.failed >= 1, `failed ${log.stats.failed}`);
+    assert.equal(errors.length, 1, 'reported once in the interval');
+    rmSync(file, { recursive: true });
+    log.record(decision(99, false), 1);
+    await sleep(50);
+    await log.close();
+    assert.match(readFileSync(file, 'utf8'), /"decisionId":"id-99"/);
+  });
+
+  it('always logs denies and samples allows', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 1 << 20, { allowSampleRate: 0 }));
+    for (let i = 0; i < 10; i++) log.record(decision(i, i % 2 === 0), 1);
+    await log.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 5);
+    assert.ok(lines.every((l) => l.decision === 'deny'));
+    assert.equal(log.stats.sampledOut, 5);
+  });
+
+  it('logs the Cedar input when asked, with configured headers redacted', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 1 << 20, { includeInput: true, redactHeaders: ['X-Tenant-Id'] }));
+    const cedar = { principal: { type: 'Workload', id: 'a' }, action: { type: 'Action', id: 'GET /x' }, resource: { type: 'Application', id: 'app' }, context: { http: { headers: { 'x-tenant-id': 'acme-secret-tenant', 'user-agent': 'ua' } } }, entities: [] };
+    log.record({ ...decision(1, false), cedar }, 1);
+    await log.close();
+    const line = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(line.input.context.http.headers, { 'x-tenant-id': '[redacted]', 'user-agent': 'ua' });
+    assert.ok(!readFileSync(file, 'utf8').includes('acme-secret-tenant'));
+  });
 });
+
