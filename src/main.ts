@@ -6,6 +6,7 @@ import { runServe } from './cli/serve.js';
 import { runValidate } from './cli/validate.js';
 import { runTask } from './cli/task.js';
 import { runKeys } from './cli/keys.js';
+import { runReplay } from './cli/replay.js';
 
 const USAGE = `usage:
   mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off]
@@ -13,6 +14,7 @@ const USAGE = `usage:
   mandate validate [--config FILE]
   mandate task     start|renew|show|approve|end ...   (mandate task for details)
   mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]
+  mandate replay   --log FILE [--config FILE] [--json]   re-decide logged requests under other policies
 
 With no --config, the embedded example (examples/agent-gateway) is used, or MANDATE_CONFIG.
 `;
@@ -24,6 +26,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   validate: runValidate,
   task: runTask,
   keys: runKeys,
+  replay: runReplay,
 };
 
 const run = command === undefined ? undefined : commands[command];

@@ -39,6 +39,8 @@ export interface Decision {
   readonly cedar: CedarRequest | null;
   /** MCP routes: answer a deny as a JSON-RPC error to this id (docs/tool-calls.md). */
   readonly rpc: { readonly id: string | number | null; readonly errorCode: number | null; readonly denyStatus: 200 | 400 | 403 } | null;
+  /** What Cedar answered (the last call evaluated), or null when the request never reached policy. */
+  readonly policyDecision: 'allow' | 'deny' | null;
   /** The task the request ran under, when it carried a valid task token. */
   readonly taskId: string | null;
   /** approval_required: what approval would unlock the call. */
@@ -69,7 +71,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
-    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, ...partial,
+    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, policyDecision: null, ...partial,
   });
   try {
     // 1. decode
@@ -109,10 +111,10 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
         // unlock it, so say which. If any other policy also forbids it, an approval would not help.
         if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
           const approval = { task: task.value?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
-          return denied('approval_required', undefined, { ...callAbout, determining, errors, approval });
+          return denied('approval_required', undefined, { ...callAbout, determining, errors, approval, policyDecision: 'deny' });
         }
         const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
-        return denied(code, undefined, { ...callAbout, determining, errors });
+        return denied(code, undefined, { ...callAbout, determining, errors, policyDecision: 'deny' });
       }
     }
     // 6. count each call against the task's budget and record it in the history, atomically,
@@ -120,10 +122,10 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     if (task.value !== null && state.tasks !== null) {
       for (const call of calls) {
         const counted = await countCall(state.tasks.store, task.value, toolTouch(state, call.tool));
-        if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors });
+        if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors, policyDecision: 'allow' });
       }
     }
-    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion, approval: null };
+    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion, approval: null, policyDecision: 'allow' };
   } catch (err) {
     // A bug, not a decision: deny, and say so.
     return denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);

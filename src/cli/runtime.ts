@@ -33,6 +33,8 @@ export interface Runtime {
   readonly groups: WorkloadGroups;
   /** null when the config has no tasks section (or in validate mode). */
   readonly tasks: TaskDeps | null;
+  /** The shadow policy set (config.shadowPolicies), or null. */
+  readonly shadow: PolicyStore | null;
   state(): DecisionState;
 }
 
@@ -63,7 +65,8 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
       tasks = { config: config.tasks, keys, store: taskStore, ended };
     }
-    return { config, routes, store, bundles, identifier, groups, tasks, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
+    const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies });
+    return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);
     if (err instanceof PolicyLoadError) throw new StartupError(err.problems);

@@ -9,6 +9,7 @@ import type { ReloadResult } from '../policy/store.js';
 import type { Decision } from '../check/pipeline.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { ShadowEvaluator } from '../policy/shadow.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });
@@ -35,6 +36,7 @@ export async function runServe(args: string[]): Promise<number> {
     return 1;
   }
   const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
+  const shadow = runtime.shadow === null ? null : new ShadowEvaluator(runtime.shadow);
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
@@ -47,6 +49,7 @@ export async function runServe(args: string[]): Promise<number> {
         certificateCacheHits: () => identifier.certificates.hits,
         decisionLog: () => decisionLog?.stats ?? null,
         taskStoreHealthy: () => tasks?.store.healthy() ?? null,
+        shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
       });
   storeErrorHook = () => telemetry?.recordStoreError();
   const server = await startServer({
@@ -57,6 +60,8 @@ export async function runServe(args: string[]): Promise<number> {
     groups,
     tasks,
     telemetry,
+    shadow,
+    onShadowDisagreement: (d) => decisionLog?.recordLine(d),
     logger,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
@@ -81,9 +86,14 @@ export async function runServe(args: string[]): Promise<number> {
     tasks: tasks === null ? null : { store: tasks.store.kind, keyFile: tasks.config.keyFile },
     policyVersion: store.current.version.version,
     policies: store.current.version.policies.length,
+    shadowPolicyVersion: shadow?.version ?? null,
     config: config.configFile,
   });
 
+  const reportShadow = (result: ReloadResult): void => {
+    if (!result.ok) logger.error('shadow policy reload rejected; the previous shadow version stays', { problems: result.problems });
+    else if (result.changed) logger.info('shadow policies reloaded', { policyVersion: result.version });
+  };
   const report = (trigger: string) => (result: ReloadResult) => {
     if (!result.ok) {
       telemetry?.recordReload('rejected');
@@ -96,8 +106,10 @@ export async function runServe(args: string[]): Promise<number> {
     }
   };
   const stopWatching = config.watch ? store.watch(report('watch')) : () => undefined;
+  const stopShadowWatch = config.watch && runtime.shadow !== null ? runtime.shadow.watch(reportShadow) : () => undefined;
   process.on('SIGHUP', () => {
     report('SIGHUP')(store.reload());
+    if (runtime.shadow !== null) reportShadow(runtime.shadow.reload());
     bundles.reloadFiles();
     try {
       tasks?.keys.reload();
@@ -113,6 +125,7 @@ export async function runServe(args: string[]): Promise<number> {
       stopping = true;
       logger.info('draining', { signal, graceMs: config.shutdownGraceMs });
       stopWatching();
+      stopShadowWatch();
       bundles.stop();
       server
         .shutdown(config.shutdownGraceMs)

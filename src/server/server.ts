@@ -9,6 +9,7 @@ import { decide, createDecisionState, type Decision, type DecisionState } from '
 import { respond } from '../check/respond.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
+import type { ShadowDisagreement, ShadowEvaluator } from '../policy/shadow.js';
 import type { RouteTable } from '../check/routes.js';
 import type { Identifier } from '../check/identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
@@ -39,6 +40,9 @@ export interface StartOptions {
   readonly tasks: TaskDeps | null;
   readonly logger: Logger;
   readonly telemetry?: Telemetry | null;
+  /** Evaluated after each answer is sent; its disagreements go to onShadowDisagreement. */
+  readonly shadow?: ShadowEvaluator | null;
+  readonly onShadowDisagreement?: (d: ShadowDisagreement) => void;
   /** Called after each answer is sent, with the time the decision took. */
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
 }
@@ -79,6 +83,14 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
       telemetry?.recordDecision(decision, latencyUs, span);
       options.onDecision?.(decision, latencyUs);
+      const shadow = options.shadow;
+      if (shadow != null && decision.policyDecision !== null) {
+        // After the answer: the shadow set never delays or changes a decision.
+        setImmediate(() => {
+          const disagreement = shadow.compare(decision);
+          if (disagreement !== null) options.onShadowDisagreement?.(disagreement);
+        });
+      }
     },
   });
   server.addService(HEALTH_SERVICE, health.implementation());

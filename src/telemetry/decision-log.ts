@@ -50,6 +50,8 @@ export interface DecisionLogLine {
   message?: string;
   latencyUs: number;
   policyVersion: string;
+  /** What Cedar answered, when the request reached policy (replay compares with this). */
+  policyDecision: 'allow' | 'deny' | null;
   input?: unknown;
 }
 
@@ -69,6 +71,7 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
     errors: decision.errors,
     latencyUs: Math.round(latencyUs),
     policyVersion: decision.policyVersion,
+    policyDecision: decision.policyDecision,
   };
   if (decision.message !== null) line.message = decision.message;
   return line;
@@ -129,7 +132,15 @@ export class DecisionLog {
     }
     const line = toLogLine(decision, latencyUs);
     if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
-    const text = `${JSON.stringify(line)}\n`;
+    this.enqueue(`${JSON.stringify(line)}\n`);
+  }
+
+  /** Any other record for the log (shadow disagreements): never sampled out, still bounded. */
+  recordLine(record: object): void {
+    if (!this.closed) this.enqueue(`${JSON.stringify(record)}\n`);
+  }
+
+  private enqueue(text: string): void {
     if (this.queuedBytes + text.length > this.options.maxBufferBytes) {
       this.stats.dropped++;
       return;

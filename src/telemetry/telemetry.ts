@@ -24,6 +24,7 @@ export interface Gauges {
   readonly certificateCacheHits?: () => number;
   readonly decisionLog?: () => { written: number; dropped: number; failed: number } | null;
   readonly taskStoreHealthy?: () => boolean | null;
+  readonly shadow?: () => { evaluated: number; disagreements: number } | null;
 }
 
 export interface TelemetryOptions {
@@ -70,6 +71,7 @@ export class Telemetry {
     const certs = meter.createObservableCounter('mandate.identity.certificate_cache_hits', { description: 'Peer certificates served from the X.509-SVID cache' });
     const log = meter.createObservableCounter('mandate.decision_log.lines', { description: 'Decision log lines, by result' });
     const store = meter.createObservableGauge('mandate.task.store.up', { description: '1 when the task state store answers, 0 when not' });
+    const shadowCounter = meter.createObservableCounter('mandate.shadow', { description: 'Shadow policy evaluations, and disagreements with the enforced set' });
     meter.addBatchObservableCallback(
       (r) => {
         const j = gauges.jwtCache?.();
@@ -83,8 +85,13 @@ export class Telemetry {
         if (l) for (const [result, n] of Object.entries(l)) r.observe(log, n, { result });
         const up = gauges.taskStoreHealthy?.();
         if (up !== null && up !== undefined) r.observe(store, up ? 1 : 0);
+        const s = gauges.shadow?.();
+        if (s) {
+          r.observe(shadowCounter, s.evaluated, { result: 'evaluated' });
+          r.observe(shadowCounter, s.disagreements, { result: 'disagreement' });
+        }
       },
-      [jwt, xfcc, certs, log, store],
+      [jwt, xfcc, certs, log, store, shadowCounter],
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];

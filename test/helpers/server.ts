@@ -27,7 +27,8 @@ export interface RunningServer {
 export async function startExampleServer(configFile = EMBEDDED_CONFIG, telemetry: Telemetry | null = null): Promise<RunningServer> {
   const runtime = loadRuntime(configFile, { listen: '127.0.0.1:0', mode: 'serve' });
   await runtime.bundles.start();
-  const server = await startServer({ ...runtime, telemetry, logger: createLogger('silent') });
+  const { shadow: _shadowStore, ...parts } = runtime;
+  const server = await startServer({ ...parts, telemetry, logger: createLogger('silent') });
   return { server, runtime, address: server.address, close: async () => {
     runtime.bundles.stop();
     await server.shutdown(1000);

@@ -114,6 +114,7 @@ describe('CheckResponse wire compatibility', () => {
     rpc: null,
     approval: null,
     taskId: null,
+    policyDecision: null,
   };
   const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [
     ['allow for a workload', base, { explain: false, principalHeader: 'x-mandate-principal' }],

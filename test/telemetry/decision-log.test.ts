@@ -23,6 +23,7 @@ function decision(n: number, allowed: boolean): Decision {
     rpc: null,
     approval: null,
     taskId: null,
+    policyDecision: null,
   };
 }
 
