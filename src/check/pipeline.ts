@@ -41,8 +41,11 @@ export interface Decision {
   readonly rpc: { readonly id: string | number | null; readonly errorCode: number | null; readonly denyStatus: 200 | 400 | 403 } | null;
   /** What Cedar answered (the last call evaluated), or null when the request never reached policy. */
   readonly policyDecision: 'allow' | 'deny' | null;
-  /** The task the request ran under, when it carried a valid task token. */
+  /** The task the request ran under, when it carried a valid task token, and the user it acts for. */
   readonly taskId: string | null;
+  readonly subject: string | null;
+  /** Time spent in Cedar evaluation for this request, in microseconds (0 when it never got there). */
+  readonly evaluationUs: number;
   /** approval_required: what approval would unlock the call. */
   readonly approval: { readonly task: string | null; readonly tool: string; readonly argumentsDigest: string | null } | null;
 }
@@ -71,7 +74,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
-    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, policyDecision: null, ...partial,
+    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, subject: null, evaluationUs: 0, policyDecision: null, ...partial,
   });
   try {
     // 1. decode
@@ -88,11 +91,11 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     }
     const { cedar, calls, route } = mapped.value;
     const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
-    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null };
+    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0 };
     // 4. task: the task token, its binding and the task's live state
     const task = await resolveTask(decoded.value, identity.value, mapped.value.match, state.tasks, Math.floor(nowMs / 1000));
     if (!task.ok) return denied(task.code, task.message, about);
-    Object.assign(about, { taskId: task.value?.record.id ?? null });
+    Object.assign(about, { taskId: task.value?.record.id ?? null, subject: task.value?.record.subject ?? null });
     // 5. evaluate
     let determining: readonly string[] = [];
     let errors: readonly string[] = [];
@@ -102,19 +105,21 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
         context['task'] = taskContext(task.value, call.tool);
         if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = callApproved(task.value, call.tool, call.argumentsDigest);
       }
-      const callAbout = { ...about, action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
+      const callAbout = () => ({ ...about, action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar });
+      const evalStarted = process.hrtime.bigint();
       const evaluated = state.engine.evaluate(call.cedar);
-      if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout);
+      about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
+      if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout());
       ({ determining, errors } = evaluated.value);
       if (evaluated.value.decision !== 'allow') {
         // Every forbid that decided this deny is annotated @approval("..."): an approval would
         // unlock it, so say which. If any other policy also forbids it, an approval would not help.
         if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
           const approval = { task: task.value?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
-          return denied('approval_required', undefined, { ...callAbout, determining, errors, approval, policyDecision: 'deny' });
+          return denied('approval_required', undefined, { ...callAbout(), determining, errors, approval, policyDecision: 'deny' });
         }
         const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
-        return denied(code, undefined, { ...callAbout, determining, errors, policyDecision: 'deny' });
+        return denied(code, undefined, { ...callAbout(), determining, errors, policyDecision: 'deny' });
       }
     }
     // 6. count each call against the task's budget and record it in the history, atomically,

@@ -43,12 +43,14 @@ export interface DecisionLogLine {
   code: string | null;
   workload: string | null;
   task: string | null;
+  subject: string | null;
   action: string | null;
   resource: string | null;
   determiningPolicies: readonly string[];
   errors: readonly string[];
   message?: string;
   latencyUs: number;
+  evaluationUs: number;
   policyVersion: string;
   /** What Cedar answered, when the request reached policy (replay compares with this). */
   policyDecision: 'allow' | 'deny' | null;
@@ -65,11 +67,13 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
     code: decision.code,
     workload: decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.id : null,
     task: decision.taskId,
+    subject: decision.subject,
     action: decision.action,
     resource: decision.resource,
     determiningPolicies: decision.determining,
     errors: decision.errors,
     latencyUs: Math.round(latencyUs),
+    evaluationUs: Math.round(decision.evaluationUs),
     policyVersion: decision.policyVersion,
     policyDecision: decision.policyDecision,
   };

@@ -47,6 +47,7 @@ export class Telemetry {
   private readonly propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new B3Propagator()] });
   private readonly decisions;
   private readonly checkDuration;
+  private readonly evaluationDuration;
   private readonly reloads;
   private readonly taskApi;
   private readonly storeErrors;
@@ -55,14 +56,15 @@ export class Telemetry {
     const env = options.env ?? process.env;
     const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? '0.1.0' });
     this.prometheus = new PrometheusExporter({ preventServerStart: true });
-    const view: ViewOptions = {
-      instrumentName: 'mandate.check.duration_seconds',
+    const views: ViewOptions[] = ['mandate.check.duration_seconds', 'mandate.evaluation.duration_seconds'].map((instrumentName) => ({
+      instrumentName,
       aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: LATENCY_BUCKETS_SECONDS } },
-    };
-    this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views: [view] });
+    }));
+    this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views });
     const meter = this.meterProvider.getMeter('mandate');
     this.decisions = meter.createCounter('mandate.decisions', { description: 'Decisions, by decision and reason code' });
     this.checkDuration = meter.createHistogram('mandate.check.duration_seconds', { unit: 's', description: 'Time to decide one Check, from request to response' });
+    this.evaluationDuration = meter.createHistogram('mandate.evaluation.duration_seconds', { unit: 's', description: 'Time spent in Cedar evaluation for one Check' });
     this.reloads = meter.createCounter('mandate.policy.reloads', { description: 'Policy reloads, by result' });
     this.taskApi = meter.createCounter('mandate.task.api.calls', { description: 'Task API calls, by method and result (code)' });
     this.storeErrors = meter.createCounter('mandate.task.store.errors', { description: 'Errors reported by the task state store' });
@@ -123,6 +125,7 @@ export class Telemetry {
     const decided = decision.allowed ? 'allow' : 'deny';
     this.decisions.add(1, { decision: decided, code: decision.code ?? 'none' });
     this.checkDuration.record(latencyUs / 1e6, { decision: decided });
+    if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6);
     if (span === null) return;
     if (span.isRecording()) {
       span.setAttributes({

@@ -114,6 +114,8 @@ describe('CheckResponse wire compatibility', () => {
     rpc: null,
     approval: null,
     taskId: null,
+    subject: null,
+    evaluationUs: 0,
     policyDecision: null,
   };
   const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [

@@ -23,6 +23,8 @@ function decision(n: number, allowed: boolean): Decision {
     rpc: null,
     approval: null,
     taskId: null,
+    subject: null,
+    evaluationUs: 0,
     policyDecision: null,
   };
 }

@@ -78,6 +78,7 @@ describe('metrics on the admin port', () => {
       assert.equal(value('mandate_decisions_total', 'decision="deny",code="bad_request"'), 1);
       assert.match(text, /mandate_check_duration_seconds_bucket\{[^}]*le="0.00005"[^}]*\} \d+/);
       assert.equal(value('mandate_check_duration_seconds_count', 'decision="allow"'), 3);
+      assert.equal(value('mandate_evaluation_duration_seconds_count', 'otel_scope_name="mandate"'), 3, 'three requests reached Cedar');
       assert.match(text, /mandate_decision_log_lines_total\{[^}]*result="dropped"[^}]*\} 0/);
       const status = (await (await fetch(`http://${admin}/v1/status`)).json()) as Record<string, unknown>;
       assert.match(String(status['policyVersion']), /^sha256:/);
