@@ -78,9 +78,10 @@ describe('a task from start to end (memory store)', () => {
 
   it('refuses an approval after it expires', async () => {
     const { token, taskId } = await f.startTask();
-    await f.tasks.call('GrantApproval', { taskId, scope: 'cases.refund', ttlSeconds: 1 }, await f.svid(SUPERVISOR));
+    // Expiry is in whole seconds: a 2-second approval is open for at least one full second.
+    await f.tasks.call('GrantApproval', { taskId, scope: 'cases.refund', ttlSeconds: 2 }, await f.svid(SUPERVISOR));
     assert.equal(codeOf(await f.call('POST', '/cases/C-2/refunds', token)), null);
-    await sleep(2100);
+    await sleep(3100);
     assert.equal(codeOf(await f.call('POST', '/cases/C-2/refunds', token)), 'policy_denied');
   });
 
