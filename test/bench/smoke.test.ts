@@ -24,3 +24,18 @@ describe('npm run bench (smoke)', () => {
     assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /\| check: GET \/tickets\/\{id\} bytes -> bytes \|/);
   });
 });
+
+describe('npm run bench: load (smoke)', () => {
+  it('drives Mandate and the no-op server with h2load at every level and writes the table, JSON and chart', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'mandate-load-')), 'load.json');
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/load.js'), '--smoke', '--seconds', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { levels: { inFlight: number; mandate: { requests: number }; noop: { requests: number }; throughputRatio: number }[] };
+    assert.deepEqual(report.levels.map((l) => l.inFlight), [1, 16, 64, 256]);
+    for (const l of report.levels) {
+      assert.ok(l.mandate.requests > 0 && l.noop.requests > 0, `both servers answered at ${l.inFlight} in flight`);
+      assert.ok(Number.isFinite(l.throughputRatio));
+    }
+    assert.match(readFileSync(out.replace(/\.json$/, '.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*Mandate p99[\s\S]*<\/svg>\n$/);
+  });
+});

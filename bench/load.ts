@@ -1,0 +1,123 @@
+// End-to-end load: Mandate and a no-op ext_authz server (bench/noop-server.ts), each in its own
+// process, driven by h2load (Debian package nghttp2-client) over HTTP/2 with a real gRPC
+// CheckRequest, at several numbers of requests in flight, alternating the two servers at each
+// level so machine drift hits both alike. Reports throughput and p50/p90/p99/p99.9 latency,
+// and Mandate's ratio to the no-op measured in the same run.
+//   node dist/bench/load.js [--seconds N] [--smoke] [--request FILE] [--out FILE]
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { kPackageRoot } from '../src/package-root.js';
+import { encodeCheckRequest } from '../src/server/protos.js';
+import { renderLatencyChart } from './chart.js';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, out: { type: 'string' } },
+});
+const seconds = Number(values.seconds ?? (values.smoke ? 1 : 5));
+const warmup = values.smoke ? 0 : 1;
+const out = values.out ?? resolve(kPackageRoot, 'bench/results/load.json');
+// [clients, streams per client]: in flight = clients * streams.
+const LEVELS: [number, number][] = [[1, 1], [4, 4], [4, 16], [8, 32]];
+
+if (spawnSync('h2load', ['--version']).error) {
+  process.stderr.write('h2load not found: apt-get install nghttp2-client\n');
+  process.exit(1);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
+const requestFile = values.request ?? resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json');
+const message = encodeCheckRequest(JSON.parse(readFileSync(requestFile, 'utf8')));
+// gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message.
+const frame = Buffer.alloc(5 + message.length);
+frame.writeUInt32BE(message.length, 1);
+message.copy(frame, 5);
+const bodyFile = join(dir, 'check.bin');
+writeFileSync(bodyFile, frame);
+
+function start(args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
+  return new Promise((resolveStart, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${text}`)), 20_000);
+    child[stream]?.on('data', (c: Buffer) => {
+      text += c.toString();
+      const m = match.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolveStart({ child, address: m[1] as string });
+      }
+    });
+  });
+}
+
+interface LevelResult {
+  server: 'mandate' | 'noop';
+  inFlight: number;
+  requests: number;
+  /** Requests h2load logged with status 0: cut by the warm-up or duration boundary, not answered in the window. */
+  incomplete: number;
+  rps: number;
+  p50us: number;
+  p90us: number;
+  p99us: number;
+  p999us: number;
+}
+
+function drive(server: 'mandate' | 'noop', address: string, clients: number, streams: number): LevelResult {
+  const log = join(dir, `${server}-${clients}x${streams}.log`);
+  const args = [
+    `http://${address}/envoy.service.auth.v3.Authorization/Check`,
+    '-c', String(clients), '-m', String(streams), '-t', '1',
+    '-D', String(seconds), ...(warmup > 0 ? ['--warm-up-time', String(warmup)] : []),
+    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+    '--log-file', log,
+  ];
+  const run = spawnSync('h2load', args, { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`h2load failed: ${run.stderr || run.stdout}`);
+  const all = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  // Every answered gRPC call is HTTP 200 (a deny or a gRPC error included); status 0 means cut.
+  const lines = all.filter((l) => l.split('\t')[1] === '200');
+  const latencies = Float64Array.from(lines.map((l) => Number(l.split('\t')[2]))).sort();
+  const incomplete = all.length - lines.length;
+  const at = (q: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(run.stdout)?.[1] ?? 0);
+  return { server, inFlight: clients * streams, requests: lines.length, incomplete, rps: Math.round(rps), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999) };
+}
+
+const mandate = await start([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--listen', '127.0.0.1:0', '--admin-listen', 'off'], /"msg":"listening","address":"([^"]+)"/, 'stderr');
+const noop = await start([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
+const results: LevelResult[] = [];
+try {
+  for (const [i, [clients, streams]] of LEVELS.entries()) {
+    const order: ('mandate' | 'noop')[] = i % 2 === 0 ? ['noop', 'mandate'] : ['mandate', 'noop'];
+    for (const s of order) results.push(drive(s, s === 'mandate' ? mandate.address : noop.address, clients, streams));
+  }
+} finally {
+  mandate.child.kill('SIGTERM');
+  noop.child.kill('SIGTERM');
+}
+
+const rows = LEVELS.map(([c, m]) => {
+  const inFlight = c * m;
+  const a = results.find((r) => r.server === 'mandate' && r.inFlight === inFlight) as LevelResult;
+  const b = results.find((r) => r.server === 'noop' && r.inFlight === inFlight) as LevelResult;
+  return { inFlight, mandate: a, noop: b, throughputRatio: b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0 };
+});
+const report = { time: new Date().toISOString(), node: process.version, secondsPerLevel: seconds, request: requestFile, levels: rows };
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+const md = [
+  `# Mandate under load (${report.time}, Node ${process.version}, ${seconds} s per level, h2load)`,
+  '',
+  '| in flight | server | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | cut at window edge | Mandate / no-op throughput |',
+  '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.flatMap((r) => [r.noop, r.mandate].map((x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'mandate' ? r.throughputRatio : ''} |`)),
+  '',
+];
+writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));
+writeFileSync(out.replace(/\.json$/, '.svg'), renderLatencyChart(rows));
+process.stdout.write(`${md.join('\n')}\nwrote ${out}, .md and .svg\n`);
