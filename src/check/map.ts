@@ -166,8 +166,8 @@ export function buildResource(uid: EntityUid, inputs: Pick<MapInputs, 'engine'>)
 /** The request's own entity, keeping the parents and attributes the static entities file gives it. */
 function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>, extraParents: EntityUid[]): EntityJson {
   const known = engine.staticEntity(uid);
-  if (known === undefined) return { uid, attrs, parents: extraParents };
-  const parents = extraParents.length === 0 ? known.parents : [...known.parents, ...extraParents];
+  const parents = engine.parentsFor(uid, extraParents);
+  if (known === undefined) return { uid, attrs, parents };
   return { uid, attrs: { ...known.attrs, ...attrs }, parents, ...(known.tags ? { tags: known.tags } : {}) };
 }
 

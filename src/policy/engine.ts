@@ -5,6 +5,7 @@ import * as cedar from './cedar.js';
 import type { Context, EntityJson, EntityUidJson } from './cedar.js';
 import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
+import { requestEntitiesSuffice } from './analysis.js';
 
 export interface EntityUid {
   readonly type: string;
@@ -36,15 +37,40 @@ export class PolicyEngine {
   private readonly staticByKey: ReadonlyMap<string, EntityJson>;
   private readonly staticEntities: readonly EntityJson[];
   private readonly annotations: ReadonlyMap<string, Readonly<Record<string, string>>>;
+  /** Every ancestor (transitively) of each static entity, by "Type::id". */
+  private readonly ancestors: ReadonlyMap<string, readonly EntityUidJson[]>;
+  /**
+   * True when the policy analysis (analysis.ts) shows no policy reads an entity beyond the
+   * request's own: requests then carry only their own entities, with ancestors flattened in.
+   */
+  readonly requestEntitiesOnly: boolean;
 
   private constructor(
     readonly version: PolicyVersion,
     private readonly policySetId: string,
     private readonly schemaName: string | undefined,
+    requestEntitiesOnly: boolean,
   ) {
     this.staticEntities = version.entities;
     this.staticByKey = new Map(version.entities.map((e) => [uidKey(e.uid), e]));
     this.annotations = new Map(version.policies.map((p) => [p.id, p.annotations]));
+    this.ancestors = transitiveAncestors(version.entities);
+    this.requestEntitiesOnly = requestEntitiesOnly;
+  }
+
+  /**
+   * Parents for a request's own entity: its static parents and `extra` (pattern groups). When
+   * requests carry only their own entities, every ancestor is listed, so `in` needs no other entity.
+   */
+  parentsFor(uid: EntityUid, extra: readonly EntityUid[]): EntityUidJson[] {
+    const direct = [...(this.staticByKey.get(`${uid.type}::${uid.id}`)?.parents ?? []), ...extra];
+    if (!this.requestEntitiesOnly) return direct;
+    const all = new Map<string, EntityUidJson>();
+    for (const p of direct) {
+      all.set(uidKey(p), p);
+      for (const a of this.ancestors.get(uidKey(p)) ?? []) all.set(uidKey(a), a);
+    }
+    return [...all.values()];
   }
 
   /** A policy's annotation, e.g. annotation("some-policy", "approval"). */
@@ -57,7 +83,7 @@ export class PolicyEngine {
    * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
    * slots keeps memory flat across reloads.
    */
-  static prepare(version: PolicyVersion, slot: string): Outcome<PolicyEngine> {
+  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
     const set = cedar.preparsePolicySet(policySetId, {
       staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
@@ -69,7 +95,8 @@ export class PolicyEngine {
       const schema = cedar.preparseSchema(schemaName, version.schemaText);
       if (schema.type === 'failure') return deny('internal_error', schema.errors.map((e) => e.message).join('; '));
     }
-    return ok(new PolicyEngine(version, policySetId, schemaName));
+    const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText);
+    return ok(new PolicyEngine(version, policySetId, schemaName, lean));
   }
 
   /** Static entity for a uid, so the mapper can merge its parents and attributes. */
@@ -82,7 +109,7 @@ export class PolicyEngine {
    * (the principal and the resource are built per request), then the request's own.
    */
   entitiesFor(own: readonly EntityJson[]): EntityJson[] {
-    if (this.staticEntities.length === 0) return own as EntityJson[];
+    if (this.requestEntitiesOnly || this.staticEntities.length === 0) return own as EntityJson[];
     let replaced = 0;
     for (const e of own) if (this.staticByKey.has(uidKey(e.uid))) replaced++;
     if (replaced === 0) return [...this.staticEntities, ...own];
@@ -124,4 +151,23 @@ export class PolicyEngine {
 function uidKey(uid: EntityUidJson): string {
   const u = '__entity' in uid ? uid.__entity : uid;
   return `${u.type}::${u.id}`;
+}
+
+/** Each static entity's ancestors, transitively (cycles are cut). */
+function transitiveAncestors(entities: readonly EntityJson[]): Map<string, EntityUidJson[]> {
+  const parents = new Map(entities.map((e) => [uidKey(e.uid), e.parents]));
+  const out = new Map<string, EntityUidJson[]>();
+  for (const e of entities) {
+    const seen = new Map<string, EntityUidJson>();
+    const stack = [...e.parents];
+    while (stack.length > 0) {
+      const p = stack.pop() as EntityUidJson;
+      const key = uidKey(p);
+      if (seen.has(key)) continue;
+      seen.set(key, p);
+      stack.push(...(parents.get(key) ?? []));
+    }
+    out.set(uidKey(e.uid), [...seen.values()]);
+  }
+  return out;
 }
