@@ -50,7 +50,8 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
   try {
     const config = loadConfig({ file, listen: options.listen, adminListen: options.adminListen });
     const routes = new RouteTable(config.routes, config.application);
-    const store = PolicyStore.open(config);
+    const actions = routes.routes.map((r) => r.action);
+    const store = PolicyStore.open(config, actions);
     const bundles = BundleSet.open(config.identity.bundles);
     const identifier = new Identifier(config, bundles);
     const groups = new WorkloadGroups(config.identity.groups);
@@ -65,7 +66,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
       tasks = { config: config.tasks, keys, store: taskStore, ended };
     }
-    const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies });
+    const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies }, actions);
     return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);

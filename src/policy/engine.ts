@@ -6,6 +6,7 @@ import type { Context, EntityJson, EntityUidJson } from './cedar.js';
 import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
+import { sliceByAction } from './slicing.js';
 
 export interface EntityUid {
   readonly type: string;
@@ -44,13 +45,17 @@ export class PolicyEngine {
    * request's own: requests then carry only their own entities, with ancestors flattened in.
    */
   readonly requestEntitiesOnly: boolean;
+  /** Preparsed policy set per action id (slicing.ts); actions not listed use the whole set. */
+  private readonly slices: ReadonlyMap<string, string>;
 
   private constructor(
     readonly version: PolicyVersion,
     private readonly policySetId: string,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
+    slices: ReadonlyMap<string, string>,
   ) {
+    this.slices = slices;
     this.staticEntities = version.entities;
     this.staticByKey = new Map(version.entities.map((e) => [uidKey(e.uid), e]));
     this.annotations = new Map(version.policies.map((p) => [p.id, p.annotations]));
@@ -83,7 +88,7 @@ export class PolicyEngine {
    * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
    * slots keeps memory flat across reloads.
    */
-  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean } = {}): Outcome<PolicyEngine> {
+  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
     const set = cedar.preparsePolicySet(policySetId, {
       staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
@@ -96,7 +101,36 @@ export class PolicyEngine {
       if (schema.type === 'failure') return deny('internal_error', schema.errors.map((e) => e.message).join('; '));
     }
     const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText);
-    return ok(new PolicyEngine(version, policySetId, schemaName, lean));
+    // One preparsed set per distinct slice (actions with the same policies share it).
+    const slices = new Map<string, string>();
+    if (options.slicing !== false) {
+      let byAction: Map<string, string[]> | null;
+      try {
+        byAction = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
+      } catch {
+        byAction = null;
+      }
+      const text = new Map(version.policies.map((p) => [p.id, p.text]));
+      const prepared = new Map<string, string>();
+      for (const [action, ids] of byAction ?? []) {
+        if (ids.length === version.policies.length) continue;
+        const key = ids.join('\n');
+        let id = prepared.get(key);
+        if (id === undefined) {
+          id = `${policySetId}-slice-${prepared.size}`;
+          const sliced = cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(ids.map((i) => [i, text.get(i) as string])) });
+          if (sliced.type === 'failure') return deny('internal_error', sliced.errors.map((e) => e.message).join('; '));
+          prepared.set(key, id);
+        }
+        slices.set(action, id);
+      }
+    }
+    return ok(new PolicyEngine(version, policySetId, schemaName, lean, slices));
+  }
+
+  /** How many actions are evaluated against a slice rather than the whole set. */
+  get slicedActions(): number {
+    return this.slices.size;
   }
 
   /** Static entity for a uid, so the mapper can merge its parents and attributes. */
@@ -126,7 +160,7 @@ export class PolicyEngine {
         resource: request.resource,
         context: request.context,
         entities: request.entities as EntityJson[],
-        preparsedPolicySetId: this.policySetId,
+        preparsedPolicySetId: this.slices.get(request.action.id) ?? this.policySetId,
         ...(this.schemaName === undefined ? {} : { preparsedSchemaName: this.schemaName, validateRequest: true }),
       });
     } catch (err) {

@@ -24,14 +24,16 @@ export class PolicyStore {
     private readonly paths: PolicyPaths,
     private engine: PolicyEngine,
     storeId: number,
+    private readonly actions: readonly string[],
   ) {
     this.storeId = storeId;
   }
 
   /** Loads the first version; throws PolicyLoadError with file:line problems. */
-  static open(paths: PolicyPaths): PolicyStore {
+  /** actions: the Cedar actions requests can carry, for slicing when there is no schema. */
+  static open(paths: PolicyPaths, actions: readonly string[] = []): PolicyStore {
     const storeId = ++storeCount;
-    return new PolicyStore(paths, prepare(paths, `${storeId}-0`), storeId);
+    return new PolicyStore(paths, prepare(paths, `${storeId}-0`, actions), storeId, actions);
   }
 
   get current(): PolicyEngine {
@@ -46,7 +48,7 @@ export class PolicyStore {
     const nextSlot = this.slot ^ 1;
     let next: PolicyEngine;
     try {
-      next = prepare(this.paths, `${this.storeId}-${nextSlot}`);
+      next = prepare(this.paths, `${this.storeId}-${nextSlot}`, this.actions);
     } catch (err) {
       if (err instanceof PolicyLoadError) return { ok: false, problems: err.problems };
       return { ok: false, problems: [String((err as Error)?.message ?? err)] };
@@ -91,9 +93,9 @@ export class PolicyStore {
   }
 }
 
-function prepare(paths: PolicyPaths, slot: string): PolicyEngine {
+function prepare(paths: PolicyPaths, slot: string, actions: readonly string[]): PolicyEngine {
   const version = loadPolicyVersion(paths);
-  const engine = PolicyEngine.prepare(version, slot);
+  const engine = PolicyEngine.prepare(version, slot, { actions });
   if (!engine.ok) throw new PolicyLoadError([`cedar-wasm refused the policy set: ${engine.message ?? engine.code}`]);
   return engine.value;
 }

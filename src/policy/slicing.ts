@@ -1,0 +1,66 @@
+// Policy slicing by action: a request is evaluated only against the policies whose action
+// scope can match its action (plus those with no action constraint), each slice preparsed once
+// at load. Cedar evaluates every policy it is given (~20 us each here), so this is most of the
+// policy cost. A policy's action scope is read from cedar-wasm's JSON form; action groups come
+// from the schema (transitively). Anything this cannot read with certainty turns slicing off.
+
+import * as cedar from './cedar.js';
+import type { PolicySource } from './loader.js';
+
+type Uid = { type: string; id: string } | { __entity: { type: string; id: string } };
+
+function plain(u: Uid): { type: string; id: string } {
+  return '__entity' in u ? u.__entity : u;
+}
+
+/** For each known action id, the ids of the policies that can apply to it; null: do not slice. */
+export function sliceByAction(policies: readonly PolicySource[], schemaText: string | null, extraActions: readonly string[]): Map<string, string[]> | null {
+  // Action groups, transitively: action id -> every group it is in.
+  const groups = new Map<string, Set<string>>();
+  const actions = new Set<string>(extraActions);
+  if (schemaText !== null) {
+    const json = cedar.schemaToJsonWithResolvedTypes(schemaText);
+    if (json.type !== 'success') return null;
+    const namespaces = Object.keys(json.json);
+    if (namespaces.some((ns) => ns !== '')) return null; // namespaced actions: not handled, do not slice
+    const direct = new Map<string, string[]>();
+    for (const [id, action] of Object.entries(json.json['']?.actions ?? {})) {
+      actions.add(id);
+      const parents = (action.memberOf ?? []).map((m) => {
+        if (m.type !== undefined && m.type !== 'Action') throw new Error('foreign action group');
+        return m.id;
+      });
+      direct.set(id, parents);
+    }
+    for (const id of actions) {
+      const seen = new Set<string>();
+      const stack = [...(direct.get(id) ?? [])];
+      while (stack.length > 0) {
+        const g = stack.pop() as string;
+        if (seen.has(g)) continue;
+        seen.add(g);
+        stack.push(...(direct.get(g) ?? []));
+      }
+      groups.set(id, seen);
+    }
+  }
+  const scopes: { id: string; matches: (action: string) => boolean }[] = [];
+  for (const p of policies) {
+    const json = cedar.policyToJson(p.text);
+    if (json.type !== 'success') return null;
+    const c = json.json.action as { op: string; entity?: Uid; entities?: Uid[] };
+    if (c.op === 'All') {
+      scopes.push({ id: p.id, matches: () => true });
+      continue;
+    }
+    const targets = c.entity !== undefined ? [plain(c.entity)] : (c.entities ?? []).map(plain);
+    if (targets.length === 0 || targets.some((t) => t.type !== 'Action')) return null;
+    const ids = new Set(targets.map((t) => t.id));
+    if (c.op === '==') scopes.push({ id: p.id, matches: (a) => ids.has(a) });
+    else if (c.op === 'in') scopes.push({ id: p.id, matches: (a) => ids.has(a) || [...(groups.get(a) ?? [])].some((g) => ids.has(g)) });
+    else return null;
+  }
+  const out = new Map<string, string[]>();
+  for (const action of actions) out.set(action, scopes.filter((s) => s.matches(action)).map((s) => s.id));
+  return out;
+}
