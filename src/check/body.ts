@@ -32,14 +32,6 @@ export function readBodyText(body: Uint8Array | string, contentLength: string | 
   }
 }
 
-/** A parsed JSON value as a Cedar value, under the rules above. `where` names it in errors. */
-export function toCedarValue(value: unknown, where: string, maxDepth: number): Outcome<CedarJson> {
-  const converted = toCedar(value, where, 0, maxDepth);
-  if (converted === undefined) return deny('bad_request', `${where} is JSON null`);
-  if ('error' in converted) return deny('bad_request', converted.error);
-  return ok(converted.value);
-}
-
 export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
   const read = readBodyText(body, undefined, maxBytes);
   if (!read.ok) return read;

@@ -166,7 +166,7 @@ export function buildResource(uid: EntityUid, inputs: Pick<MapInputs, 'engine'>)
 /** The request's own entity, keeping the parents and attributes the static entities file gives it. */
 function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>, extraParents: EntityUid[]): EntityJson {
   const known = engine.staticEntity(uid);
-  const parents = engine.parentsFor(uid, extraParents);
+  const parents = engine.parentsFor(uid, extraParents) as EntityJson['parents'];
   if (known === undefined) return { uid, attrs, parents };
   return { uid, attrs: { ...known.attrs, ...attrs }, parents, ...(known.tags ? { tags: known.tags } : {}) };
 }

@@ -67,11 +67,17 @@ export class PolicyEngine {
    * Parents for a request's own entity: its static parents and `extra` (pattern groups). When
    * requests carry only their own entities, every ancestor is listed, so `in` needs no other entity.
    */
-  parentsFor(uid: EntityUid, extra: readonly EntityUid[]): EntityUidJson[] {
-    const direct = [...(this.staticByKey.get(`${uid.type}::${uid.id}`)?.parents ?? []), ...extra];
-    if (!this.requestEntitiesOnly) return direct;
-    const all = new Map<string, EntityUidJson>();
-    for (const p of direct) {
+  parentsFor(uid: EntityUid, extra: readonly EntityUid[]): readonly EntityUidJson[] {
+    const key = `${uid.type}::${uid.id}`;
+    if (!this.requestEntitiesOnly) {
+      const direct = this.staticByKey.get(key)?.parents ?? [];
+      return extra.length === 0 ? direct : [...direct, ...extra];
+    }
+    // Flattened at load; only pattern groups (extra) are merged per request.
+    const flat = this.ancestors.get(key) ?? [];
+    if (extra.length === 0) return flat;
+    const all = new Map<string, EntityUidJson>(flat.map((a) => [uidKey(a), a]));
+    for (const p of extra) {
       all.set(uidKey(p), p);
       for (const a of this.ancestors.get(uidKey(p)) ?? []) all.set(uidKey(a), a);
     }

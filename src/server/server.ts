@@ -66,7 +66,8 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   server.addService(AUTHORIZATION_SERVICE, {
     Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
-      const span = telemetry === null ? null : telemetry.startCheck(traceHeaders(call.request));
+      // Trace headers are read only when spans are recorded (tracing is off by default).
+      const span = telemetry?.tracing === true ? telemetry.startCheck(traceHeaders(call.request)) : null;
       const decision = await decide(call.request, state);
       let response: unknown;
       try {
@@ -80,16 +81,26 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       if (decision.code === 'internal_error') {
         logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
       }
-      const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
-      telemetry?.recordDecision(decision, latencyUs, span);
-      options.onDecision?.(decision, latencyUs);
-      const shadow = options.shadow;
-      if (shadow != null && decision.policyDecision !== null) {
-        // After the answer: the shadow set never delays or changes a decision.
-        setImmediate(() => {
-          const disagreement = shadow.compare(decision);
-          if (disagreement !== null) options.onShadowDisagreement?.(disagreement);
-        });
+      // The answer is sent. What follows only records it: a failure here is logged, never thrown
+      // out of this async handler (an unhandled rejection would take the process down).
+      try {
+        const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+        telemetry?.recordDecision(decision, latencyUs, span);
+        options.onDecision?.(decision, latencyUs);
+        const shadow = options.shadow;
+        if (shadow != null && decision.policyDecision !== null) {
+          // The shadow set never delays or changes a decision.
+          setImmediate(() => {
+            try {
+              const disagreement = shadow.compare(decision);
+              if (disagreement !== null) options.onShadowDisagreement?.(disagreement);
+            } catch (err) {
+              logger.error('shadow evaluation failed', { decisionId: decision.decisionId, error: String(err) });
+            }
+          });
+        }
+      } catch (err) {
+        logger.error('recording a decision failed', { decisionId: decision.decisionId, error: String(err) });
       }
     },
   });

@@ -45,8 +45,6 @@ export interface ToolTouch {
   readonly egress: boolean;
 }
 
-export const EMPTY_HISTORY: TaskHistory = Object.freeze({ tools: [], labels: [], egress: false, counts: {} });
-
 export interface TaskState {
   readonly record: TaskRecord;
   /** Epoch seconds when the task was ended, or null while it runs. */
