@@ -8,7 +8,7 @@ import { respond } from '../check/respond.js';
 import { REASONS } from '../check/reasons.js';
 import type { CheckRequestMessage } from '../check/decode.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../server/protos.js';
-import { loadRuntime, StartupError } from './runtime.js';
+import { loadRuntimeForCommand } from './runtime.js';
 
 export async function runCheck(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -27,14 +27,8 @@ export async function runCheck(args: string[]): Promise<number> {
     process.stderr.write(`mandate check: cannot read the request: ${(err as Error).message}\n`);
     return 1;
   }
-  let runtime;
-  try {
-    runtime = loadRuntime(values.config ?? null);
-  } catch (err) {
-    if (!(err instanceof StartupError)) throw err;
-    for (const line of err.problems) process.stderr.write(`${line}\n`);
-    return 1;
-  }
+  const runtime = loadRuntimeForCommand(values.config ?? null);
+  if (runtime === null) return 1;
   let message: CheckRequestMessage;
   try {
     message = decodeCheckRequestBytes(encodeCheckRequest(json)) as CheckRequestMessage;

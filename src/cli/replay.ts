@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CedarRequest } from '../policy/engine.js';
-import { loadRuntime, StartupError } from './runtime.js';
+import { loadRuntimeForCommand } from './runtime.js';
 
 interface LoggedLine {
   decisionId?: string;
@@ -25,14 +25,8 @@ export async function runReplay(args: string[]): Promise<number> {
     process.stderr.write('usage: mandate replay --log FILE [--config FILE] [--json]\n');
     return 1;
   }
-  let runtime;
-  try {
-    runtime = loadRuntime(values.config ?? null, { mode: 'validate' });
-  } catch (err) {
-    if (!(err instanceof StartupError)) throw err;
-    for (const line of err.problems) process.stderr.write(`${line}\n`);
-    return 1;
-  }
+  const runtime = loadRuntimeForCommand(values.config ?? null, { mode: 'validate' });
+  if (runtime === null) return 1;
   let text: string;
   try {
     text = readFileSync(values.log, 'utf8');

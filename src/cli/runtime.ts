@@ -75,3 +75,18 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
     throw err;
   }
 }
+
+/**
+ * loadRuntime for a command: startup problems go to stderr, one per line (then `trailer`, if
+ * any), and null tells the command to exit 1. Other errors are bugs and are thrown.
+ */
+export function loadRuntimeForCommand(file: string | null, options: RuntimeOptions = {}, trailer?: string): Runtime | null {
+  try {
+    return loadRuntime(file, options);
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err;
+    for (const line of err.problems) process.stderr.write(`${line}\n`);
+    if (trailer !== undefined) process.stderr.write(`${trailer}\n`);
+    return null;
+  }
+}

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { startServer } from '../server/server.js';
 import { startAdmin } from '../server/admin.js';
 import { createLogger } from '../telemetry/log.js';
-import { loadRuntime, StartupError } from './runtime.js';
+import { loadRuntimeForCommand } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
 import type { Decision } from '../check/pipeline.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
@@ -14,11 +14,11 @@ import { ShadowEvaluator } from '../policy/shadow.js';
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });
   const logger = createLogger('info');
-  let runtime;
   let lastStoreError = '';
   let storeErrorHook: () => void = () => undefined;
-  try {
-    runtime = loadRuntime(values.config ?? null, {
+  const runtime = loadRuntimeForCommand(
+    values.config ?? null,
+    {
       listen: values.listen,
       adminListen: values['admin-listen'],
       mode: 'serve',
@@ -28,13 +28,10 @@ export async function runServe(args: string[]): Promise<number> {
         if (message !== lastStoreError) logger.error('task state store error', { message });
         lastStoreError = message;
       },
-    });
-  } catch (err) {
-    if (!(err instanceof StartupError)) throw err;
-    for (const line of err.problems) process.stderr.write(`${line}\n`);
-    process.stderr.write('mandate: not started\n');
-    return 1;
-  }
+    },
+    'mandate: not started',
+  );
+  if (runtime === null) return 1;
   const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
   const shadow = runtime.shadow === null ? null : new ShadowEvaluator(runtime.shadow);
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });

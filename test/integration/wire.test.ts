@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Decision } from '../../src/check/pipeline.js';
 import { respond } from '../../src/check/respond.js';
+import { makeDecision } from '../helpers/decisions.js';
 import { REASON_CODES } from '../../src/check/reasons.js';
 import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../../src/server/protos.js';
 import { loadUpstreamRoot } from '../helpers/upstream.js';
@@ -99,25 +100,7 @@ describe('CheckRequest wire compatibility', () => {
 });
 
 describe('CheckResponse wire compatibility', () => {
-  const base: Decision = {
-    decisionId: '0b5e2f6c-2c55-4a4e-8a63-0e3f9b3f3d61',
-    allowed: true,
-    code: null,
-    message: null,
-    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' }, jwt: null },
-    action: 'GET /tickets/{id}',
-    resource: 'Ticket::"1"',
-    determining: ['support-read-tickets'],
-    errors: [],
-    policyVersion: 'sha256:0123456789abcdef',
-    cedar: null,
-    rpc: null,
-    approval: null,
-    taskId: null,
-    subject: null,
-    evaluationUs: 0,
-    policyDecision: null,
-  };
+  const base: Decision = makeDecision();
   const shapes: [string, Decision, { explain: boolean; principalHeader: string | null }][] = [
     ['allow for a workload', base, { explain: false, principalHeader: 'x-mandate-principal' }],
     ['allow for an anonymous caller', { ...base, identity: { kind: 'anonymous' } }, { explain: false, principalHeader: 'x-mandate-principal' }],

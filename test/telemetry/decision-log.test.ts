@@ -5,28 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { Decision } from '../../src/check/pipeline.js';
+import { makeDecision } from '../helpers/decisions.js';
 import { DecisionLog, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
 
 function decision(n: number, allowed: boolean): Decision {
-  return {
+  return makeDecision({
     decisionId: `id-${n}`,
     allowed,
     code: allowed ? null : 'policy_denied',
-    message: null,
-    identity: { kind: 'x509', spiffe: { id: 'spiffe://example.org/ns/a', trustDomain: 'example.org', path: '/ns/a' }, jwt: null },
-    action: 'GET /tickets/{id}',
-    resource: 'Ticket::"1"',
     determining: allowed ? ['support-read-tickets'] : ['no-agent-internal-tickets'],
-    errors: [],
-    policyVersion: 'sha256:0123456789abcdef',
-    cedar: null,
-    rpc: null,
-    approval: null,
-    taskId: null,
-    subject: null,
-    evaluationUs: 0,
-    policyDecision: null,
-  };
+  });
 }
 
 function logOptions(sink: string, maxBufferBytes: number, extra: Partial<DecisionLogOptions> = {}): DecisionLogOptions {
