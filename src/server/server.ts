@@ -110,6 +110,9 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
   }
 
+  // A replica that starts deciding before its first connection to the task store would deny
+  // every task-bound request meanwhile: wait for it, briefly (it stays unhealthy otherwise).
+  if (tasks !== null) await tasks.store.ready(3000);
   const port = await new Promise<number>((resolvePort, reject) => {
     server.bindAsync(config.listen, serverCredentials(config), (err, bound) => (err ? reject(err) : resolvePort(bound)));
   });

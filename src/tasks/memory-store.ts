@@ -70,6 +70,10 @@ export class MemoryTaskStore implements TaskStore {
     this.listeners.push(listener);
   }
 
+  async ready(): Promise<boolean> {
+    return true;
+  }
+
   healthy(): boolean {
     return true;
   }

@@ -174,6 +174,21 @@ export class RedisTaskStore implements TaskStore {
     this.listeners.push(listener);
   }
 
+  async ready(timeoutMs: number): Promise<boolean> {
+    if (this.healthy()) return true;
+    return new Promise((resolve) => {
+      const done = (value: boolean): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(value);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(this.healthy()), timeoutMs);
+      timer.unref();
+      this.redis.on('ready', onReady);
+    });
+  }
+
   healthy(): boolean {
     return this.redis.status === 'ready';
   }

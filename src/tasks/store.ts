@@ -78,5 +78,7 @@ export interface TaskStore {
   /** Called with the id of every task ended anywhere (this replica or another). */
   onTaskEnded(listener: (taskId: string) => void): void;
   healthy(): boolean;
+  /** Resolves once the store can answer, or after `timeoutMs` (it is then unhealthy and recovers by itself). */
+  ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }

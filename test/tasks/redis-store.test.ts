@@ -19,7 +19,7 @@ before(async () => {
 after(async () => redis.stop());
 
 async function waitReady(store: RedisTaskStore): Promise<void> {
-  for (let i = 0; i < 100 && !store.healthy(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await store.ready(2000), true);
 }
 
 for (const kind of ['memory', 'redis'] as const) {
@@ -88,6 +88,17 @@ describe('Redis revocations over pub/sub', () => {
     }
   });
 
+  it('are ready as soon as the first connection is up, so a new replica does not deny meanwhile', async () => {
+    const store = new RedisTaskStore(redis.url, `ready-${Date.now()}:`);
+    try {
+      assert.equal(store.healthy(), false, 'not connected yet right after construction');
+      assert.equal(await store.ready(2000), true);
+      assert.equal(await store.getState('unknown', now()), null);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('fail fast with StateUnavailableError when Redis is not there', async () => {
     const store = new RedisTaskStore('redis://127.0.0.1:1', 'x:');
     try {
@@ -95,6 +106,9 @@ describe('Redis revocations over pub/sub', () => {
       await assert.rejects(store.getState('t', now()), StateUnavailableError);
       assert.ok(Date.now() - started < 1500);
       assert.equal(store.healthy(), false);
+      const waited = Date.now();
+      assert.equal(await store.ready(300), false, 'ready() gives up after its timeout');
+      assert.ok(Date.now() - waited < 1000);
     } finally {
       await store.close();
     }
