@@ -7,6 +7,24 @@ import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
+import { ScopedSlices, ScopeIndex } from './scope-index.js';
+
+/** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
+const SCOPE_SLICING_MIN_POLICIES = 16;
+/** Preparsed principal/resource slices kept per action slice (least recently used go first). */
+const SCOPED_SLICE_CACHE = 1024;
+
+function preparseStatic(id: string, policies: Record<string, string>): boolean {
+  return cedar.preparsePolicySet(id, { staticPolicies: policies }).type === 'success';
+}
+
+/** Each policy's principal and resource scope in cedar-wasm's JSON form. */
+function policyScopes(version: PolicyVersion): Map<string, { principal: unknown; resource: unknown }> {
+  const out = new Map<string, { principal: unknown; resource: unknown }>();
+  for (const p of version.policies) if (p.json !== null) out.set(p.id, { principal: p.json.principal, resource: p.json.resource });
+  return out;
+}
+import { addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 
 export interface EntityUid {
   readonly type: string;
@@ -47,6 +65,9 @@ export class PolicyEngine {
   readonly requestEntitiesOnly: boolean;
   /** Preparsed policy set per action id (slicing.ts); actions not listed use the whole set. */
   private readonly slices: ReadonlyMap<string, string>;
+  /** Context projection per action (projection.ts); actions not listed send the whole context. */
+  private readonly projections: ReadonlyMap<string, ActionProjection>;
+  private readonly projectedSchemaName: string | undefined;
 
   private constructor(
     readonly version: PolicyVersion,
@@ -54,8 +75,12 @@ export class PolicyEngine {
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
     slices: ReadonlyMap<string, string>,
+    private readonly scoped: ReadonlyMap<string, ScopedSlices>,
+    projection: { readonly byAction: ReadonlyMap<string, ActionProjection>; readonly schemaName: string | undefined },
   ) {
     this.slices = slices;
+    this.projections = projection.byAction;
+    this.projectedSchemaName = projection.schemaName;
     this.staticEntities = version.entities;
     this.staticByKey = new Map(version.entities.map((e) => [uidKey(e.uid), e]));
     this.annotations = new Map(version.policies.map((p) => [p.id, p.annotations]));
@@ -94,7 +119,7 @@ export class PolicyEngine {
    * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
    * slots keeps memory flat across reloads.
    */
-  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
+  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
     const set = cedar.preparsePolicySet(policySetId, {
       staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
@@ -109,8 +134,10 @@ export class PolicyEngine {
     const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText);
     // One preparsed set per distinct slice (actions with the same policies share it).
     const slices = new Map<string, string>();
+    const scopedSlices = new Map<string, ScopedSlices>();
+    const preparedIds = new Set<string>();
+    let byAction: Map<string, string[]> | null = null;
     if (options.slicing !== false) {
-      let byAction: Map<string, string[]> | null;
       try {
         byAction = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
       } catch {
@@ -118,20 +145,62 @@ export class PolicyEngine {
       }
       const text = new Map(version.policies.map((p) => [p.id, p.text]));
       const prepared = new Map<string, string>();
+      const scopedBySlice = new Map<string, ScopedSlices | null>();
+      const scopesOf = lean ? policyScopes(version) : null;
       for (const [action, ids] of byAction ?? []) {
-        if (ids.length === version.policies.length) continue;
         const key = ids.join('\n');
-        let id = prepared.get(key);
-        if (id === undefined) {
-          id = `${policySetId}-slice-${prepared.size}`;
-          const sliced = cedar.preparsePolicySet(id, { staticPolicies: Object.fromEntries(ids.map((i) => [i, text.get(i) as string])) });
-          if (sliced.type === 'failure') return deny('internal_error', sliced.errors.map((e) => e.message).join('; '));
-          prepared.set(key, id);
+        const whole = ids.length === version.policies.length;
+        const sliceId = whole ? policySetId : (prepared.get(key) ?? `${policySetId}-slice-${prepared.size}`);
+        if (!whole) prepared.set(key, sliceId);
+        // Within a large action slice, slice again by principal and resource (scope-index.ts);
+        // the action slice itself is then preparsed only if a request needs all of it.
+        let scoped = scopedBySlice.get(key);
+        if (scoped === undefined && scopesOf !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
+          const index = ScopeIndex.build(ids, ids.map((i) => scopesOf.get(i) ?? { principal: null, resource: null }));
+          scoped = index === null ? null : new ScopedSlices(index, sliceId, whole, text, `${sliceId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
+          scopedBySlice.set(key, scoped);
         }
-        slices.set(action, id);
+        if (scoped !== undefined && scoped !== null) {
+          scopedSlices.set(action, scoped);
+          continue;
+        }
+        if (whole) continue;
+        if (!preparedIds.has(sliceId)) {
+          if (!preparseStatic(sliceId, Object.fromEntries(ids.map((i) => [i, text.get(i) as string])))) return deny('internal_error', `cannot preparse the slice for ${action}`);
+          preparedIds.add(sliceId);
+        }
+        slices.set(action, sliceId);
       }
     }
-    return ok(new PolicyEngine(version, policySetId, schemaName, lean, slices));
+    let projection: Projection = { byAction: new Map(), schemaName: undefined };
+    if (options.projection !== false) {
+      const prepared = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? []);
+      if (!prepared.ok) return prepared;
+      projection = prepared.value;
+    }
+    return ok(new PolicyEngine(version, policySetId, schemaName, lean, slices, scopedSlices, projection));
+  }
+
+  /** Whether this request would be sent with its context projected (tests, benchmarks). */
+  projects(request: CedarRequest): boolean {
+    return this.projections.get(request.action.id)?.conforms(request.context) === true;
+  }
+
+  /** How many actions send a projected context (when it conforms). */
+  get projectedActions(): number {
+    return this.projections.size;
+  }
+
+  /** The preparsed set a request is evaluated against: its action's slice, sliced again by scope when large. */
+  policySetFor(request: CedarRequest): string {
+    const scoped = this.scoped.get(request.action.id);
+    if (scoped !== undefined) return scoped.setFor(request);
+    return this.slices.get(request.action.id) ?? this.policySetId;
+  }
+
+  /** How many actions slice again by principal and resource. */
+  get scopeSlicedActions(): number {
+    return this.scoped.size;
   }
 
   /** How many actions are evaluated against a slice rather than the whole set. */
@@ -159,15 +228,20 @@ export class PolicyEngine {
 
   evaluate(request: CedarRequest): Outcome<Evaluation> {
     let answer: cedar.AuthorizationAnswer;
+    // The projected context and schema only when the whole context provably conforms;
+    // otherwise the whole context against the whole schema, for Cedar's own answer.
+    const projection = this.projections.get(request.action.id);
+    const projected = projection !== undefined && projection.conforms(request.context);
+    const schemaName = projected ? this.projectedSchemaName : this.schemaName;
     try {
       answer = cedar.statefulIsAuthorized({
         principal: request.principal,
         action: request.action,
         resource: request.resource,
-        context: request.context,
+        context: projected ? (projection.project(request.context) as Context) : request.context,
         entities: request.entities as EntityJson[],
-        preparsedPolicySetId: this.slices.get(request.action.id) ?? this.policySetId,
-        ...(this.schemaName === undefined ? {} : { preparsedSchemaName: this.schemaName, validateRequest: true }),
+        preparsedPolicySetId: this.policySetFor(request),
+        ...(schemaName === undefined ? {} : { preparsedSchemaName: schemaName, validateRequest: true }),
       });
     } catch (err) {
       return deny('internal_error', `policy evaluation failed: ${(err as Error).message}`);
@@ -210,4 +284,56 @@ function transitiveAncestors(entities: readonly EntityJson[]): Map<string, Entit
     out.set(uidKey(e.uid), [...seen.values()]);
   }
   return out;
+}
+
+interface ActionProjection {
+  readonly project: Projector;
+  readonly conforms: Conformance;
+}
+
+interface Projection {
+  readonly byAction: ReadonlyMap<string, ActionProjection>;
+  readonly schemaName: string | undefined;
+}
+
+/**
+ * Per action, the context paths its policies (its slice, or the whole set) read, a projector for
+ * them and, with a schema, a conformance check of the whole context and one preparsed schema
+ * whose action contexts are projected the same way. Anything not understood: no projection.
+ */
+function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[]): Outcome<Projection> {
+  const none: Projection = { byAction: new Map(), schemaName: undefined };
+  const allIds = version.policies.map((p) => p.id);
+  const conditions = new Map<string, unknown>();
+  for (const p of version.policies) {
+    if (p.json === null) return ok(none);
+    conditions.set(p.id, p.json.conditions);
+  }
+  const trieFor = (action: string): PathTrie => {
+    const trie = emptyTrie();
+    for (const id of members.get(action) ?? allIds) addContextReads(trie, conditions.get(id));
+    return trie;
+  };
+  const byAction = new Map<string, ActionProjection>();
+  if (version.schemaText === null) {
+    for (const action of new Set(extraActions)) byAction.set(action, { project: compileProjector(trieFor(action), null, {}), conforms: () => true });
+    return ok({ byAction, schemaName: undefined });
+  }
+  const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText);
+  if (resolved.type !== 'success' || Object.keys(resolved.json).some((ns) => ns !== '')) return ok(none);
+  const namespace = structuredClone(resolved.json['']) as unknown as {
+    commonTypes?: Record<string, SchemaType>;
+    actions: Record<string, { appliesTo?: { context?: SchemaType } }>;
+  };
+  const common: CommonTypes = namespace.commonTypes ?? {};
+  for (const [action, def] of Object.entries(namespace.actions)) {
+    const type = def.appliesTo?.context;
+    if (type === undefined) continue;
+    const trie = trieFor(action);
+    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common) });
+    (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
+  }
+  const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);
+  if (schema.type === 'failure') return deny('internal_error', `projected schema: ${schema.errors.map((e) => e.message).join('; ')}`);
+  return ok({ byAction, schemaName });
 }

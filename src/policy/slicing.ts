@@ -46,9 +46,8 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
   }
   const scopes: { id: string; matches: (action: string) => boolean }[] = [];
   for (const p of policies) {
-    const json = cedar.policyToJson(p.text);
-    if (json.type !== 'success') return null;
-    const c = json.json.action as { op: string; entity?: Uid; entities?: Uid[] };
+    if (p.json === null) return null;
+    const c = p.json.action as { op: string; entity?: Uid; entities?: Uid[] };
     if (c.op === 'All') {
       scopes.push({ id: p.id, matches: () => true });
       continue;

@@ -28,7 +28,7 @@ function states(configFile: string | null): { lean: DecisionState; full: Decisio
   const version = rt.store.current.version;
   // The optimized engine (request-only entities, slices by action) against the plain one.
   const make = (slot: string, requestEntitiesOnly: boolean | undefined): { state: DecisionState; engine: PolicyEngine } => {
-    const engine = PolicyEngine.prepare(version, slot, requestEntitiesOnly === undefined ? {} : { requestEntitiesOnly, slicing: false });
+    const engine = PolicyEngine.prepare(version, slot, requestEntitiesOnly === undefined ? {} : { requestEntitiesOnly, slicing: false, projection: false });
     assert.ok(engine.ok);
     return { state: createDecisionState(rt.config, rt.routes, engine.value, rt.identifier, rt.groups, null), engine: engine.value };
   };
@@ -41,6 +41,7 @@ describe('request-only entities and slices by action', () => {
     const { leanEngine } = states(null);
     assert.equal(leanEngine.requestEntitiesOnly, true);
     assert.ok(leanEngine.slicedActions >= 10, `sliced actions: ${leanEngine.slicedActions}`);
+    assert.ok(leanEngine.projectedActions >= 20, `projected actions: ${leanEngine.projectedActions}`);
   });
 
   it('decide every example, as every principal, exactly as all entities and all policies do', async () => {
