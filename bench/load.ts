@@ -3,7 +3,10 @@
 // CheckRequest, at several numbers of requests in flight, alternating the two servers at each
 // level so machine drift hits both alike. Reports throughput and p50/p90/p99/p99.9 latency,
 // and Mandate's ratio to the no-op measured in the same run.
-//   node dist/bench/load.js [--seconds N] [--smoke] [--request FILE] [--out FILE]
+// By default the scenario of issue #5: the example grown to 1,000 policies, a caller identified
+// by a JWT-SVID and running inside a task (bench/scenario.ts); --policies N changes the count,
+// --request FILE sends a fixed CheckRequest to the plain example instead.
+//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--request FILE] [--out FILE]
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -11,11 +14,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { encodeCheckRequest } from '../src/server/protos.js';
+import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
+import { AUTHORIZATION_SERVICE, decodeCheckRequestBytes, encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
+import { SCENARIO_TASK, writeScenario, type Scenario } from './scenario.js';
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, out: { type: 'string' } },
+  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
 });
 const seconds = Number(values.seconds ?? (values.smoke ? 1 : 5));
 const warmup = values.smoke ? 0 : 1;
@@ -29,14 +34,37 @@ if (spawnSync('h2load', ['--version']).error) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
-const requestFile = values.request ?? resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json');
-const message = encodeCheckRequest(JSON.parse(readFileSync(requestFile, 'utf8')));
-// gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message.
-const frame = Buffer.alloc(5 + message.length);
-frame.writeUInt32BE(message.length, 1);
-message.copy(frame, 5);
+const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 17) : null;
+const requestFile = values.request ?? null;
 const bodyFile = join(dir, 'check.bin');
-writeFileSync(bodyFile, frame);
+
+/** gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message. */
+function writeFrame(request: unknown): void {
+  const message = encodeCheckRequest(request);
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  writeFileSync(bodyFile, frame);
+}
+
+/** Starts the scenario's task on the running Mandate and checks that the request is allowed. */
+async function prepareScenario(address: string, s: Scenario): Promise<void> {
+  const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
+  const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
+  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const unary = (client: Record<string, Function>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
+    new Promise((ok, fail) => (client[method] as Function).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${s.jwtSvid}`);
+  const started = await unary(tasks, 'StartTask', SCENARIO_TASK, metadata);
+  const request = s.checkRequest(String(started['token']));
+  const answer = await unary(check, 'Check', decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata());
+  if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`the scenario request is not allowed: ${JSON.stringify(answer)}`);
+  tasks.close();
+  check.close();
+  writeFrame(request);
+}
 
 function start(args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
@@ -88,7 +116,13 @@ function drive(server: 'mandate' | 'noop', address: string, clients: number, str
   return { server, inFlight: clients * streams, requests: lines.length, incomplete, rps: Math.round(rps), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999) };
 }
 
-const mandate = await start([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--listen', '127.0.0.1:0', '--admin-listen', 'off'], /"msg":"listening","address":"([^"]+)"/, 'stderr');
+const mandate = await start(
+  [resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...(scenario === null ? [] : ['--config', scenario.config]), '--listen', '127.0.0.1:0', '--admin-listen', 'off'],
+  /"msg":"listening","address":"([^"]+)"/,
+  'stderr',
+);
+if (scenario !== null) await prepareScenario(mandate.address, scenario);
+else writeFrame(JSON.parse(readFileSync(requestFile as string, 'utf8')));
 const noop = await start([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
 const results: LevelResult[] = [];
 try {
@@ -107,11 +141,19 @@ const rows = LEVELS.map(([c, m]) => {
   const b = results.find((r) => r.server === 'noop' && r.inFlight === inFlight) as LevelResult;
   return { inFlight, mandate: a, noop: b, throughputRatio: b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0 };
 });
-const report = { time: new Date().toISOString(), node: process.version, secondsPerLevel: seconds, request: requestFile, levels: rows };
+const report = {
+  time: new Date().toISOString(),
+  node: process.version,
+  secondsPerLevel: seconds,
+  request: requestFile ?? `scenario: ${scenario?.policies} policies, JWT-SVID caller, task token (bench/scenario.ts)`,
+  levels: rows,
+};
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 const md = [
   `# Mandate under load (${report.time}, Node ${process.version}, ${seconds} s per level, h2load)`,
+  '',
+  `Request: ${report.request}.`,
   '',
   '| in flight | server | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | cut at window edge | Mandate / no-op throughput |',
   '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -20,10 +20,15 @@ import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from
 import { compare, type Result } from './stats.js';
 import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
+import { PolicyEngine } from '../src/policy/engine.js';
+import { TaskManager } from '../src/tasks/manager.js';
+import { SCENARIO_TASK, writeScenario } from './scenario.js';
 
 const { values } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, ms: { type: 'string' }, out: { type: 'string' } },
+  options: { smoke: { type: 'boolean', default: false }, ms: { type: 'string' }, out: { type: 'string' }, 'max-policies': { type: 'string' } },
 });
+// 10,000 policies take ~10 s to load and validate; --max-policies 1000 leaves them out.
+const maxPolicies = Number(values['max-policies'] ?? 10000);
 const ms = values.ms !== undefined ? Number(values.ms) : values.smoke ? 300 : 3000;
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/latest.json');
 
@@ -38,6 +43,7 @@ const decoded = decodeCheckRequest(message, state.config.limits, 0);
 if (!decoded.ok) throw new Error('bench request does not decode');
 const identity = await state.identifier.identify(decoded.value);
 if (!identity.ok) throw new Error('bench request has no identity');
+const [decodedValue, identityValue] = [decoded.value, identity.value];
 const mapped = mapRequest(decoded.value, identity.value, state);
 if (!mapped.ok) throw new Error('bench request does not map');
 const allowDecision = await decide(message, state);
@@ -64,7 +70,51 @@ const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
   return out;
 };
 
+// Evaluation against N policies (the example grown with per-tenant policies, bench/policy-set.ts):
+// sliced (the engine as it runs) and whole (every policy, the whole context; request-only
+// entities in both, since 20,000 static entities would swamp the comparison).
+async function evaluationAt(total: number): Promise<Result[]> {
+  const rt = loadRuntime(writeScenario(total - 17).config, { mode: 'validate' });
+  const version = rt.store.current.version;
+  const whole = PolicyEngine.prepare(version, `bench-whole-${total}`, { slicing: false, projection: false });
+  if (!whole.ok) throw new Error(whole.message);
+  const inputs = { config: rt.config, routes: rt.routes, groups: rt.groups };
+  const sliced = mapRequest(decodedValue, identityValue, { ...inputs, engine: rt.store.current });
+  const plain = mapRequest(decodedValue, identityValue, { ...inputs, engine: whole.value });
+  if (!sliced.ok || !plain.ok) throw new Error('bench request does not map');
+  return compare(
+    {
+      [`evaluate, ${total} policies, sliced + projected`]: () => rt.store.current.evaluate(sliced.value.cedar),
+      [`evaluate, ${total} policies, whole set and context`]: () => whole.value.evaluate(plain.value.cedar),
+    },
+    ms,
+  );
+}
+const policyCounts = [17, 100, 1000, 10000].filter((n) => n <= maxPolicies);
+const evaluation: Result[] = [];
+for (const n of policyCounts) evaluation.push(...(await evaluationAt(n)));
+
+// The whole pipeline as issue #5 asks: 1,000 policies, a JWT-SVID, a task token (memory store).
+const scenario = writeScenario(1000 - 17);
+const scenarioRuntime = loadRuntime(scenario.config, { mode: 'serve' });
+const scenarioState = scenarioRuntime.state();
+const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, scenarioState.config.limits, 0);
+if (!caller.ok) throw new Error('scenario request does not decode');
+const callerIdentity = await scenarioState.identifier.identify(caller.value);
+if (!callerIdentity.ok) throw new Error(`scenario caller not identified: ${callerIdentity.message}`);
+const started = await new TaskManager(() => scenarioState, scenarioRuntime.tasks as NonNullable<typeof scenarioRuntime.tasks>).start(
+  callerIdentity.value,
+  { ...SCENARIO_TASK, maxCalls: null, subject: null, parentTaskId: null },
+  Math.floor(Date.now() / 1000),
+);
+if (!started.ok) throw new Error(`scenario task not started: ${started.message}`);
+const scenarioBytes = encodeCheckRequest(scenario.checkRequest(started.value.token));
+const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState);
+if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
+const scenarioCheck = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState), scenarioState.config));
+
 const sections: Record<string, Result[]> = {
+  evaluation,
   stages: await compare(
     {
       'protobuf decode (grpc-js deserializer)': () => decodeCheckRequestBytes(requestBytes),
@@ -85,6 +135,7 @@ const sections: Record<string, Result[]> = {
       'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),
       'check: POST /cases with JSON body': wholeCheck(caseBytes),
       'check: GET /tickets/{id}, telemetry on (metrics + span)': withTelemetry(requestBytes),
+      [`check: ${scenario.policies} policies, JWT-SVID + task token`]: scenarioCheck,
     },
     ms,
   ),

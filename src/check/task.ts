@@ -6,7 +6,7 @@
 
 import type { Context } from '../policy/cedar.js';
 import type { TasksConfig } from '../config/tasks.js';
-import { TXN_TOKEN_HEADER, verifyTxnToken } from '../identity/txn-token.js';
+import { TXN_TOKEN_HEADER, type TxnTokenVerifier } from '../identity/txn-token.js';
 import type { KeyRing } from '../tasks/keys.js';
 import type { EndedTasks } from '../tasks/ended.js';
 import { StateUnavailableError, type TaskState, type TaskStore, type ToolTouch } from '../tasks/store.js';
@@ -20,13 +20,14 @@ export interface TaskDeps {
   readonly keys: KeyRing;
   readonly store: TaskStore;
   readonly ended: EndedTasks;
+  readonly verifier: TxnTokenVerifier;
 }
 
 export async function resolveTask(request: DecodedRequest, identity: Identity, match: RouteMatch, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null>> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
   if (token === undefined) return match.route.requireTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
-  const claims = await verifyTxnToken(token.trim(), deps.keys, deps.config, now);
+  const claims = await deps.verifier.verify(token.trim(), now);
   if (!claims.ok) return claims;
   if (identity.kind === 'anonymous' || identity.spiffe.id !== claims.value.req_wl) {
     return deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined);

@@ -1,6 +1,7 @@
 // Everything a decision needs, loaded once and checked: config, routes, policies. Shared by
 // serve, check and validate so the three can never disagree about what is loaded.
 
+import { TxnTokenVerifier } from '../identity/txn-token.js';
 import { RouteTable } from '../check/routes.js';
 import { createDecisionState, type DecisionState } from '../check/pipeline.js';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -64,7 +65,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
         : new MemoryTaskStore();
       const ended = new EndedTasks();
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
-      tasks = { config: config.tasks, keys, store: taskStore, ended };
+      tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks) };
     }
     const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies }, actions);
     return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };

@@ -4,6 +4,7 @@
 // req_wl (the requesting workload), tctx (immutable authorization details), rctx (request
 // context), and RFC 8693 act for delegation. Carried in the Txn-Token header.
 
+import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../check/reasons.js';
 import { TASK_TOKEN_ALG, type KeyRing } from '../tasks/keys.js';
@@ -86,5 +87,41 @@ export async function verifyTxnToken(token: string, keys: KeyRing, options: TxnT
     if (err instanceof joseErrors.JWTClaimValidationFailed) return invalid(`claim "${err.claim}" ${err.reason === 'check_failed' ? 'failed its check' : 'is missing'}`);
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) return invalid('signature does not verify');
     return invalid((err as Error).message);
+  }
+}
+
+/**
+ * Verified transaction tokens, cached by SHA-256 of the raw token (an agent sends the same token
+ * on every call of its task; an ES256 verification costs ~100 us). A hit is re-checked against
+ * the clock and the key ring (a token whose key rotated out is verified afresh, and refused).
+ * Whether the task is still live is never cached: the task stage asks the store every time.
+ */
+export class TxnTokenVerifier {
+  private readonly cache = new Map<string, { readonly claims: TxnClaims; readonly kid: string }>();
+
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly options: TxnTokenOptions,
+    private readonly size = 10_000,
+  ) {}
+
+  async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
+    if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
+    const key = createHash('sha256').update(token).digest('base64');
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.cache.delete(key);
+      // Same bound as jose's exp check with the 5 s tolerance verifyTxnToken gives it.
+      if (now < hit.claims.exp + 5 && this.keys.verificationKey(hit.kid, now) !== null) {
+        this.cache.set(key, hit); // most recently used last
+        return ok(hit.claims);
+      }
+    }
+    const verified = await verifyTxnToken(token, this.keys, this.options, now);
+    if (verified.ok && this.size > 0) {
+      this.cache.set(key, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
+      if (this.cache.size > this.size) this.cache.delete(this.cache.keys().next().value as string);
+    }
+    return verified;
   }
 }

@@ -10,14 +10,19 @@ import { describe, it } from 'node:test';
 import { kPackageRoot } from '../../src/package-root.js';
 
 describe('npm run bench (smoke)', () => {
-  it('measures every stage and the whole check against a same-run baseline', () => {
+  it('measures every stage, evaluation at 17 to 10,000 policies and the whole check against a same-run baseline', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-bench-')), 'latest.json');
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/run.js'), '--smoke', '--ms', '120', '--out', out], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const report = JSON.parse(readFileSync(out, 'utf8'));
     const check = report.sections.check as { name: string; ops: number; throughputRatioToBaseline: number }[];
     assert.equal(check[0]?.throughputRatioToBaseline, 1);
-    for (const r of [...report.sections.stages, ...check]) {
+    const evaluation = report.sections.evaluation as { name: string }[];
+    for (const n of [17, 100, 1000, 10000]) {
+      for (const how of ['sliced + projected', 'whole set and context']) assert.ok(evaluation.some((r) => r.name === `evaluate, ${n} policies, ${how}`), `evaluation at ${n} policies, ${how}`);
+    }
+    assert.ok(check.some((r) => r.name === 'check: 1000 policies, JWT-SVID + task token'), 'the issue #5 scenario is measured');
+    for (const r of [...report.sections.stages, ...evaluation, ...check]) {
       assert.ok(r.ops > 0, `${r.name} ran`);
       assert.ok(Number.isFinite(r.throughputRatioToBaseline), `${r.name} has a ratio`);
     }
@@ -26,7 +31,7 @@ describe('npm run bench (smoke)', () => {
 });
 
 describe('npm run bench: load (smoke)', () => {
-  it('drives Mandate and the no-op server with h2load at every level and writes the table, JSON and chart', () => {
+  it('drives Mandate (1,000 policies, JWT-SVID, task token) and the no-op server with h2load at every level and writes the table, JSON and chart', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-load-')), 'load.json');
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/load.js'), '--smoke', '--seconds', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);

@@ -1,0 +1,63 @@
+// The benchmark scenario of issue #5: the example grown to N policies, a caller identified by a
+// JWT-SVID (ES256, key generated per run) and running inside a task (a transaction token from
+// StartTask). Used in process (bench/run.ts) and end to end (bench/load.ts).
+
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { kPackageRoot } from '../src/package-root.js';
+import { writeGrownExample } from './policy-set.js';
+
+export const SCENARIO_CALLER = 'spiffe://example.org/ns/support/sa/support-agent';
+
+export interface Scenario {
+  readonly dir: string;
+  readonly config: string;
+  readonly policies: number;
+  /** A JWT-SVID for SCENARIO_CALLER, valid for an hour. */
+  readonly jwtSvid: string;
+  /** The CheckRequest (examples/requests JSON form) once a task token is known. */
+  checkRequest(txnToken: string): unknown;
+}
+
+function b64(v: unknown): string {
+  return Buffer.from(JSON.stringify(v)).toString('base64url');
+}
+
+function mintSvid(key: KeyObject, kid: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const head = `${b64({ alg: 'ES256', typ: 'JWT', kid })}.${b64({ sub: SCENARIO_CALLER, aud: ['mandate'], iat: now, exp: now + 3600 })}`;
+  return `${head}.${sign('sha256', Buffer.from(head), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
+/** `extra` generated policies on top of the example's 17 (0: the example alone). */
+export function writeScenario(extra: number): Scenario {
+  const { dir, config } = writeGrownExample(extra);
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(join(dir, 'example.org.json'), JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'bench', use: 'jwt-svid' }] }));
+  const yaml = readFileSync(config, 'utf8')
+    .replace(/^identity:\n/m, 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n')
+    .replace(/^tasks:\n/m, 'tasks:\n  keyFile: ./task-keys.json\n');
+  writeFileSync(config, yaml);
+  const template = JSON.parse(readFileSync(resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json'), 'utf8')) as {
+    attributes: { source: Record<string, unknown>; request: { http: { headers: Record<string, string> } } };
+  };
+  const jwtSvid = mintSvid(privateKey, 'bench');
+  return {
+    dir,
+    config,
+    policies: 17 + extra,
+    jwtSvid,
+    checkRequest: (txnToken) => {
+      const request = structuredClone(template);
+      // The caller is identified by its JWT-SVID alone: no mTLS peer identity to compare with.
+      delete request.attributes.source['principal'];
+      delete request.attributes.source['certificate'];
+      Object.assign(request.attributes.request.http.headers, { authorization: `Bearer ${jwtSvid}`, 'txn-token': txnToken, 'x-tenant-id': 'acme' });
+      return request;
+    },
+  };
+}
+
+/** What StartTask is asked for: a read-only task, with a budget no benchmark exhausts. */
+export const SCENARIO_TASK = { purpose: 'benchmark: read tickets', tenant: 'acme', tools: ['tickets.read'], ttlSeconds: 1800, maxCalls: 0 };

@@ -1,0 +1,64 @@
+// The transaction-token verifier's cache: a cached token is answered without a signature check,
+// but never beyond its expiry or after its signing key rotated out, and a changed token is never
+// taken for a cached one.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { issueTxnToken, TxnTokenVerifier } from '../../src/identity/txn-token.js';
+import { KeyRing } from '../../src/tasks/keys.js';
+
+const OPTIONS = { issuer: 'https://mandate.example.org', audience: 'example.org' };
+const NOW = 1_900_000_000;
+
+async function fixture(): Promise<{ keys: KeyRing; verifier: TxnTokenVerifier; token: string }> {
+  const keys = KeyRing.open(join(mkdtempSync(join(tmpdir(), 'mandate-txn-')), 'keys.json'), { create: true, now: NOW });
+  const token = await issueTxnToken(
+    keys,
+    OPTIONS,
+    { txn: 'task-1', sub: 'agent', req_wl: 'spiffe://example.org/a', scope: 'p', tctx: { tenant: 'acme', tools: [], maxCalls: null, parent: null }, rctx: { authn: 'jwt-svid' }, exp: NOW + 300 },
+    NOW,
+  );
+  return { keys, verifier: new TxnTokenVerifier(keys, OPTIONS), token };
+}
+
+describe('cached transaction-token verification', () => {
+  it('answers a repeated token with the same claims', async () => {
+    const { verifier, token } = await fixture();
+    const first = await verifier.verify(token, NOW);
+    const second = await verifier.verify(token, NOW + 1);
+    assert.ok(first.ok && second.ok);
+    assert.deepEqual(second.value, first.value);
+    assert.equal(second.value.txn, 'task-1');
+  });
+
+  it('refuses a cached token once it has expired (token_expired, as an uncached one)', async () => {
+    const { verifier, token } = await fixture();
+    assert.ok((await verifier.verify(token, NOW)).ok);
+    const late = await verifier.verify(token, NOW + 300 + 6);
+    assert.equal(late.ok, false);
+    assert.equal(!late.ok && late.code, 'token_expired');
+  });
+
+  it('refuses a cached token once its signing key rotated out', async () => {
+    const { keys, verifier, token } = await fixture();
+    assert.ok((await verifier.verify(token, NOW)).ok);
+    keys.rotate(10, NOW + 1);
+    assert.ok((await verifier.verify(token, NOW + 5)).ok, 'still inside the overlap');
+    const after = await verifier.verify(token, NOW + 12);
+    assert.equal(after.ok, false);
+    assert.equal(!after.ok && after.code, 'invalid_token');
+  });
+
+  it('does not take a token with a changed signature for the cached one', async () => {
+    const { verifier, token } = await fixture();
+    assert.ok((await verifier.verify(token, NOW)).ok);
+    const sig = token.slice(token.lastIndexOf('.') + 1);
+    const flipped = `${token.slice(0, token.lastIndexOf('.') + 1)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+    const out = await verifier.verify(flipped, NOW);
+    assert.equal(out.ok, false);
+    assert.equal(!out.ok && out.code, 'invalid_token');
+  });
+});
