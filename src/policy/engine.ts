@@ -174,9 +174,7 @@ export class PolicyEngine {
     }
     let projection: Projection = { byAction: new Map(), schemaName: undefined };
     if (options.projection !== false) {
-      const prepared = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? []);
-      if (!prepared.ok) return prepared;
-      projection = prepared.value;
+      projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? []);
     }
     return ok(new PolicyEngine(version, policySetId, schemaName, lean, slices, scopedSlices, projection));
   }
@@ -301,12 +299,12 @@ interface Projection {
  * them and, with a schema, a conformance check of the whole context and one preparsed schema
  * whose action contexts are projected the same way. Anything not understood: no projection.
  */
-function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[]): Outcome<Projection> {
+function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[]): Projection {
   const none: Projection = { byAction: new Map(), schemaName: undefined };
   const allIds = version.policies.map((p) => p.id);
   const conditions = new Map<string, unknown>();
   for (const p of version.policies) {
-    if (p.json === null) return ok(none);
+    if (p.json === null) return none;
     conditions.set(p.id, p.json.conditions);
   }
   const trieFor = (action: string): PathTrie => {
@@ -317,10 +315,10 @@ function prepareProjection(version: PolicyVersion, schemaName: string, members: 
   const byAction = new Map<string, ActionProjection>();
   if (version.schemaText === null) {
     for (const action of new Set(extraActions)) byAction.set(action, { project: compileProjector(trieFor(action), null, {}), conforms: () => true });
-    return ok({ byAction, schemaName: undefined });
+    return { byAction, schemaName: undefined };
   }
   const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText);
-  if (resolved.type !== 'success' || Object.keys(resolved.json).some((ns) => ns !== '')) return ok(none);
+  if (resolved.type !== 'success' || Object.keys(resolved.json).some((ns) => ns !== '')) return none;
   const namespace = structuredClone(resolved.json['']) as unknown as {
     commonTypes?: Record<string, SchemaType>;
     actions: Record<string, { appliesTo?: { context?: SchemaType } }>;
@@ -334,6 +332,7 @@ function prepareProjection(version: PolicyVersion, schemaName: string, members: 
     (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
   }
   const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);
-  if (schema.type === 'failure') return deny('internal_error', `projected schema: ${schema.errors.map((e) => e.message).join('; ')}`);
-  return ok({ byAction, schemaName });
+  // A projection cedar-wasm will not take is an optimization lost, not a reason to refuse a valid version.
+  if (schema.type === 'failure') return none;
+  return { byAction, schemaName };
 }
