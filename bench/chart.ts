@@ -4,6 +4,8 @@
 interface Point {
   inFlight: number;
   mandate: { p50us: number; p99us: number };
+  /** Mandate with evaluation.mode pool, when measured. */
+  pool?: { p50us: number; p99us: number };
   noop: { p50us: number; p99us: number };
 }
 
@@ -12,7 +14,7 @@ export function renderLatencyChart(rows: readonly Point[]): string {
   const H = 420;
   const m = { l: 70, r: 170, t: 40, b: 50 };
   const xs = rows.map((r) => r.inFlight);
-  const ys = rows.flatMap((r) => [r.mandate.p50us, r.mandate.p99us, r.noop.p50us, r.noop.p99us]).filter((v) => v > 0);
+  const ys = rows.flatMap((r) => [r.mandate.p50us, r.mandate.p99us, r.noop.p50us, r.noop.p99us, r.pool?.p50us ?? 0, r.pool?.p99us ?? 0]).filter((v) => v > 0);
   const [x0, x1] = [Math.log10(Math.min(...xs)), Math.log10(Math.max(...xs)) || 1];
   const [y0, y1] = [Math.floor(Math.log10(Math.min(...ys))), Math.ceil(Math.log10(Math.max(...ys)))];
   const px = (v: number): number => m.l + ((Math.log10(v) - x0) / Math.max(x1 - x0, 1e-9)) * (W - m.l - m.r);
@@ -20,6 +22,12 @@ export function renderLatencyChart(rows: readonly Point[]): string {
   const series: [string, string, string, (r: Point) => number][] = [
     ['Mandate p99', '#c0392b', '', (r) => r.mandate.p99us],
     ['Mandate p50', '#e67e22', '', (r) => r.mandate.p50us],
+    ...(rows.every((r) => r.pool !== undefined)
+      ? ([
+          ['Mandate (pool) p99', '#8e44ad', '2 3', (r: Point) => r.pool?.p99us ?? 0],
+          ['Mandate (pool) p50', '#2980b9', '2 3', (r: Point) => r.pool?.p50us ?? 0],
+        ] as [string, string, string, (r: Point) => number][])
+      : []),
     ['no-op p99', '#2c3e50', '6 4', (r) => r.noop.p99us],
     ['no-op p50', '#7f8c8d', '6 4', (r) => r.noop.p50us],
   ];

@@ -6,7 +6,9 @@
 // By default the scenario of issue #5: the example grown to 1,000 policies, a caller identified
 // by a JWT-SVID and running inside a task (bench/scenario.ts); --policies N changes the count,
 // --request FILE sends a fixed CheckRequest to the plain example instead.
-//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--request FILE] [--out FILE]
+// Mandate runs once per evaluation mode asked for (--modes inline,pool: both by default), all
+// servers alternating at each level.
+//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--modes inline,pool] [--request FILE] [--out FILE]
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -20,7 +22,7 @@ import { SCENARIO_TASK, writeScenario, type Scenario } from './scenario.js';
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
+  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
 });
 const seconds = Number(values.seconds ?? (values.smoke ? 1 : 5));
 const warmup = values.smoke ? 0 : 1;
@@ -36,10 +38,13 @@ if (spawnSync('h2load', ['--version']).error) {
 const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
 const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 17) : null;
 const requestFile = values.request ?? null;
-const bodyFile = join(dir, 'check.bin');
+const modes = (values.modes ?? 'inline,pool').split(',').map((m) => m.trim()) as ('inline' | 'pool')[];
+if (modes.length === 0 || modes.some((m) => m !== 'inline' && m !== 'pool')) throw new Error('--modes: inline, pool or both');
+type ServerName = 'noop' | 'mandate' | 'mandate-pool';
+const nameOf = (mode: 'inline' | 'pool'): ServerName => (mode === 'inline' ? 'mandate' : 'mandate-pool');
 
 /** gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message. */
-function writeFrame(request: unknown): void {
+function writeFrame(bodyFile: string, request: unknown): void {
   const message = encodeCheckRequest(request);
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
@@ -48,7 +53,7 @@ function writeFrame(request: unknown): void {
 }
 
 /** Starts the scenario's task on the running Mandate and checks that the request is allowed. */
-async function prepareScenario(address: string, s: Scenario): Promise<void> {
+async function prepareScenario(address: string, s: Scenario, bodyFile: string): Promise<void> {
   const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
   const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
   const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
@@ -63,7 +68,7 @@ async function prepareScenario(address: string, s: Scenario): Promise<void> {
   if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`the scenario request is not allowed: ${JSON.stringify(answer)}`);
   tasks.close();
   check.close();
-  writeFrame(request);
+  writeFrame(bodyFile, request);
 }
 
 function start(args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; address: string }> {
@@ -83,7 +88,7 @@ function start(args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Prom
 }
 
 interface LevelResult {
-  server: 'mandate' | 'noop';
+  server: ServerName;
   inFlight: number;
   requests: number;
   /** Requests h2load logged with status 0: cut by the warm-up or duration boundary, not answered in the window. */
@@ -95,7 +100,7 @@ interface LevelResult {
   p999us: number;
 }
 
-function drive(server: 'mandate' | 'noop', address: string, clients: number, streams: number): LevelResult {
+function drive(server: ServerName, address: string, bodyFile: string, clients: number, streams: number): LevelResult {
   const log = join(dir, `${server}-${clients}x${streams}.log`);
   const args = [
     `http://${address}/envoy.service.auth.v3.Authorization/Check`,
@@ -116,36 +121,60 @@ function drive(server: 'mandate' | 'noop', address: string, clients: number, str
   return { server, inFlight: clients * streams, requests: lines.length, incomplete, rps: Math.round(rps), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999) };
 }
 
-const mandate = await start(
-  [resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...(scenario === null ? [] : ['--config', scenario.config]), '--listen', '127.0.0.1:0', '--admin-listen', 'off'],
-  /"msg":"listening","address":"([^"]+)"/,
-  'stderr',
-);
-if (scenario !== null) await prepareScenario(mandate.address, scenario);
-else writeFrame(JSON.parse(readFileSync(requestFile as string, 'utf8')));
-const noop = await start([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
+const servers = new Map<ServerName, { child: ChildProcess; address: string; bodyFile: string }>();
+try {
+  for (const mode of modes) {
+    let configArgs: string[] = [];
+    if (scenario !== null) {
+      const config = join(scenario.dir, `mandate-${mode}.yaml`);
+      writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
+      configArgs = ['--config', config];
+    } else if (mode === 'pool') {
+      throw new Error('--request runs the embedded example, inline only: use --modes inline');
+    }
+    const server = await start([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], /"msg":"listening","address":"([^"]+)"/, 'stderr');
+    const bodyFile = join(dir, `check-${mode}.bin`);
+    servers.set(nameOf(mode), { ...server, bodyFile });
+    if (scenario !== null) await prepareScenario(server.address, scenario, bodyFile);
+    else writeFrame(bodyFile, JSON.parse(readFileSync(requestFile as string, 'utf8')));
+  }
+  const noop = await start([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
+  servers.set('noop', { ...noop, bodyFile: (servers.values().next().value as { bodyFile: string }).bodyFile });
+} catch (err) {
+  for (const s of servers.values()) s.child.kill('SIGTERM');
+  throw err;
+}
 const results: LevelResult[] = [];
 try {
+  const names = [...servers.keys()];
   for (const [i, [clients, streams]] of LEVELS.entries()) {
-    const order: ('mandate' | 'noop')[] = i % 2 === 0 ? ['noop', 'mandate'] : ['mandate', 'noop'];
-    for (const s of order) results.push(drive(s, s === 'mandate' ? mandate.address : noop.address, clients, streams));
+    // Rotate the order at each level so that drift does not always favour the same server.
+    const order = names.map((_, k) => names[(k + i) % names.length] as ServerName);
+    for (const name of order) {
+      const s = servers.get(name) as { address: string; bodyFile: string };
+      results.push(drive(name, s.address, s.bodyFile, clients, streams));
+    }
   }
 } finally {
-  mandate.child.kill('SIGTERM');
-  noop.child.kill('SIGTERM');
+  for (const s of servers.values()) s.child.kill('SIGTERM');
 }
 
+const ratio = (a: LevelResult | undefined, b: LevelResult): number | null => (a === undefined ? null : b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0);
 const rows = LEVELS.map(([c, m]) => {
   const inFlight = c * m;
-  const a = results.find((r) => r.server === 'mandate' && r.inFlight === inFlight) as LevelResult;
-  const b = results.find((r) => r.server === 'noop' && r.inFlight === inFlight) as LevelResult;
-  return { inFlight, mandate: a, noop: b, throughputRatio: b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0 };
+  const find = (name: ServerName): LevelResult | undefined => results.find((r) => r.server === name && r.inFlight === inFlight);
+  const b = find('noop') as LevelResult;
+  // `mandate`: the first mode asked for (inline by default); `pool`: the pooled one when both ran.
+  const a = (find('mandate') ?? find('mandate-pool')) as LevelResult;
+  const pool = modes.length > 1 ? find('mandate-pool') : undefined;
+  return { inFlight, mandate: a, ...(pool === undefined ? {} : { pool, poolThroughputRatio: ratio(pool, b) }), noop: b, throughputRatio: ratio(a, b) ?? 0 };
 });
 const report = {
   time: new Date().toISOString(),
   node: process.version,
   secondsPerLevel: seconds,
   request: requestFile ?? `scenario: ${scenario?.policies} policies, JWT-SVID caller, task token (bench/scenario.ts)`,
+  modes,
   levels: rows,
 };
 mkdirSync(dirname(out), { recursive: true });
@@ -157,7 +186,11 @@ const md = [
   '',
   '| in flight | server | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | cut at window edge | Mandate / no-op throughput |',
   '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.flatMap((r) => [r.noop, r.mandate].map((x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'mandate' ? r.throughputRatio : ''} |`)),
+  ...rows.flatMap((r) =>
+    [r.noop, r.mandate, ...('pool' in r && r.pool !== undefined ? [r.pool] : [])].map(
+      (x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'noop' ? '' : (ratio(x, r.noop) ?? '')} |`,
+    ),
+  ),
   '',
 ];
 writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));

@@ -22,6 +22,7 @@ import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
 import { PolicyEngine } from '../src/policy/engine.js';
 import { TaskManager } from '../src/tasks/manager.js';
+import { EvaluationPool } from '../src/policy/pool.js';
 import { SCENARIO_TASK, writeScenario } from './scenario.js';
 
 const { values } = parseArgs({
@@ -113,8 +114,23 @@ const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as 
 if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
 const scenarioCheck = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState), scenarioState.config));
 
+// The pool round trip (one worker), against the same evaluation inline.
+const pool = new EvaluationPool({ workers: 1, maxQueue: 1024, maxBatch: 32 });
+pool.pushVersion(state.engine);
+const cedarRequest = mapped.value.cedar;
+const poolSection = await compare(
+  {
+    'evaluate inline (example)': () => state.engine.evaluate(cedarRequest),
+    'evaluate via the pool, one at a time (round trip)': () => pool.evaluate(state.engine, cedarRequest),
+    'evaluate via the pool, 32 at once (one op = 32 evaluations, batched)': () => Promise.all(Array.from({ length: 32 }, () => pool.evaluate(state.engine, cedarRequest))),
+  },
+  ms,
+);
+await pool.close();
+
 const sections: Record<string, Result[]> = {
   evaluation,
+  pool: poolSection,
   stages: await compare(
     {
       'protobuf decode (grpc-js deserializer)': () => decodeCheckRequestBytes(requestBytes),

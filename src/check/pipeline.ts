@@ -3,7 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { MandateConfig } from '../config/types.js';
-import type { CedarRequest, PolicyEngine } from '../policy/engine.js';
+import { INLINE_EVALUATOR, type CedarRequest, type Evaluator, type PolicyEngine } from '../policy/engine.js';
 import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
 import type { Identifier, Identity } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
@@ -21,6 +21,8 @@ export interface DecisionState {
   readonly groups: WorkloadGroups;
   /** null when task tokens are not enabled. */
   readonly tasks: TaskDeps | null;
+  /** Inline on the main thread, or the worker pool (config evaluation.mode). */
+  readonly evaluator: Evaluator;
 }
 
 export interface Decision {
@@ -65,11 +67,13 @@ export function createDecisionState(
   identifier: Identifier,
   groups: WorkloadGroups,
   tasks: TaskDeps | null,
+  evaluator: Evaluator = INLINE_EVALUATOR,
 ): DecisionState {
-  return Object.freeze({ config, routes, engine, identifier, groups, tasks });
+  return Object.freeze({ config, routes, engine, identifier, groups, tasks, evaluator });
 }
 
-export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now()): Promise<Decision> {
+/** `deadline`: epoch ms after which the caller (Envoy) has given up; Infinity when it set none. */
+export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now(), deadline = Infinity): Promise<Decision> {
   const decisionId = randomUUID();
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
@@ -107,7 +111,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
       }
       const callAbout = () => ({ ...about, action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar });
       const evalStarted = process.hrtime.bigint();
-      const evaluated = state.engine.evaluate(call.cedar);
+      const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
       about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
       if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout());
       ({ determining, errors } = evaluated.value);

@@ -18,7 +18,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies',
+  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -132,6 +132,15 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     redactHeaders: Object.freeze(readStringList(logRaw, 'redactHeaders', 'config.decisionLog', []).map((h) => h.toLowerCase())),
   });
   const shadowRel = readString(top, 'shadowPolicies', 'config', null);
+  const evaluationRaw = expectObject(top['evaluation'] ?? {}, 'config.evaluation', ['mode', 'workers', 'maxQueue', 'maxBatch']);
+  const mode = readString(evaluationRaw, 'mode', 'config.evaluation', DEFAULTS.evaluationMode);
+  if (mode !== 'inline' && mode !== 'pool') throw new ConfigError('config.evaluation.mode', `"${mode}" is not inline or pool`);
+  const evaluation = Object.freeze({
+    mode: mode as 'inline' | 'pool',
+    workers: readInteger(evaluationRaw, 'workers', 'config.evaluation', DEFAULTS.evaluationWorkers, 1, 64),
+    maxQueue: readInteger(evaluationRaw, 'maxQueue', 'config.evaluation', DEFAULTS.evaluationMaxQueue, 1, 1_000_000),
+    maxBatch: readInteger(evaluationRaw, 'maxBatch', 'config.evaluation', DEFAULTS.evaluationMaxBatch, 1, 1024),
+  });
 
   return Object.freeze({
     configFile,
@@ -154,6 +163,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     adminListen,
     tls,
     shadowPolicies: shadowRel === null ? null : resolve(baseDir, shadowRel),
+    evaluation,
     telemetry: Object.freeze({ enabled: readBoolean(expectObject(top['telemetry'] ?? {}, 'config.telemetry', ['enabled']), 'enabled', 'config.telemetry', true) }),
   });
 }

@@ -62,6 +62,15 @@ export interface MandateConfig {
   readonly adminListen: string;
   /** null when task tokens are not enabled. */
   readonly tasks: TasksConfig | null;
+  /** Where Cedar runs (docs/performance.md): on the main thread, or in a piscina worker pool. */
+  readonly evaluation: {
+    readonly mode: 'inline' | 'pool';
+    readonly workers: number;
+    /** Evaluations waiting or running past which a request is denied `overloaded` at once. */
+    readonly maxQueue: number;
+    /** Requests sent to a worker in one message, at most. */
+    readonly maxBatch: number;
+  };
   readonly decisionLog: {
     /** 'stdout', 'off', or an absolute file path (appended to). */
     readonly sink: string;

@@ -48,6 +48,16 @@ export interface Evaluation {
   readonly errors: readonly string[];
 }
 
+/** Where evaluations run: inline (below) or the worker pool (pool.ts). */
+export interface Evaluator {
+  /** `deadline`: epoch ms after which the caller has given up (the pool answers `overloaded` then). */
+  evaluate(engine: PolicyEngine, request: CedarRequest, deadline: number): Outcome<Evaluation> | Promise<Outcome<Evaluation>>;
+}
+
+export const INLINE_EVALUATOR: Evaluator = Object.freeze({
+  evaluate: (engine: PolicyEngine, request: CedarRequest): Outcome<Evaluation> => engine.evaluate(request),
+});
+
 /** Cedar's text for a context that does not fit the schema: the request's fault, not ours. */
 const CONTEXT_SCHEMA_ERROR = /^while parsing context/;
 
@@ -71,6 +81,10 @@ export class PolicyEngine {
 
   private constructor(
     readonly version: PolicyVersion,
+    /** The preparse slot (ids in cedar-wasm are per slot). */
+    readonly slot: string,
+    /** The actions given at prepare (routes' actions, for slicing without a schema). */
+    readonly actions: readonly string[],
     private readonly policySetId: string,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
@@ -176,7 +190,7 @@ export class PolicyEngine {
     if (options.projection !== false) {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? []);
     }
-    return ok(new PolicyEngine(version, policySetId, schemaName, lean, slices, scopedSlices, projection));
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], policySetId, schemaName, lean, slices, scopedSlices, projection));
   }
 
   /** Whether this request would be sent with its context projected (tests, benchmarks). */

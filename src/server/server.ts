@@ -5,6 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { EvaluationPool } from '../policy/pool.js';
+import { INLINE_EVALUATOR } from '../policy/engine.js';
 import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
@@ -50,9 +52,14 @@ export interface StartOptions {
 export async function startServer(options: StartOptions): Promise<MandateServer> {
   const { config, store, routes, identifier, groups, tasks, logger } = options;
   const telemetry = options.telemetry ?? null;
-  let state = createDecisionState(config, routes, store.current, identifier, groups, tasks);
+  // evaluation.mode pool: Cedar runs in worker threads (src/policy/pool.ts); versions are pushed on reload.
+  const pool = config.evaluation.mode === 'pool' ? new EvaluationPool(config.evaluation) : null;
+  const evaluator = pool ?? INLINE_EVALUATOR;
+  pool?.pushVersion(store.current);
+  let state = createDecisionState(config, routes, store.current, identifier, groups, tasks, evaluator);
   store.onSwap((engine) => {
-    state = createDecisionState(config, routes, engine, identifier, groups, tasks);
+    pool?.pushVersion(engine);
+    state = createDecisionState(config, routes, engine, identifier, groups, tasks, evaluator);
   });
 
   const health = new HealthService(tasks === null ? [AUTHORIZATION_SERVICE_NAME] : [AUTHORIZATION_SERVICE_NAME, TASKS_SERVICE_NAME]);
@@ -68,7 +75,8 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       const started = process.hrtime.bigint();
       // Trace headers are read only when spans are recorded (tracing is off by default).
       const span = telemetry?.tracing === true ? telemetry.startCheck(traceHeaders(call.request)) : null;
-      const decision = await decide(call.request, state);
+      const deadline = call.getDeadline();
+      const decision = await decide(call.request, state, Date.now(), deadline instanceof Date ? deadline.getTime() : deadline);
       let response: unknown;
       try {
         response = respond(decision, config);
@@ -132,7 +140,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     health,
     state: () => state,
     shutdown: (graceMs) =>
-      new Promise((resolveShutdown) => {
+      new Promise<'graceful' | 'forced'>((resolveShutdown) => {
         clearInterval(storeWatch);
         health.setAll(SERVING_STATUS.NOT_SERVING);
         health.endWatches();
@@ -144,6 +152,9 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
           clearTimeout(timer);
           resolveShutdown('graceful');
         });
+      }).then(async (how) => {
+        await pool?.close();
+        return how;
       }),
   };
 }

@@ -22,6 +22,7 @@ describe('npm run bench (smoke)', () => {
       for (const how of ['sliced + projected', 'whole set and context']) assert.ok(evaluation.some((r) => r.name === `evaluate, ${n} policies, ${how}`), `evaluation at ${n} policies, ${how}`);
     }
     assert.ok(check.some((r) => r.name === 'check: 1000 policies, JWT-SVID + task token'), 'the issue #5 scenario is measured');
+    assert.equal((report.sections.pool as unknown[]).length, 3, 'the pool round trip is measured');
     for (const r of [...report.sections.stages, ...evaluation, ...check]) {
       assert.ok(r.ops > 0, `${r.name} ran`);
       assert.ok(Number.isFinite(r.throughputRatioToBaseline), `${r.name} has a ratio`);
@@ -31,14 +32,14 @@ describe('npm run bench (smoke)', () => {
 });
 
 describe('npm run bench: load (smoke)', () => {
-  it('drives Mandate (1,000 policies, JWT-SVID, task token) and the no-op server with h2load at every level and writes the table, JSON and chart', () => {
+  it('drives Mandate (1,000 policies, JWT-SVID, task token; inline and pooled) and the no-op server with h2load at every level and writes the table, JSON and chart', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-load-')), 'load.json');
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/load.js'), '--smoke', '--seconds', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
-    const report = JSON.parse(readFileSync(out, 'utf8')) as { levels: { inFlight: number; mandate: { requests: number }; noop: { requests: number }; throughputRatio: number }[] };
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { levels: { inFlight: number; mandate: { requests: number }; pool?: { requests: number }; noop: { requests: number }; throughputRatio: number }[] };
     assert.deepEqual(report.levels.map((l) => l.inFlight), [1, 16, 64, 256]);
     for (const l of report.levels) {
-      assert.ok(l.mandate.requests > 0 && l.noop.requests > 0, `both servers answered at ${l.inFlight} in flight`);
+      assert.ok(l.mandate.requests > 0 && (l.pool?.requests ?? 0) > 0 && l.noop.requests > 0, `Mandate inline, Mandate pooled and the no-op answered at ${l.inFlight} in flight`);
       assert.ok(Number.isFinite(l.throughputRatio));
     }
     assert.match(readFileSync(out.replace(/\.json$/, '.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*Mandate p99[\s\S]*<\/svg>\n$/);

@@ -33,6 +33,9 @@ describe('parseConfig', () => {
     ['a route with an unknown key', { ...MINIMAL, routes: [{ method: 'GET', path: '/', bodyy: true }] }, 'config.routes[0].bodyy: unknown key'],
     ['a limit out of range', { ...MINIMAL, limits: { maxBodyBytes: -1 } }, 'config.limits.maxBodyBytes: must be an integer'],
     ['a limit of the wrong type', { ...MINIMAL, limits: { maxPathBytes: '8k' } }, 'config.limits.maxPathBytes: must be an integer'],
+    ['an unknown evaluation mode', { ...MINIMAL, evaluation: { mode: 'fast' } }, 'config.evaluation.mode: "fast" is not inline or pool'],
+    ['no evaluation workers', { ...MINIMAL, evaluation: { workers: 0 } }, 'config.evaluation.workers: must be an integer'],
+    ['an unbounded evaluation queue', { ...MINIMAL, evaluation: { maxQueue: 0 } }, 'config.evaluation.maxQueue: must be an integer'],
     ['a bad listen address', { ...MINIMAL, listen: 'localhost' }, 'config.listen: "localhost" is not HOST:PORT'],
     ['a trust domain with upper case', { ...MINIMAL, trustDomains: ['Example.org'] }, 'config.trustDomains[0]: "Example.org" is not a SPIFFE trust domain name'],
     ['a cookie header in the context', { ...MINIMAL, context: { headers: ['Cookie'] } }, 'config.context.headers[0]: "Cookie" carries credentials'],
@@ -98,5 +101,9 @@ describe('docs/configuration.md', () => {
     assert.equal(row('decisionLog.sink'), `\`${DEFAULTS.decisionLogSink}\``);
     assert.equal(row('admin.listen'), `\`${DEFAULTS.adminListen}\``);
     assert.equal(row('decisionLog.maxBufferBytes'), `\`${DEFAULTS.decisionLogMaxBufferBytes}\``);
+    assert.equal(row('evaluation.mode'), `\`${DEFAULTS.evaluationMode}\``);
+    assert.equal(row('evaluation.workers'), 'cores − 1 (at least 1)');
+    assert.equal(row('evaluation.maxQueue'), `\`${DEFAULTS.evaluationMaxQueue}\``);
+    assert.equal(row('evaluation.maxBatch'), `\`${DEFAULTS.evaluationMaxBatch}\``);
   });
 });
