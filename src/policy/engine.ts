@@ -8,6 +8,7 @@ import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
 import { ScopedSlices, ScopeIndex } from './scope-index.js';
+import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
 const SCOPE_SLICING_MIN_POLICIES = 16;
@@ -24,7 +25,7 @@ function policyScopes(version: PolicyVersion): Map<string, { principal: unknown;
   for (const p of version.policies) if (p.json !== null) out.set(p.id, { principal: p.json.principal, resource: p.json.resource });
   return out;
 }
-import { addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
+import { addAttributeNames, addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 
 export interface EntityUid {
   readonly type: string;
@@ -133,7 +134,7 @@ export class PolicyEngine {
    * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
    * slots keeps memory flat across reloads.
    */
-  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
+  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; schemaless?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
     const set = cedar.preparsePolicySet(policySetId, {
       staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
@@ -188,9 +189,15 @@ export class PolicyEngine {
     }
     let projection: Projection = { byAction: new Map(), schemaName: undefined };
     if (options.projection !== false) {
-      projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? []);
+      projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     return ok(new PolicyEngine(version, slot, options.actions ?? [], policySetId, schemaName, lean, slices, scopedSlices, projection));
+  }
+
+  /** Whether this request would be evaluated without the schema (tests, benchmarks). */
+  schemaless(request: CedarRequest): boolean {
+    const projection = this.projections.get(request.action.id);
+    return projection?.schemaless !== undefined && projection.conforms(request.context) && projection.schemaless.accepts(request.principal.type, request.resource.type, request.entities);
   }
 
   /** Whether this request would be sent with its context projected (tests, benchmarks). */
@@ -244,14 +251,17 @@ export class PolicyEngine {
     // otherwise the whole context against the whole schema, for Cedar's own answer.
     const projection = this.projections.get(request.action.id);
     const projected = projection !== undefined && projection.conforms(request.context);
-    const schemaName = projected ? this.projectedSchemaName : this.schemaName;
+    // Without the schema when the rest of the request is proven too (schemaless.ts).
+    const plan = projected ? projection.schemaless : undefined;
+    const schemaless = plan !== undefined && plan.accepts(request.principal.type, request.resource.type, request.entities);
+    const schemaName = schemaless ? undefined : projected ? this.projectedSchemaName : this.schemaName;
     try {
       answer = cedar.statefulIsAuthorized({
         principal: request.principal,
         action: request.action,
         resource: request.resource,
         context: projected ? (projection.project(request.context) as Context) : request.context,
-        entities: request.entities as EntityJson[],
+        entities: schemaless ? (plan as SchemalessPlan).entities(request.entities) : (request.entities as EntityJson[]),
         preparsedPolicySetId: this.policySetFor(request),
         ...(schemaName === undefined ? {} : { preparsedSchemaName: schemaName, validateRequest: true }),
       });
@@ -301,6 +311,8 @@ function transitiveAncestors(entities: readonly EntityJson[]): Map<string, Entit
 interface ActionProjection {
   readonly project: Projector;
   readonly conforms: Conformance;
+  /** With request-only entities: evaluation without the schema, when proven (schemaless.ts). */
+  readonly schemaless?: SchemalessPlan;
 }
 
 interface Projection {
@@ -313,7 +325,7 @@ interface Projection {
  * them and, with a schema, a conformance check of the whole context and one preparsed schema
  * whose action contexts are projected the same way. Anything not understood: no projection.
  */
-function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[]): Projection {
+function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[], schemaless: boolean): Projection {
   const none: Projection = { byAction: new Map(), schemaName: undefined };
   const allIds = version.policies.map((p) => p.id);
   const conditions = new Map<string, unknown>();
@@ -335,14 +347,19 @@ function prepareProjection(version: PolicyVersion, schemaName: string, members: 
   if (resolved.type !== 'success' || Object.keys(resolved.json).some((ns) => ns !== '')) return none;
   const namespace = structuredClone(resolved.json['']) as unknown as {
     commonTypes?: Record<string, SchemaType>;
+    entityTypes: Parameters<typeof prepareSchemaless>[0];
     actions: Record<string, { appliesTo?: { context?: SchemaType } }>;
   };
   const common: CommonTypes = namespace.commonTypes ?? {};
+  const readAttributes = new Set<string>();
+  for (const c of conditions.values()) addAttributeNames(readAttributes, c);
+  const plans = schemaless ? prepareSchemaless(namespace.entityTypes, namespace.actions as Parameters<typeof prepareSchemaless>[1], common, readAttributes) : null;
   for (const [action, def] of Object.entries(namespace.actions)) {
     const type = def.appliesTo?.context;
     if (type === undefined) continue;
     const trie = trieFor(action);
-    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common) });
+    const plan = plans?.get(action);
+    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common), ...(plan === undefined ? {} : { schemaless: plan }) });
     (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
   }
   const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);

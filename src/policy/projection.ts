@@ -70,6 +70,24 @@ export function addContextReads(trie: PathTrie, conditions: Json): void {
   visit(conditions);
 }
 
+/**
+ * Adds every attribute name a policy reads or tests (`.`, `has`) on anything, entities included.
+ * Cedar has no computed attribute names, so an entity attribute whose name is not here is read
+ * by no policy.
+ */
+export function addAttributeNames(names: Set<string>, conditions: Json): void {
+  const visit = (e: Json): void => {
+    if (Array.isArray(e)) return e.forEach(visit);
+    if (typeof e !== 'object' || e === null) return;
+    const node = e as Record<string, Json>;
+    if ('Value' in node) return;
+    const access = (node['.'] ?? node['has']) as { attr?: string | string[] } | undefined;
+    if (access !== undefined) for (const a of Array.isArray(access.attr) ? access.attr : [access.attr]) if (typeof a === 'string') names.add(a);
+    for (const value of Object.values(node)) visit(value);
+  };
+  visit(conditions);
+}
+
 // ---- schema types (cedar-wasm's schemaToJsonWithResolvedTypes form, empty namespace) ----
 
 export interface SchemaType {

@@ -85,6 +85,7 @@ export function generateRequests(version: PolicyVersion, count: number, seed: nu
   const ns = resolved.json[''] as unknown as Namespace;
   const common: CommonTypes = ns.commonTypes ?? {};
   const { strings, ids } = vocabulary(version);
+  const entityTypeNames = Object.keys(ns.entityTypes);
   const actions = Object.entries(ns.actions).filter(([, a]) => (a.appliesTo?.principalTypes?.length ?? 0) > 0 && (a.appliesTo?.resourceTypes?.length ?? 0) > 0);
 
   const value = (t: SchemaType, depth: number): unknown => {
@@ -136,11 +137,18 @@ export function generateRequests(version: PolicyVersion, count: number, seed: nu
     const resourceId = own.length > 0 && random() < 0.6 ? pick(own) : pick([...(ids.get(resourceType) ?? []), `${resourceType.toLowerCase()}-${i}`]);
     const context = (appliesTo.context === undefined ? {} : value(appliesTo.context, 0)) as Record<string, unknown>;
     const broken = random() < brokenShare;
-    if (broken) breakValue(context);
-    const principalAttrs = principalType === 'Workload' ? { trustDomain: 'example.org', path: principalId.replace(/^spiffe:\/\/[^/]+/, '') } : {};
+    // Broken requests: mostly a broken context; sometimes a principal or resource of a type the
+    // action does not apply to (request validation refuses those).
+    let principal = { type: principalType, id: principalId };
+    let resource = { type: resourceType, id: resourceId };
+    const how = broken ? random() : 1;
+    if (how < 0.15) principal = { type: pick(entityTypeNames.filter((t) => !appliesTo.principalTypes.includes(t))), id: 'wrong-type' };
+    else if (how < 0.3) resource = { type: pick(entityTypeNames.filter((t) => !appliesTo.resourceTypes.includes(t))), id: 'wrong-type' };
+    else if (broken) breakValue(context);
+    const principalAttrs = principal.type === 'Workload' ? { trustDomain: 'example.org', path: principalId.replace(/^spiffe:\/\/[^/]+/, '') } : {};
     const mcp = context['mcp'] as Record<string, unknown> | undefined;
     const argumentTags = mcp !== undefined ? Object.fromEntries(Array.from({ length: Math.floor(random() * 3) }, (_, k) => [`arg${k}`, pick(strings)])) : null;
-    out.push({ principal: { type: principalType, id: principalId }, principalAttrs, action: { type: 'Action', id: actionId }, resource: { type: resourceType, id: resourceId }, context, argumentTags, broken });
+    out.push({ principal, principalAttrs, action: { type: 'Action', id: actionId }, resource, context, argumentTags, broken });
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // Every optimization of evaluation (request-only entities, slices by action, slices by
-// principal and resource, context projection) must decide exactly as the plain engine (every
+// principal and resource, context projection, evaluation without the schema) must decide exactly as the plain engine (every
 // static entity, every policy, the whole context against the whole schema): the same decision,
 // the same determining policies and errors, or the same deny code and message. Thousands of
 // generated requests (test/helpers/generate.ts) for the example and for the example grown to
@@ -37,14 +37,15 @@ function view(engine: PolicyEngine, request: CedarRequest): unknown {
   return { decision: out.value.decision, determining: [...out.value.determining].sort(), errors: [...out.value.errors].sort() };
 }
 
-function compareAll(version: PolicyVersion, count: number, seed: number, leanPlain = false): { projected: number; plainPath: number; allowed: number; scoped: number } {
+function compareAll(version: PolicyVersion, count: number, seed: number, leanPlain = false): { projected: number; schemaless: number; plainPath: number; allowed: number; scoped: number } {
   const { plain, optimized } = engines(version, leanPlain);
-  const stats = { projected: 0, plainPath: 0, allowed: 0, scoped: 0 };
+  const stats = { projected: 0, schemaless: 0, plainPath: 0, allowed: 0, scoped: 0 };
   for (const [i, spec] of generateRequests(version, count, seed).entries()) {
     const a = materialize(spec, optimized);
     const b = materialize(spec, plain);
     if (optimized.projects(a)) stats.projected++;
     else stats.plainPath++;
+    if (optimized.schemaless(a)) stats.schemaless++;
     if (optimized.policySetFor(a).includes('-scoped-')) stats.scoped++;
     const expected = view(plain, b);
     assert.deepEqual(view(optimized, a), expected, `request ${i} (seed ${seed}): ${JSON.stringify(spec)}`);
@@ -60,6 +61,7 @@ describe('optimized evaluation decides exactly as the plain engine', () => {
     // Both paths and both outcomes must actually be exercised, or the comparison proves little.
     process.stdout.write(`# example: ${JSON.stringify(stats)}\n`);
     assert.ok(stats.projected > 1000, `projected: ${stats.projected}`);
+    assert.ok(stats.schemaless > 1000, `without the schema: ${stats.schemaless}`);
     assert.ok(stats.plainPath > 300, `plain path: ${stats.plainPath}`);
     assert.ok(stats.allowed > 100, `allowed: ${stats.allowed}`);
   });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as cedar from '../../src/policy/cedar.js';
-import { addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type PathTrie, type SchemaType } from '../../src/policy/projection.js';
+import { addAttributeNames, addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type PathTrie, type SchemaType } from '../../src/policy/projection.js';
 
 function readsOf(...policies: string[]): string[] {
   const trie = emptyTrie();
@@ -116,4 +116,21 @@ describe('projection of types and values', () => {
     assert.deepEqual(project({ e: { __entity: { type: 'T', id: '1' } }, other: 1 }), { e: { __entity: { type: 'T', id: '1' } } });
     assert.deepEqual(project({ e: { x: 1, y: 2 } }), { e: { x: 1 } });
   });
+});
+
+describe('attribute names policies read', () => {
+  const namesOf = (text: string): string[] => {
+    const names = new Set<string>();
+    addAttributeNames(names, (cedar.policyToJson(text) as { json: { conditions: unknown } }).json.conditions);
+    return [...names].sort();
+  };
+  const table: [string, string, string[]][] = [
+    ['none', 'permit (principal, action, resource);', []],
+    ['on principal and resource, by dot and has', when('principal.trustDomain == "a" && resource has owner'), ['owner', 'trustDomain']],
+    ['along a context chain', when('context.task.tools.contains("x")'), ['task', 'tools']],
+    ['multi-attribute has', when('resource has a.b'), ['a', 'b']],
+    ['not in string literals', when('"principal.path" == "x"'), []],
+    ['tags are not attributes', when('resource.hasTag("k") && resource.getTag("k") == "v"'), []],
+  ];
+  for (const [name, text, expected] of table) it(name, () => assert.deepEqual(namesOf(text), expected));
 });

@@ -1,0 +1,130 @@
+// Memory under steady load (issue #5, target 4): Mandate on the scenario grown to 10,000
+// policies with 4 pool workers, driven by h2load at a fixed rate for several minutes, its
+// resident set (main thread and workers: one process) sampled from /proc every few seconds.
+// Reports RSS after start, after warm-up, at the end, and the growth over the steady part.
+//   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--smoke] [--out FILE]
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
+import { kPackageRoot } from '../src/package-root.js';
+import { encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
+import { SCENARIO_TASK, writeScenario } from './scenario.js';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string' },
+    policies: { type: 'string' },
+    workers: { type: 'string' },
+    rate: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+});
+const seconds = values.smoke ? 6 : Number(values.minutes ?? 5) * 60;
+const policies = Number(values.policies ?? (values.smoke ? 1000 : 10000));
+const workers = Number(values.workers ?? 4);
+// Requests per second: steady, below saturation, so that memory and not queueing is measured.
+const rate = Number(values.rate ?? 1000);
+const out = values.out ?? resolve(kPackageRoot, 'bench/results/soak.json');
+
+if (spawnSync('h2load', ['--version']).error) {
+  process.stderr.write('h2load not found: apt-get install nghttp2-client\n');
+  process.exit(1);
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
+}
+
+const scenario = writeScenario(policies - 17);
+const config = join(scenario.dir, 'mandate-soak.yaml');
+writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
+const child: ChildProcess = spawn(process.execPath, [resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], {
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+const loadStarted = Date.now();
+const address = await new Promise<string>((ok, fail) => {
+  let text = '';
+  const timer = setTimeout(() => fail(new Error(`mandate did not start\n${text}`)), 120_000);
+  child.stderr?.on('data', (c: Buffer) => {
+    text += c.toString();
+    const m = /"msg":"listening","address":"([^"]+)"/.exec(text);
+    if (m) {
+      clearTimeout(timer);
+      ok(m[1] as string);
+    }
+  });
+});
+const startupSeconds = (Date.now() - loadStarted) / 1000;
+try {
+  const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
+  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${scenario.jwtSvid}`);
+  const started = await new Promise<Record<string, unknown>>((ok, fail) =>
+    (tasks['StartTask'] as Function).call(tasks, SCENARIO_TASK, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
+  );
+  tasks.close();
+  const message = encodeCheckRequest(scenario.checkRequest(String(started['token'])));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const bodyFile = join(scenario.dir, 'soak.bin');
+  writeFileSync(bodyFile, frame);
+
+  const pid = child.pid as number;
+  const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: rssMb(pid) }];
+  const t0 = Date.now();
+  const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - t0) / 1000), rssMb: rssMb(pid) }), values.smoke ? 1000 : 5000);
+  // h2load paces each of 4 clients at rate/4 requests per second (--rps is per client).
+  const h2load = spawn('h2load', [
+    `http://${address}/envoy.service.auth.v3.Authorization/Check`,
+    '-c', '4', '-m', '8', '-t', '1', '--rps', String(Math.max(1, Math.round(rate / 4))), '-D', String(seconds),
+    '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let h2out = '';
+  h2load.stdout?.on('data', (c: Buffer) => (h2out += c.toString()));
+  await new Promise<void>((ok) => h2load.on('exit', () => ok()));
+  clearInterval(sampler);
+  samples.push({ t: Math.round((Date.now() - t0) / 1000), rssMb: rssMb(pid) });
+
+  const steadyFrom = samples.find((s) => s.t >= seconds * 0.2) ?? samples[0];
+  const last = samples[samples.length - 1] as { t: number; rssMb: number };
+  const report = {
+    time: new Date().toISOString(),
+    node: process.version,
+    policies,
+    workers,
+    targetRps: rate,
+    seconds,
+    startupSeconds,
+    achievedRps: Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(h2out)?.[1] ?? 0),
+    succeeded: Number(/(\d+) succeeded/.exec(h2out)?.[1] ?? 0),
+    rssAfterStartMb: samples[0]?.rssMb,
+    rssAfterWarmupMb: steadyFrom?.rssMb,
+    rssEndMb: last.rssMb,
+    rssMaxMb: Math.max(...samples.map((s) => s.rssMb)),
+    growthOverSteadyMb: last.rssMb - (steadyFrom?.rssMb ?? last.rssMb),
+    samples,
+  };
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  const md = [
+    `# Mandate memory soak (${report.time}, Node ${process.version})`,
+    '',
+    `${policies} policies, ${workers} pool workers, h2load at ${rate} req/s for ${seconds} s (achieved ${report.achievedRps} req/s, ${report.succeeded} answered). Startup ${startupSeconds.toFixed(1)} s.`,
+    '',
+    '| RSS after start | after warm-up (20%) | max | end | growth over the steady part |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    `| ${report.rssAfterStartMb} MB | ${report.rssAfterWarmupMb} MB | ${report.rssMaxMb} MB | ${report.rssEndMb} MB | ${report.growthOverSteadyMb} MB |`,
+    '',
+  ];
+  writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));
+  process.stdout.write(`${md.join('\n')}\nwrote ${out} and .md\n`);
+} finally {
+  child.kill('SIGTERM');
+}
