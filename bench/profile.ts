@@ -1,0 +1,131 @@
+// Where a Check's time goes: Mandate under h2load load with V8's CPU profiler on (--cpu-prof),
+// then the profile summed by where the code lives (cedar-wasm, grpc-js, Mandate's own stages,
+// jose, garbage collection, idle) and the top functions by self time.
+//   node dist/bench/profile.js [--mode inline|pool] [--seconds N] [--in-flight N] [--policies N] [--out FILE]
+// The pool's workers are separate threads: with --mode pool the profile is the main thread's.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
+import { kPackageRoot } from '../src/package-root.js';
+import { encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
+import { SCENARIO_TASK, writeScenario } from './scenario.js';
+
+const { values } = parseArgs({
+  options: { mode: { type: 'string' }, seconds: { type: 'string' }, 'in-flight': { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
+});
+const mode = values.mode ?? 'inline';
+const seconds = Number(values.seconds ?? 10);
+const inFlight = Number(values['in-flight'] ?? 64);
+const out = values.out ?? resolve(kPackageRoot, `bench/results/profile-${mode}.md`);
+
+const scenario = writeScenario(Number(values.policies ?? 1000) - 17);
+const config = join(scenario.dir, 'mandate-profile.yaml');
+writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
+const profDir = mkdtempSync(join(tmpdir(), 'mandate-prof-'));
+const spawnedAt = Date.now();
+const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], {
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+const address = await new Promise<string>((ok, fail) => {
+  let text = '';
+  const timer = setTimeout(() => fail(new Error(`mandate did not start\n${text}`)), 60_000);
+  child.stderr?.on('data', (c: Buffer) => {
+    text += c.toString();
+    const m = /"msg":"listening","address":"([^"]+)"/.exec(text);
+    if (m) {
+      clearTimeout(timer);
+      ok(m[1] as string);
+    }
+  });
+});
+const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
+const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
+const metadata = new Metadata();
+metadata.set('authorization', `Bearer ${scenario.jwtSvid}`);
+const started = await new Promise<Record<string, unknown>>((ok, fail) =>
+  (tasks['StartTask'] as Function).call(tasks, SCENARIO_TASK, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
+);
+tasks.close();
+const message = encodeCheckRequest(scenario.checkRequest(String(started['token'])));
+const frame = Buffer.alloc(5 + message.length);
+frame.writeUInt32BE(message.length, 1);
+message.copy(frame, 5);
+const bodyFile = join(scenario.dir, 'profile.bin');
+writeFileSync(bodyFile, frame);
+const clients = Math.min(4, inFlight);
+// The profiler starts with the process: samples before the load (startup, loading the policy
+// set, the task) are left out of the summary.
+const loadFromUs = (Date.now() - spawnedAt) * 1000;
+const run = spawnSync('h2load', [
+  `http://${address}/envoy.service.auth.v3.Authorization/Check`,
+  '-c', String(clients), '-m', String(Math.max(1, Math.round(inFlight / clients))), '-t', '1', '-D', String(seconds),
+  '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+], { encoding: 'utf8' });
+const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(run.stdout)?.[1] ?? 0);
+child.kill('SIGTERM');
+await new Promise<void>((ok) => child.on('exit', () => ok()));
+
+// The main thread's profile: the largest file (workers write their own, smaller ones).
+const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f));
+if (files.length === 0) throw new Error('no profile written');
+const file = files.map((f) => ({ f, size: readFileSync(f).length })).sort((a, b) => b.size - a.size)[0]?.f as string;
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const selfUs = new Map<number, number>();
+let elapsedUs = 0;
+profile.samples.forEach((id, i) => {
+  elapsedUs += profile.timeDeltas[i] ?? 0;
+  if (elapsedUs >= loadFromUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+});
+const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+
+function category(n: Node): string {
+  const { url, functionName } = n.callFrame;
+  if (functionName === '(idle)') return 'idle (waiting for requests)';
+  if (functionName === '(garbage collector)') return 'garbage collection';
+  if (functionName === '(program)') return 'V8 and native (program)';
+  if (url.includes('cedar-wasm') || url.startsWith('wasm://') || functionName.startsWith('wasm-function') || functionName.includes('Wasm')) return 'cedar-wasm (evaluation, JSON in and out)';
+  if (url.includes('piscina')) return 'piscina';
+  if (url.includes('@grpc') || url.includes('protobufjs')) return 'grpc-js and protobuf';
+  if (url.includes('/jose/')) return 'jose';
+  if (url.includes('@opentelemetry')) return 'OpenTelemetry';
+  if (url.includes('/dist/src/')) return `Mandate: ${url.slice(url.indexOf('/dist/src/') + '/dist/src/'.length).split('/')[0]}`;
+  if (url.startsWith('node:')) return 'Node.js (http2, streams, timers, crypto)';
+  return url === '' ? 'V8 and native (program)' : 'other';
+}
+const byCategory = new Map<string, number>();
+const byFunction = new Map<string, number>();
+for (const [id, us] of selfUs) {
+  const n = byId.get(id) as Node;
+  byCategory.set(category(n), (byCategory.get(category(n)) ?? 0) + us);
+  const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}`;
+  byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+}
+const pct = (us: number): string => `${((us / total) * 100).toFixed(1)}%`;
+const md = [
+  `# Where the time goes: Mandate (${mode}) under load (${new Date().toISOString()}, Node ${process.version})`,
+  '',
+  `Scenario: ${scenario.policies} policies, JWT-SVID caller, task token; h2load ${inFlight} in flight for ${seconds} s: ${rps} Check/s. Main thread's CPU profile (--cpu-prof), the ${(total / 1e6).toFixed(1)} s under load (startup left out).`,
+  '',
+  '| where | share of samples |',
+  '| --- | ---: |',
+  ...[...byCategory].sort((a, b) => b[1] - a[1]).map(([k, v]) => `| ${k} | ${pct(v)} |`),
+  '',
+  '| top functions by self time | share |',
+  '| --- | ---: |',
+  ...[...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `| \`${k.replace(/\|/g, '\\|')}\` | ${pct(v)} |`),
+  '',
+];
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, md.join('\n'));
+process.stdout.write(`${md.join('\n')}\nwrote ${out}\n`);
