@@ -7,7 +7,7 @@ import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
-import { ScopedSlices, ScopeIndex } from './scope-index.js';
+import { LazyPolicySet, ScopedSlices, ScopeIndex } from './scope-index.js';
 import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
@@ -86,7 +86,8 @@ export class PolicyEngine {
     readonly slot: string,
     /** The actions given at prepare (routes' actions, for slicing without a schema). */
     readonly actions: readonly string[],
-    private readonly policySetId: string,
+    /** The whole set: for actions no slice covers (preparsed on first use when slicing). */
+    private readonly whole: LazyPolicySet,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
     slices: ReadonlyMap<string, string>,
@@ -136,10 +137,14 @@ export class PolicyEngine {
    */
   static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; schemaless?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
-    const set = cedar.preparsePolicySet(policySetId, {
-      staticPolicies: Object.fromEntries(version.policies.map((p) => [p.id, p.text])),
-    });
-    if (set.type === 'failure') return deny('internal_error', set.errors.map((e) => e.message).join('; '));
+    const allPolicies = (): Record<string, string> => Object.fromEntries(version.policies.map((p) => [p.id, p.text]));
+    const whole = new LazyPolicySet(policySetId, allPolicies, preparseStatic);
+    // Without slicing every request needs the whole set: prepare it now, and refuse a set
+    // cedar-wasm will not take. With slicing it is prepared when a request first needs it.
+    if (options.slicing === false) {
+      const set = cedar.preparsePolicySet(policySetId, { staticPolicies: allPolicies() });
+      if (set.type === 'failure') return deny('internal_error', set.errors.map((e) => e.message).join('; '));
+    }
     let schemaName: string | undefined;
     if (version.schemaText !== null) {
       schemaName = `schema-${slot}`;
@@ -164,22 +169,23 @@ export class PolicyEngine {
       const scopesOf = lean ? policyScopes(version) : null;
       for (const [action, ids] of byAction ?? []) {
         const key = ids.join('\n');
-        const whole = ids.length === version.policies.length;
-        const sliceId = whole ? policySetId : (prepared.get(key) ?? `${policySetId}-slice-${prepared.size}`);
-        if (!whole) prepared.set(key, sliceId);
+        const isWhole = ids.length === version.policies.length;
+        const sliceId = isWhole ? policySetId : (prepared.get(key) ?? `${policySetId}-slice-${prepared.size}`);
+        if (!isWhole) prepared.set(key, sliceId);
         // Within a large action slice, slice again by principal and resource (scope-index.ts);
         // the action slice itself is then preparsed only if a request needs all of it.
         let scoped = scopedBySlice.get(key);
         if (scoped === undefined && scopesOf !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
           const index = ScopeIndex.build(ids, ids.map((i) => scopesOf.get(i) ?? { principal: null, resource: null }));
-          scoped = index === null ? null : new ScopedSlices(index, sliceId, whole, text, `${sliceId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
+          const actionSet = isWhole ? whole : new LazyPolicySet(sliceId, () => Object.fromEntries(ids.map((i) => [i, text.get(i) as string])), preparseStatic);
+          scoped = index === null ? null : new ScopedSlices(index, actionSet, text, `${sliceId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
           scopedBySlice.set(key, scoped);
         }
         if (scoped !== undefined && scoped !== null) {
           scopedSlices.set(action, scoped);
           continue;
         }
-        if (whole) continue;
+        if (isWhole) continue;
         if (!preparedIds.has(sliceId)) {
           if (!preparseStatic(sliceId, Object.fromEntries(ids.map((i) => [i, text.get(i) as string])))) return deny('internal_error', `cannot preparse the slice for ${action}`);
           preparedIds.add(sliceId);
@@ -191,7 +197,8 @@ export class PolicyEngine {
     if (options.projection !== false) {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], policySetId, schemaName, lean, slices, scopedSlices, projection));
+    if (options.slicing !== false && byAction === null) whole.id(); // not sliced after all: every request needs it
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, schemaName, lean, slices, scopedSlices, projection));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
@@ -214,7 +221,7 @@ export class PolicyEngine {
   policySetFor(request: CedarRequest): string {
     const scoped = this.scoped.get(request.action.id);
     if (scoped !== undefined) return scoped.setFor(request);
-    return this.slices.get(request.action.id) ?? this.policySetId;
+    return this.slices.get(request.action.id) ?? this.whole.id();
   }
 
   /** How many actions slice again by principal and resource. */

@@ -7,7 +7,8 @@
 // - Bounded: past maxQueue requests waiting or in flight, a request is denied `overloaded` at
 //   once instead of letting latency grow without bound.
 // - Deadlines: a request whose gRPC deadline has passed while it waited is answered `overloaded`
-//   without being evaluated (its caller has given up).
+//   without being evaluated (its caller has given up); a batch still running after the last of
+//   its deadlines is stopped (the worker is terminated and replaced) and answered `overloaded`.
 // - Versions are pushed to workers on reload (`prepare`), never read from disk there; a worker
 //   that does not hold the version a batch names says so and gets it with the retry, which also
 //   covers workers started after the push (replacements).
@@ -70,14 +71,14 @@ export class EvaluationPool {
       return Promise.resolve(deny('overloaded', `${this.options.maxQueue} evaluations are already waiting or running`));
     }
     return new Promise((resolve) => {
-      this.waiting.push({ request, payload: { version: engine.version, actions: engine.actions }, deadline, resolve });
+      this.waiting.push({ request, payload: payloadFor(engine), deadline, resolve });
       this.dispatch();
     });
   }
 
   /** Pushes a new version to the workers ahead of the first request that names it. */
   pushVersion(engine: PolicyEngine): void {
-    const message: WorkerRequest = { kind: 'prepare', payload: { version: engine.version, actions: engine.actions } };
+    const message: WorkerRequest = { kind: 'prepare', payload: payloadFor(engine) };
     for (let i = 0; i < this.options.workers; i++) {
       this.piscina.run(message).catch(() => undefined); // a worker that misses it gets it with its next batch
     }
@@ -122,20 +123,48 @@ export class EvaluationPool {
     this.counts.batches++;
     const first = batch[0] as Waiting;
     const requests = batch.map((w) => w.request);
+    // A batch still running when the last of its callers has given up is stopped: piscina
+    // terminates the worker and starts another (a worker stuck in one evaluation would otherwise
+    // hold every later request).
+    const until = Math.max(...batch.map((w) => w.deadline));
+    const abort = Number.isFinite(until) ? new AbortController() : null;
+    const timer = abort === null ? undefined : setTimeout(() => abort.abort(), Math.max(0, until - Date.now()));
+    const options = abort === null ? {} : { signal: abort.signal };
     try {
-      let answer = (await this.piscina.run({ kind: 'evaluate', versionId: first.payload.version.version, requests } satisfies WorkerRequest)) as WorkerResponse;
+      let answer = (await this.piscina.run({ kind: 'evaluate', versionId: first.payload.version.version, requests } satisfies WorkerRequest, options)) as WorkerResponse;
       if (answer.kind === 'need-version') {
-        answer = (await this.piscina.run({ kind: 'evaluate', versionId: first.payload.version.version, payload: first.payload, requests } satisfies WorkerRequest)) as WorkerResponse;
+        answer = (await this.piscina.run({ kind: 'evaluate', versionId: first.payload.version.version, payload: first.payload, requests } satisfies WorkerRequest, options)) as WorkerResponse;
       }
       if (answer.kind !== 'evaluated' || answer.results.length !== batch.length) throw new Error(`unexpected answer from the worker: ${answer.kind}`);
       for (const [i, w] of batch.entries()) w.resolve(answer.results[i] as Outcome<Evaluation>);
     } catch (err) {
-      this.counts.workerFailures++;
-      for (const w of batch) w.resolve(deny('internal_error', `the evaluation worker failed: ${(err as Error)?.message ?? String(err)}`));
+      if (abort?.signal.aborted === true) {
+        this.counts.expired += batch.length;
+        for (const w of batch) w.resolve(deny('overloaded', 'the evaluation outlived the request\'s deadline; its worker was stopped'));
+      } else {
+        this.counts.workerFailures++;
+        for (const w of batch) w.resolve(deny('internal_error', `the evaluation worker failed: ${(err as Error)?.message ?? String(err)}`));
+      }
     } finally {
+      clearTimeout(timer);
       this.activeBatches--;
       this.inFlight -= batch.length;
       this.dispatch();
     }
   }
+}
+
+const payloads = new WeakMap<PolicyEngine, VersionPayload>();
+
+/**
+ * What a worker needs of a version. Not the static entities: requests are mapped on the main
+ * thread and carry their own entities, and 20,000 entities cost each worker tens of megabytes.
+ */
+function payloadFor(engine: PolicyEngine): VersionPayload {
+  let payload = payloads.get(engine);
+  if (payload === undefined) {
+    payload = { version: { ...engine.version, entities: [] }, actions: engine.actions };
+    payloads.set(engine, payload);
+  }
+  return payload;
 }

@@ -131,6 +131,32 @@ function ancestorsOf(key: string, entities: readonly EntityJson[]): string[] {
   return seen;
 }
 
+/**
+ * A policy set preparsed on first use: the whole set and large action slices are needed only by
+ * requests no finer slice serves, and with 10,000 policies each preparsed copy costs every
+ * thread (main and each pool worker) tens of megabytes of wasm memory.
+ */
+export class LazyPolicySet {
+  private ready = false;
+
+  constructor(
+    readonly setId: string,
+    private readonly policies: () => Record<string, string>,
+    private readonly preparse: (id: string, policies: Record<string, string>) => boolean,
+  ) {}
+
+  /** The set's id, preparsed now if it was not. Cannot fail in practice: these policies parsed at
+   * load. Were it to, the id stays unknown to cedar-wasm and evaluation answers internal_error. */
+  id(): string {
+    if (!this.ready) this.ready = this.preparse(this.setId, this.policies());
+    return this.setId;
+  }
+
+  get preparsed(): boolean {
+    return this.ready;
+  }
+}
+
 /** Preparsed sets for the principal/resource slices of one action slice, in a bounded LRU. */
 export class ScopedSlices {
   private readonly cache = new Map<string, string>();
@@ -138,10 +164,8 @@ export class ScopedSlices {
 
   constructor(
     private readonly index: ScopeIndex,
-    /** The action slice's set id: used when a request needs all of it (preparsed then, once). */
-    private readonly actionSetId: string,
-    /** The action slice is the whole policy set, which the engine has preparsed already. */
-    private actionSetReady: boolean,
+    /** The action slice: used when a request needs all of it. */
+    private readonly actionSet: LazyPolicySet,
     private readonly texts: ReadonlyMap<string, string>,
     private readonly idPrefix: string,
     private readonly capacity: number,
@@ -151,7 +175,7 @@ export class ScopedSlices {
   /** The preparsed set to evaluate this request against; preparsed on first use, then cached. */
   setFor(request: ScopedRequest): string {
     const applicable = this.index.applicable(request);
-    if (applicable.length === this.index.ids.length) return this.wholeSlice();
+    if (applicable.length === this.index.ids.length) return this.actionSet.id();
     const key = applicable.join(',');
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -173,20 +197,9 @@ export class ScopedSlices {
       const pid = this.index.ids[n] as string;
       policies[pid] = this.texts.get(pid) as string;
     }
-    if (!this.preparse(id, policies)) return this.wholeSlice();
+    if (!this.preparse(id, policies)) return this.actionSet.id();
     this.cache.set(key, id);
     return id;
-  }
-
-  private wholeSlice(): string {
-    if (!this.actionSetReady) {
-      const policies: Record<string, string> = {};
-      for (const pid of this.index.ids) policies[pid] = this.texts.get(pid) as string;
-      // Cannot fail: these policies parsed at load. Were it to, the id would be unknown to
-      // cedar-wasm and evaluation would answer internal_error (a deny), never an allow.
-      this.actionSetReady = this.preparse(this.actionSetId, policies);
-    }
-    return this.actionSetId;
   }
 
   get cached(): number {

@@ -119,6 +119,30 @@ describe('a pooled evaluation worker that dies', () => {
   });
 });
 
+describe('a pooled evaluation that outlives its deadline', () => {
+  it('is stopped and answered `overloaded`; its worker is replaced and the next request is evaluated', async () => {
+    // A worker module that never finishes a marked request and otherwise is the real worker.
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-stuck-worker-'));
+    const real = pathToFileURL(resolve(kPackageRoot, 'dist/src/policy/worker.js')).href;
+    const file = join(dir, 'stuck-worker.mjs');
+    writeFileSync(file, `import handle from ${JSON.stringify(real)};\nexport default function (m) {\n  if (m.kind === 'evaluate' && m.requests.some((r) => r.context.stuck === true)) for (;;);\n  return handle(m);\n}\n`);
+    const pool = new EvaluationPool({ workers: 1, maxQueue: 100, maxBatch: 32, workerFile: pathToFileURL(file).href });
+    try {
+      const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+      const started = Date.now();
+      const stuck = await pool.evaluate(engine, { ...request, context: { ...request.context, stuck: true } }, Date.now() + 300);
+      assert.equal(stuck.ok, false);
+      assert.equal(!stuck.ok && stuck.code, 'overloaded');
+      assert.match(String(!stuck.ok && stuck.message), /outlived the request's deadline/);
+      assert.ok(Date.now() - started < 5000, 'answered soon after the deadline, not never');
+      const next = await pool.evaluate(engine, request, Date.now() + 10_000);
+      assert.ok(next.ok && next.value.decision === 'allow', 'the replacement worker evaluates');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('a server with evaluation.mode pool', () => {
   it('answers Checks over gRPC with the pool deciding', async () => {
     const { config } = exampleWith({ evaluation: 'evaluation:\n  mode: pool\n  workers: 1\n' });
