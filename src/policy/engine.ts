@@ -8,7 +8,8 @@ import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
 import { LazyPolicySet, ScopedSlices, ScopeIndex } from './scope-index.js';
-import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
+import type { SchemalessPlan } from './schemaless.js';
+import { prepareProjection, type ActionProjection, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
 const SCOPE_SLICING_MIN_POLICIES = 16;
@@ -25,7 +26,6 @@ function policyScopes(version: PolicyVersion): Map<string, { principal: unknown;
   for (const p of version.policies) if (p.json !== null) out.set(p.id, { principal: p.json.principal, resource: p.json.resource });
   return out;
 }
-import { addAttributeNames, addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 
 export interface EntityUid {
   readonly type: string;
@@ -313,64 +313,4 @@ function transitiveAncestors(entities: readonly EntityJson[]): Map<string, Entit
     out.set(uidKey(e.uid), [...seen.values()]);
   }
   return out;
-}
-
-interface ActionProjection {
-  readonly project: Projector;
-  readonly conforms: Conformance;
-  /** With request-only entities: evaluation without the schema, when proven (schemaless.ts). */
-  readonly schemaless?: SchemalessPlan;
-}
-
-interface Projection {
-  readonly byAction: ReadonlyMap<string, ActionProjection>;
-  readonly schemaName: string | undefined;
-}
-
-/**
- * Per action, the context paths its policies (its slice, or the whole set) read, a projector for
- * them and, with a schema, a conformance check of the whole context and one preparsed schema
- * whose action contexts are projected the same way. Anything not understood: no projection.
- */
-function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[], schemaless: boolean): Projection {
-  const none: Projection = { byAction: new Map(), schemaName: undefined };
-  const allIds = version.policies.map((p) => p.id);
-  const conditions = new Map<string, unknown>();
-  for (const p of version.policies) {
-    if (p.json === null) return none;
-    conditions.set(p.id, p.json.conditions);
-  }
-  const trieFor = (action: string): PathTrie => {
-    const trie = emptyTrie();
-    for (const id of members.get(action) ?? allIds) addContextReads(trie, conditions.get(id));
-    return trie;
-  };
-  const byAction = new Map<string, ActionProjection>();
-  if (version.schemaText === null) {
-    for (const action of new Set(extraActions)) byAction.set(action, { project: compileProjector(trieFor(action), null, {}), conforms: () => true });
-    return { byAction, schemaName: undefined };
-  }
-  const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText);
-  if (resolved.type !== 'success' || Object.keys(resolved.json).some((ns) => ns !== '')) return none;
-  const namespace = structuredClone(resolved.json['']) as unknown as {
-    commonTypes?: Record<string, SchemaType>;
-    entityTypes: Parameters<typeof prepareSchemaless>[0];
-    actions: Record<string, { appliesTo?: { context?: SchemaType } }>;
-  };
-  const common: CommonTypes = namespace.commonTypes ?? {};
-  const readAttributes = new Set<string>();
-  for (const c of conditions.values()) addAttributeNames(readAttributes, c);
-  const plans = schemaless ? prepareSchemaless(namespace.entityTypes, namespace.actions as Parameters<typeof prepareSchemaless>[1], common, readAttributes) : null;
-  for (const [action, def] of Object.entries(namespace.actions)) {
-    const type = def.appliesTo?.context;
-    if (type === undefined) continue;
-    const trie = trieFor(action);
-    const plan = plans?.get(action);
-    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common), ...(plan === undefined ? {} : { schemaless: plan }) });
-    (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
-  }
-  const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);
-  // A projection cedar-wasm will not take is an optimization lost, not a reason to refuse a valid version.
-  if (schema.type === 'failure') return none;
-  return { byAction, schemaName };
 }
