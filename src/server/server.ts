@@ -5,8 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { EvaluationPool } from '../policy/pool.js';
-import { INLINE_EVALUATOR } from '../policy/engine.js';
+import { EvaluationPool, type PoolStats } from '../policy/pool.js';
+import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
 import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
@@ -29,6 +29,8 @@ export interface MandateServer {
   readonly address: string;
   readonly health: HealthService;
   state(): DecisionState;
+  /** The evaluation pool's counters (evaluation.mode pool), or null when evaluation is inline. */
+  poolStats(): PoolStats | null;
   /** Health NOT_SERVING, refuse new calls, let in-flight calls finish within graceMs. */
   shutdown(graceMs: number): Promise<'graceful' | 'forced'>;
 }
@@ -54,7 +56,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const telemetry = options.telemetry ?? null;
   // evaluation.mode pool: Cedar runs in worker threads (src/policy/pool.ts); versions are pushed on reload.
   const pool = config.evaluation.mode === 'pool' ? new EvaluationPool(config.evaluation) : null;
-  const evaluator = pool ?? INLINE_EVALUATOR;
+  const evaluator: Evaluator = pool ?? INLINE_EVALUATOR;
   pool?.pushVersion(store.current);
   let state = createDecisionState(config, routes, store.current, identifier, groups, tasks, evaluator);
   store.onSwap((engine) => {
@@ -139,6 +141,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     address: `${host}:${port}`,
     health,
     state: () => state,
+    poolStats: () => pool?.stats() ?? null,
     shutdown: (graceMs) =>
       new Promise<'graceful' | 'forced'>((resolveShutdown) => {
         clearInterval(storeWatch);

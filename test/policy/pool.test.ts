@@ -154,6 +154,8 @@ describe('a server with evaluation.mode pool', () => {
       assert.equal(codeOf(allowed), null);
       const denied = await client.check(checkRequest('POST', '/cases/C-1/refunds', { principal: 'spiffe://example.org/ns/billing/sa/billing-agent' }));
       assert.notEqual(codeOf(denied), null);
+      // The refund is refused before evaluation (its route requires a task): one evaluation, pooled.
+      assert.equal(server.server.poolStats()?.batches, 1);
     } finally {
       client.close();
       await server.close();
