@@ -82,7 +82,13 @@ describe('metrics on the admin port', () => {
       assert.match(text, /mandate_decision_log_lines_total\{[^}]*result="dropped"[^}]*\} 0/);
       const status = (await (await fetch(`http://${admin}/v1/status`)).json()) as Record<string, unknown>;
       assert.match(String(status['policyVersion']), /^sha256:/);
-      assert.equal(status['evaluation'], 'inline');
+      // The default: Cedar runs in the worker pool, which evaluated the three requests.
+      assert.equal(status['evaluation'], 'pool');
+      assert.ok(Number(status['workers']) >= 1);
+      const pool = status['pool'] as { batches: number; overloaded: number; workerFailures: number };
+      assert.ok(pool.batches >= 1 && pool.batches <= 3, `batches: ${pool.batches}`);
+      assert.equal(pool.overloaded, 0);
+      assert.equal(pool.workerFailures, 0);
     } finally {
       client.close();
       server.child.kill('SIGTERM');
