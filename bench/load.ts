@@ -6,9 +6,9 @@
 // By default the scenario of issue #5: the example grown to 1,000 policies, a caller identified
 // by a JWT-SVID and running inside a task (bench/scenario.ts); --policies N changes the count,
 // --request FILE sends a fixed CheckRequest to the plain example instead.
-// Mandate runs once per evaluation mode asked for (--modes inline,pool: both by default), all
-// servers alternating at each level.
-//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--modes inline,pool] [--request FILE] [--out FILE]
+// Mandate runs once per evaluation mode asked for (--modes inline,pool,auto: all three by
+// default), all servers in rotating order at each level.
+//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -38,10 +38,11 @@ if (spawnSync('h2load', ['--version']).error) {
 const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
 const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 17) : null;
 const requestFile = values.request ?? null;
-const modes = (values.modes ?? 'inline,pool').split(',').map((m) => m.trim()) as ('inline' | 'pool')[];
-if (modes.length === 0 || modes.some((m) => m !== 'inline' && m !== 'pool')) throw new Error('--modes: inline, pool or both');
-type ServerName = 'noop' | 'mandate' | 'mandate-pool';
-const nameOf = (mode: 'inline' | 'pool'): ServerName => (mode === 'inline' ? 'mandate' : 'mandate-pool');
+type Mode = 'inline' | 'pool' | 'auto';
+const modes = (values.modes ?? 'inline,pool,auto').split(',').map((m) => m.trim()) as Mode[];
+if (modes.length === 0 || modes.some((m) => m !== 'inline' && m !== 'pool' && m !== 'auto')) throw new Error('--modes: a list of inline, pool, auto');
+type ServerName = 'noop' | 'mandate' | 'mandate-pool' | 'mandate-auto';
+const nameOf = (mode: Mode): ServerName => (mode === 'inline' ? 'mandate' : mode === 'pool' ? 'mandate-pool' : 'mandate-auto');
 
 /** gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message. */
 function writeFrame(bodyFile: string, request: unknown): void {
@@ -129,7 +130,7 @@ try {
       const config = join(scenario.dir, `mandate-${mode}.yaml`);
       writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
       configArgs = ['--config', config];
-    } else if (mode === 'pool') {
+    } else if (mode !== 'inline') {
       throw new Error('--request runs the embedded example, inline only: use --modes inline');
     }
     const server = await start([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], /"msg":"listening","address":"([^"]+)"/, 'stderr');
@@ -164,10 +165,18 @@ const rows = LEVELS.map(([c, m]) => {
   const inFlight = c * m;
   const find = (name: ServerName): LevelResult | undefined => results.find((r) => r.server === name && r.inFlight === inFlight);
   const b = find('noop') as LevelResult;
-  // `mandate`: the first mode asked for (inline by default); `pool`: the pooled one when both ran.
-  const a = (find('mandate') ?? find('mandate-pool')) as LevelResult;
-  const pool = modes.length > 1 ? find('mandate-pool') : undefined;
-  return { inFlight, mandate: a, ...(pool === undefined ? {} : { pool, poolThroughputRatio: ratio(pool, b) }), noop: b, throughputRatio: ratio(a, b) ?? 0 };
+  // `mandate`: inline when it ran, else the first mode asked for; `pool` and `auto` when they ran beside it.
+  const a = (find('mandate') ?? find(nameOf(modes[0] as Mode))) as LevelResult;
+  const pool = a.server !== 'mandate-pool' ? find('mandate-pool') : undefined;
+  const auto = a.server !== 'mandate-auto' ? find('mandate-auto') : undefined;
+  return {
+    inFlight,
+    mandate: a,
+    ...(pool === undefined ? {} : { pool, poolThroughputRatio: ratio(pool, b) }),
+    ...(auto === undefined ? {} : { auto, autoThroughputRatio: ratio(auto, b) }),
+    noop: b,
+    throughputRatio: ratio(a, b) ?? 0,
+  };
 });
 const report = {
   time: new Date().toISOString(),
@@ -187,7 +196,7 @@ const md = [
   '| in flight | server | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | cut at window edge | Mandate / no-op throughput |',
   '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows.flatMap((r) =>
-    [r.noop, r.mandate, ...('pool' in r && r.pool !== undefined ? [r.pool] : [])].map(
+    [r.noop, r.mandate, ...('pool' in r && r.pool !== undefined ? [r.pool] : []), ...('auto' in r && r.auto !== undefined ? [r.auto] : [])].map(
       (x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'noop' ? '' : (ratio(x, r.noop) ?? '')} |`,
     ),
   ),

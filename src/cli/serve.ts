@@ -72,7 +72,7 @@ export async function runServe(args: string[]): Promise<number> {
       policiesLoadedAt: store.current.version.loadedAt.toISOString(),
       policies: store.current.version.policies.length,
       evaluation: config.evaluation.mode,
-      workers: config.evaluation.mode === 'pool' ? config.evaluation.workers : 0,
+      workers: config.evaluation.mode === 'inline' ? 0 : config.evaluation.workers,
       pool: server.poolStats(),
       taskStore: tasks === null ? 'none' : tasks.store.healthy() ? `${tasks.store.kind}: ok` : `${tasks.store.kind}: unavailable`,
       tracing: telemetry?.tracing ?? false,

@@ -20,7 +20,7 @@ export const DEFAULTS = Object.freeze({
   // Measured (docs/performance.md): the pool serves 1.5-2.5x the Checks of inline evaluation from
   // 16 requests in flight on, at the cost of ~0.5 ms at one request in flight. One worker per
   // core beyond the one the main thread (gRPC, decoding, identity, tasks) keeps busy.
-  evaluationMode: 'pool' as 'inline' | 'pool',
+  evaluationMode: 'pool' as 'inline' | 'pool' | 'auto',
   evaluationWorkers: Math.max(1, availableParallelism() - 1),
   evaluationMaxQueue: 1024,
   evaluationMaxBatch: 32,

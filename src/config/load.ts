@@ -134,9 +134,9 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   const shadowRel = readString(top, 'shadowPolicies', 'config', null);
   const evaluationRaw = expectObject(top['evaluation'] ?? {}, 'config.evaluation', ['mode', 'workers', 'maxQueue', 'maxBatch']);
   const mode = readString(evaluationRaw, 'mode', 'config.evaluation', DEFAULTS.evaluationMode);
-  if (mode !== 'inline' && mode !== 'pool') throw new ConfigError('config.evaluation.mode', `"${mode}" is not inline or pool`);
+  if (mode !== 'inline' && mode !== 'pool' && mode !== 'auto') throw new ConfigError('config.evaluation.mode', `"${mode}" is not inline, pool or auto`);
   const evaluation = Object.freeze({
-    mode: mode as 'inline' | 'pool',
+    mode: mode as 'inline' | 'pool' | 'auto',
     workers: readInteger(evaluationRaw, 'workers', 'config.evaluation', DEFAULTS.evaluationWorkers, 1, 64),
     maxQueue: readInteger(evaluationRaw, 'maxQueue', 'config.evaluation', DEFAULTS.evaluationMaxQueue, 1, 1_000_000),
     maxBatch: readInteger(evaluationRaw, 'maxBatch', 'config.evaluation', DEFAULTS.evaluationMaxBatch, 1, 1024),

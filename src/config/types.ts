@@ -64,7 +64,8 @@ export interface MandateConfig {
   readonly tasks: TasksConfig | null;
   /** Where Cedar runs (docs/performance.md): on the main thread, or in a piscina worker pool. */
   readonly evaluation: {
-    readonly mode: 'inline' | 'pool';
+    /** auto: the pool, but inline when nothing else is going on (pool.ts inlineWhenQuiet). */
+    readonly mode: 'inline' | 'pool' | 'auto';
     readonly workers: number;
     /** Evaluations waiting or running past which a request is denied `overloaded` at once. */
     readonly maxQueue: number;

@@ -21,6 +21,14 @@ import type { CedarRequest, Evaluation, PolicyEngine } from './engine.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
 
 export interface PoolOptions {
+  /**
+   * Mode `auto`: evaluate on the calling thread when the pool is idle and the last evaluation
+   * ended (or was handed to the pool) at least QUIET_MS ago, saving the worker round trip at
+   * low load; requests that follow each other closely go to the pool, which then stays busy.
+   */
+  readonly inlineWhenQuiet?: boolean;
+  /** How long since the last evaluation counts as quiet (mode auto); default QUIET_MS. */
+  readonly quietMs?: number;
   readonly workers: number;
   readonly maxQueue: number;
   readonly maxBatch: number;
@@ -40,10 +48,15 @@ export interface PoolStats {
   readonly waiting: number;
   readonly inFlight: number;
   readonly batches: number;
+  /** Evaluated on the calling thread because nothing else was going on (mode auto). */
+  readonly inline: number;
   readonly overloaded: number;
   readonly expired: number;
   readonly workerFailures: number;
 }
+
+/** Evaluations further apart than this are "quiet": the main thread has time for them (mode auto). */
+const QUIET_MS = 0.25;
 
 export class EvaluationPool {
   private readonly piscina: Piscina;
@@ -51,7 +64,8 @@ export class EvaluationPool {
   private activeBatches = 0;
   private inFlight = 0;
   private closed = false;
-  private readonly counts = { batches: 0, overloaded: 0, expired: 0, workerFailures: 0 };
+  private readonly counts = { batches: 0, inline: 0, overloaded: 0, expired: 0, workerFailures: 0 };
+  private lastActivity = -Infinity;
 
   constructor(private readonly options: PoolOptions) {
     this.piscina = new Piscina({
@@ -63,9 +77,23 @@ export class EvaluationPool {
     });
   }
 
-  /** Evaluates `request` against the engine's version in a worker. Never rejects. */
-  evaluate(engine: PolicyEngine, request: CedarRequest, deadline = Infinity): Promise<Outcome<Evaluation>> {
+  /** Evaluates `request` against the engine's version in a worker (or inline, see inlineWhenQuiet). Never rejects. */
+  evaluate(engine: PolicyEngine, request: CedarRequest, deadline = Infinity): Outcome<Evaluation> | Promise<Outcome<Evaluation>> {
     if (this.closed) return Promise.resolve(deny('overloaded', 'the evaluation pool is shutting down'));
+    if (this.options.inlineWhenQuiet === true) {
+      // Quiet: nothing evaluated or asked for since QUIET_MS ago. Measured from the end of the
+      // last inline evaluation, so that requests queued behind it (arriving while it ran) count
+      // as busy and go to the pool.
+      const now = performance.now();
+      const quiet = now - this.lastActivity >= (this.options.quietMs ?? QUIET_MS) && this.inFlight === 0 && this.waiting.length === 0;
+      this.lastActivity = now;
+      if (quiet) {
+        this.counts.inline++;
+        const out = engine.evaluate(request);
+        this.lastActivity = performance.now();
+        return out;
+      }
+    }
     if (this.waiting.length + this.inFlight >= this.options.maxQueue) {
       this.counts.overloaded++;
       return Promise.resolve(deny('overloaded', `${this.options.maxQueue} evaluations are already waiting or running`));

@@ -55,7 +55,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const { config, store, routes, identifier, groups, tasks, logger } = options;
   const telemetry = options.telemetry ?? null;
   // evaluation.mode pool: Cedar runs in worker threads (src/policy/pool.ts); versions are pushed on reload.
-  const pool = config.evaluation.mode === 'pool' ? new EvaluationPool(config.evaluation) : null;
+  const pool = config.evaluation.mode === 'inline' ? null : new EvaluationPool({ ...config.evaluation, inlineWhenQuiet: config.evaluation.mode === 'auto' });
   const evaluator: Evaluator = pool ?? INLINE_EVALUATOR;
   pool?.pushVersion(store.current);
   let state = createDecisionState(config, routes, store.current, identifier, groups, tasks, evaluator);

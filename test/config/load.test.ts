@@ -33,7 +33,7 @@ describe('parseConfig', () => {
     ['a route with an unknown key', { ...MINIMAL, routes: [{ method: 'GET', path: '/', bodyy: true }] }, 'config.routes[0].bodyy: unknown key'],
     ['a limit out of range', { ...MINIMAL, limits: { maxBodyBytes: -1 } }, 'config.limits.maxBodyBytes: must be an integer'],
     ['a limit of the wrong type', { ...MINIMAL, limits: { maxPathBytes: '8k' } }, 'config.limits.maxPathBytes: must be an integer'],
-    ['an unknown evaluation mode', { ...MINIMAL, evaluation: { mode: 'fast' } }, 'config.evaluation.mode: "fast" is not inline or pool'],
+    ['an unknown evaluation mode', { ...MINIMAL, evaluation: { mode: 'fast' } }, 'config.evaluation.mode: "fast" is not inline, pool or auto'],
     ['no evaluation workers', { ...MINIMAL, evaluation: { workers: 0 } }, 'config.evaluation.workers: must be an integer'],
     ['an unbounded evaluation queue', { ...MINIMAL, evaluation: { maxQueue: 0 } }, 'config.evaluation.maxQueue: must be an integer'],
     ['a bad listen address', { ...MINIMAL, listen: 'localhost' }, 'config.listen: "localhost" is not HOST:PORT'],

@@ -162,3 +162,43 @@ describe('a server with evaluation.mode pool', () => {
     }
   });
 });
+
+describe('pooled evaluation in mode auto', () => {
+  it('evaluates inline when quiet, in the pool when requests follow each other closely', async () => {
+    const pool = new EvaluationPool({ workers: 1, maxQueue: 100, maxBatch: 32, inlineWhenQuiet: true, quietMs: 50 });
+    try {
+      const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+      const first = pool.evaluate(engine, request);
+      assert.ok(!(first instanceof Promise), 'quiet: answered on the calling thread');
+      const second = pool.evaluate(engine, request);
+      assert.ok(second instanceof Promise, 'right after another: sent to the pool');
+      const [a, b] = await Promise.all([first, second]);
+      assert.ok(a.ok && b.ok && a.value.decision === 'allow' && b.value.decision === 'allow');
+      assert.equal(pool.stats().inline, 1);
+      assert.equal(pool.stats().batches, 1);
+      await new Promise((r) => setTimeout(r, 120));
+      const third = pool.evaluate(engine, request);
+      assert.ok(!(third instanceof Promise), 'quiet again: inline');
+      assert.equal(pool.stats().inline, 2);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('a server with evaluation.mode auto', () => {
+  it('runs a pool and evaluates a Check that comes alone inline', async () => {
+    const { config } = exampleWith({ evaluation: 'evaluation:\n  mode: auto\n  workers: 1\n' });
+    const server = await startExampleServer(config);
+    const client = createCheckClient(server.address);
+    try {
+      const read = checkRequest('GET', '/tickets/T-1', { principal: 'spiffe://example.org/ns/support/sa/support-agent' });
+      assert.equal(codeOf(await client.check(read)), null);
+      assert.equal(server.server.poolStats()?.inline, 1, 'alone: inline');
+      assert.equal(server.server.poolStats()?.batches, 0);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
