@@ -10,15 +10,14 @@
 // default), all servers in rotating order at each level.
 //   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
-import { AUTHORIZATION_SERVICE, decodeCheckRequestBytes, encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
-import { SCENARIO_TASK, writeScenario, type Scenario } from './scenario.js';
+import { writeScenario } from './scenario.js';
+import { startMandate, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
@@ -43,50 +42,6 @@ const modes = (values.modes ?? 'inline,pool,auto').split(',').map((m) => m.trim(
 if (modes.length === 0 || modes.some((m) => m !== 'inline' && m !== 'pool' && m !== 'auto')) throw new Error('--modes: a list of inline, pool, auto');
 type ServerName = 'noop' | 'mandate' | 'mandate-pool' | 'mandate-auto';
 const nameOf = (mode: Mode): ServerName => (mode === 'inline' ? 'mandate' : mode === 'pool' ? 'mandate-pool' : 'mandate-auto');
-
-/** gRPC framing: 1 byte "not compressed", 4 bytes big-endian length, then the message. */
-function writeFrame(bodyFile: string, request: unknown): void {
-  const message = encodeCheckRequest(request);
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
-  writeFileSync(bodyFile, frame);
-}
-
-/** Starts the scenario's task on the running Mandate and checks that the request is allowed. */
-async function prepareScenario(address: string, s: Scenario, bodyFile: string): Promise<void> {
-  const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
-  const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
-  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
-  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
-  const unary = (client: Record<string, Function>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
-    new Promise((ok, fail) => (client[method] as Function).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
-  const metadata = new Metadata();
-  metadata.set('authorization', `Bearer ${s.jwtSvid}`);
-  const started = await unary(tasks, 'StartTask', SCENARIO_TASK, metadata);
-  const request = s.checkRequest(String(started['token']));
-  const answer = await unary(check, 'Check', decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata());
-  if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`the scenario request is not allowed: ${JSON.stringify(answer)}`);
-  tasks.close();
-  check.close();
-  writeFrame(bodyFile, request);
-}
-
-function start(args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
-  return new Promise((resolveStart, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${text}`)), 20_000);
-    child[stream]?.on('data', (c: Buffer) => {
-      text += c.toString();
-      const m = match.exec(text);
-      if (m) {
-        clearTimeout(timer);
-        resolveStart({ child, address: m[1] as string });
-      }
-    });
-  });
-}
 
 interface LevelResult {
   server: ServerName;
@@ -125,21 +80,19 @@ function drive(server: ServerName, address: string, bodyFile: string, clients: n
 const servers = new Map<ServerName, { child: ChildProcess; address: string; bodyFile: string }>();
 try {
   for (const mode of modes) {
-    let configArgs: string[] = [];
+    let config: string | null = null;
     if (scenario !== null) {
-      const config = join(scenario.dir, `mandate-${mode}.yaml`);
+      config = join(scenario.dir, `mandate-${mode}.yaml`);
       writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
-      configArgs = ['--config', config];
     } else if (mode !== 'inline') {
       throw new Error('--request runs the embedded example, inline only: use --modes inline');
     }
-    const server = await start([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], /"msg":"listening","address":"([^"]+)"/, 'stderr');
+    const server = await startMandate(config);
     const bodyFile = join(dir, `check-${mode}.bin`);
     servers.set(nameOf(mode), { ...server, bodyFile });
-    if (scenario !== null) await prepareScenario(server.address, scenario, bodyFile);
-    else writeFrame(bodyFile, JSON.parse(readFileSync(requestFile as string, 'utf8')));
+    writeGrpcFrame(bodyFile, scenario !== null ? await startScenarioTask(server.address, scenario) : JSON.parse(readFileSync(requestFile as string, 'utf8')));
   }
-  const noop = await start([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
+  const noop = await startProcess([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
   servers.set('noop', { ...noop, bodyFile: (servers.values().next().value as { bodyFile: string }).bodyFile });
 } catch (err) {
   for (const s of servers.values()) s.child.kill('SIGTERM');

@@ -4,15 +4,14 @@
 //   node dist/bench/profile.js [--mode inline|pool] [--seconds N] [--in-flight N] [--policies N] [--out FILE]
 // The pool's workers are separate threads: with --mode pool the profile is the main thread's.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { kPackageRoot } from '../src/package-root.js';
-import { encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
-import { SCENARIO_TASK, writeScenario } from './scenario.js';
+import { writeScenario } from './scenario.js';
+import { startMandate, startScenarioTask, writeGrpcFrame } from './harness.js';
 
 const { values } = parseArgs({
   options: { mode: { type: 'string' }, seconds: { type: 'string' }, 'in-flight': { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
@@ -27,35 +26,9 @@ const config = join(scenario.dir, 'mandate-profile.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
 const profDir = mkdtempSync(join(tmpdir(), 'mandate-prof-'));
 const spawnedAt = Date.now();
-const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], {
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
-const address = await new Promise<string>((ok, fail) => {
-  let text = '';
-  const timer = setTimeout(() => fail(new Error(`mandate did not start\n${text}`)), 60_000);
-  child.stderr?.on('data', (c: Buffer) => {
-    text += c.toString();
-    const m = /"msg":"listening","address":"([^"]+)"/.exec(text);
-    if (m) {
-      clearTimeout(timer);
-      ok(m[1] as string);
-    }
-  });
-});
-const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
-const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
-const metadata = new Metadata();
-metadata.set('authorization', `Bearer ${scenario.jwtSvid}`);
-const started = await new Promise<Record<string, unknown>>((ok, fail) =>
-  (tasks['StartTask'] as Function).call(tasks, SCENARIO_TASK, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
-);
-tasks.close();
-const message = encodeCheckRequest(scenario.checkRequest(String(started['token'])));
-const frame = Buffer.alloc(5 + message.length);
-frame.writeUInt32BE(message.length, 1);
-message.copy(frame, 5);
+const { child, address } = await startMandate(config, ['--cpu-prof', '--cpu-prof-dir', profDir]);
 const bodyFile = join(scenario.dir, 'profile.bin');
-writeFileSync(bodyFile, frame);
+writeGrpcFrame(bodyFile, await startScenarioTask(address, scenario));
 const clients = Math.min(4, inFlight);
 // The profiler starts with the process: samples before the load (startup, loading the policy
 // set, the task) are left out of the summary.

@@ -2,11 +2,12 @@
 // JWT-SVID (ES256, key generated per run) and running inside a task (a transaction token from
 // StartTask). Used in process (bench/run.ts) and end to end (bench/load.ts).
 
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kPackageRoot } from '../src/package-root.js';
 import { writeGrownExample } from './policy-set.js';
+import { mintJwtSvid } from './identity.js';
 
 export const SCENARIO_CALLER = 'spiffe://example.org/ns/support/sa/support-agent';
 
@@ -18,16 +19,6 @@ export interface Scenario {
   readonly jwtSvid: string;
   /** The CheckRequest (examples/requests JSON form) once a task token is known. */
   checkRequest(txnToken: string): unknown;
-}
-
-function b64(v: unknown): string {
-  return Buffer.from(JSON.stringify(v)).toString('base64url');
-}
-
-function mintSvid(key: KeyObject, kid: string): string {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'ES256', typ: 'JWT', kid })}.${b64({ sub: SCENARIO_CALLER, aud: ['mandate'], iat: now, exp: now + 3600 })}`;
-  return `${head}.${sign('sha256', Buffer.from(head), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
 }
 
 /** `extra` generated policies on top of the example's 17 (0: the example alone). */
@@ -42,7 +33,7 @@ export function writeScenario(extra: number): Scenario {
   const template = JSON.parse(readFileSync(resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json'), 'utf8')) as {
     attributes: { source: Record<string, unknown>; request: { http: { headers: Record<string, string> } } };
   };
-  const jwtSvid = mintSvid(privateKey, 'bench');
+  const jwtSvid = mintJwtSvid('ES256', 'bench', privateKey, SCENARIO_CALLER);
   return {
     dir,
     config,

@@ -4,14 +4,13 @@
 // Reports RSS after start, after warm-up, at the end, and the growth over the steady part.
 //   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--smoke] [--out FILE]
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { kPackageRoot } from '../src/package-root.js';
-import { encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
-import { SCENARIO_TASK, writeScenario } from './scenario.js';
+import { writeScenario } from './scenario.js';
+import { startMandate, startScenarioTask, writeGrpcFrame } from './harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,38 +42,13 @@ function rssMb(pid: number): number {
 const scenario = writeScenario(policies - 17);
 const config = join(scenario.dir, 'mandate-soak.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
-const child: ChildProcess = spawn(process.execPath, [resolve(kPackageRoot, 'dist/src/main.js'), 'serve', '--config', config, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], {
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
 const loadStarted = Date.now();
-const address = await new Promise<string>((ok, fail) => {
-  let text = '';
-  const timer = setTimeout(() => fail(new Error(`mandate did not start\n${text}`)), 120_000);
-  child.stderr?.on('data', (c: Buffer) => {
-    text += c.toString();
-    const m = /"msg":"listening","address":"([^"]+)"/.exec(text);
-    if (m) {
-      clearTimeout(timer);
-      ok(m[1] as string);
-    }
-  });
-});
+const { child, address } = await startMandate(config);
 const startupSeconds = (Date.now() - loadStarted) / 1000;
 try {
-  const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
-  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
-  const metadata = new Metadata();
-  metadata.set('authorization', `Bearer ${scenario.jwtSvid}`);
-  const started = await new Promise<Record<string, unknown>>((ok, fail) =>
-    (tasks['StartTask'] as Function).call(tasks, SCENARIO_TASK, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
-  );
-  tasks.close();
-  const message = encodeCheckRequest(scenario.checkRequest(String(started['token'])));
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  message.copy(frame, 5);
+  const request = await startScenarioTask(address, scenario);
   const bodyFile = join(scenario.dir, 'soak.bin');
-  writeFileSync(bodyFile, frame);
+  writeGrpcFrame(bodyFile, request);
 
   const pid = child.pid as number;
   const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: rssMb(pid) }];

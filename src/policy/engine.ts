@@ -7,7 +7,8 @@ import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
-import { LazyPolicySet, ScopedSlices, ScopeIndex } from './scope-index.js';
+import { LazyPolicySet, ScopedSlices, ScopeIndex, uidKey } from './scope-index.js';
+import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { prepareProjection, type ActionProjection, type Projection } from './projection-plan.js';
 
@@ -58,6 +59,8 @@ export interface Evaluator {
 export const INLINE_EVALUATOR: Evaluator = Object.freeze({
   evaluate: (engine: PolicyEngine, request: CedarRequest): Outcome<Evaluation> => engine.evaluate(request),
 });
+
+const NOT_PROJECTED = Object.freeze({ projection: null, schemaless: null });
 
 /** Cedar's text for a context that does not fit the schema: the request's fault, not ours. */
 const CONTEXT_SCHEMA_ERROR = /^while parsing context/;
@@ -203,13 +206,25 @@ export class PolicyEngine {
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
   schemaless(request: CedarRequest): boolean {
-    const projection = this.projections.get(request.action.id);
-    return projection?.schemaless !== undefined && projection.conforms(request.context) && projection.schemaless.accepts(request.principal.type, request.resource.type, request.entities);
+    return this.pathFor(request).schemaless !== null;
   }
 
   /** Whether this request would be sent with its context projected (tests, benchmarks). */
   projects(request: CedarRequest): boolean {
-    return this.projections.get(request.action.id)?.conforms(request.context) === true;
+    return this.pathFor(request).projection !== null;
+  }
+
+  /**
+   * How a request is sent: its context projected when it provably conforms (else whole, against
+   * the whole schema, for Cedar's own answer), and without the schema when the rest of the
+   * request is proven too (schemaless.ts).
+   */
+  private pathFor(request: CedarRequest): { projection: ActionProjection | null; schemaless: SchemalessPlan | null } {
+    const projection = this.projections.get(request.action.id);
+    if (projection === undefined || !projection.conforms(request.context)) return NOT_PROJECTED;
+    const plan = projection.schemaless;
+    const schemaless = plan !== undefined && plan.accepts(request.principal.type, request.resource.type, request.entities) ? plan : null;
+    return { projection, schemaless };
   }
 
   /** How many actions send a projected context (when it conforms). */
@@ -256,19 +271,15 @@ export class PolicyEngine {
     let answer: cedar.AuthorizationAnswer;
     // The projected context and schema only when the whole context provably conforms;
     // otherwise the whole context against the whole schema, for Cedar's own answer.
-    const projection = this.projections.get(request.action.id);
-    const projected = projection !== undefined && projection.conforms(request.context);
-    // Without the schema when the rest of the request is proven too (schemaless.ts).
-    const plan = projected ? projection.schemaless : undefined;
-    const schemaless = plan !== undefined && plan.accepts(request.principal.type, request.resource.type, request.entities);
-    const schemaName = schemaless ? undefined : projected ? this.projectedSchemaName : this.schemaName;
+    const { projection, schemaless } = this.pathFor(request);
+    const schemaName = schemaless !== null ? undefined : projection !== null ? this.projectedSchemaName : this.schemaName;
     try {
       answer = cedar.statefulIsAuthorized({
         principal: request.principal,
         action: request.action,
         resource: request.resource,
-        context: projected ? (projection.project(request.context) as Context) : request.context,
-        entities: schemaless ? (plan as SchemalessPlan).entities(request.entities) : (request.entities as EntityJson[]),
+        context: projection !== null ? (projection.project(request.context) as Context) : request.context,
+        entities: schemaless !== null ? schemaless.entities(request.entities) : (request.entities as EntityJson[]),
         preparsedPolicySetId: this.policySetFor(request),
         ...(schemaName === undefined ? {} : { preparsedSchemaName: schemaName, validateRequest: true }),
       });
@@ -291,26 +302,11 @@ export class PolicyEngine {
   }
 }
 
-function uidKey(uid: EntityUidJson): string {
-  const u = '__entity' in uid ? uid.__entity : uid;
-  return `${u.type}::${u.id}`;
-}
 
 /** Each static entity's ancestors, transitively (cycles are cut). */
 function transitiveAncestors(entities: readonly EntityJson[]): Map<string, EntityUidJson[]> {
   const parents = new Map(entities.map((e) => [uidKey(e.uid), e.parents]));
-  const out = new Map<string, EntityUidJson[]>();
-  for (const e of entities) {
-    const seen = new Map<string, EntityUidJson>();
-    const stack = [...e.parents];
-    while (stack.length > 0) {
-      const p = stack.pop() as EntityUidJson;
-      const key = uidKey(p);
-      if (seen.has(key)) continue;
-      seen.set(key, p);
-      stack.push(...(parents.get(key) ?? []));
-    }
-    out.set(uidKey(e.uid), [...seen.values()]);
-  }
-  return out;
+  const uids = new Map(entities.flatMap((e) => e.parents).map((p) => [uidKey(p), p]));
+  const keysOf = (k: string): string[] | undefined => parents.get(k)?.map(uidKey);
+  return new Map(entities.map((e) => [uidKey(e.uid), [...reachable(keysOf(uidKey(e.uid)) ?? [], keysOf)].map((k) => uids.get(k) as EntityUidJson)]));
 }

@@ -127,20 +127,19 @@ export class EvaluationPool {
       const now = Date.now();
       const batch: Waiting[] = [];
       const versionId = (this.waiting[0] as Waiting).payload.version.version;
-      // One version per batch (two only meet around a reload); waiting order is kept.
-      for (let i = 0; i < this.waiting.length && batch.length < this.options.maxBatch; ) {
-        const w = this.waiting[i] as Waiting;
-        if (w.deadline <= now) {
-          this.waiting.splice(i, 1);
+      // The leading requests of one version (two only meet around a reload), in arrival order;
+      // those already past their deadline are answered instead of sent.
+      let taken = 0;
+      for (; taken < this.waiting.length && batch.length < this.options.maxBatch; taken++) {
+        const w = this.waiting[taken] as Waiting;
+        if (w.payload.version.version !== versionId) break;
+        if (w.deadline > now) batch.push(w);
+        else {
           this.counts.expired++;
           w.resolve(deny('overloaded', 'the request waited past its deadline for an evaluation worker'));
-        } else if (w.payload.version.version === versionId) {
-          this.waiting.splice(i, 1);
-          batch.push(w);
-        } else {
-          i++;
         }
       }
+      this.waiting.splice(0, taken);
       if (batch.length > 0) void this.run(batch);
     }
   }

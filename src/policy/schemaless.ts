@@ -12,6 +12,7 @@
 // Used only when requests carry their own entities alone (analysis.ts).
 
 import type { EntityJson, EntityUidJson } from './cedar.js';
+import { actionGroups } from './hierarchy.js';
 import { compileConformance, type CommonTypes, type Conformance, type SchemaType } from './projection.js';
 
 interface EntityTypeDef {
@@ -49,18 +50,15 @@ export function prepareSchemaless(
     if (Object.keys(def).some((k) => k !== 'memberOfTypes' && k !== 'shape' && k !== 'tags')) return null;
     entityChecks.set(name, compileEntityCheck(def, common));
   }
-  const groups = new Map<string, readonly string[]>();
-  for (const [id, def] of Object.entries(actions)) {
-    if (def.attributes !== undefined) return null;
-    if ((def.memberOf ?? []).some((m) => m.type !== undefined && m.type !== 'Action')) return null;
-    groups.set(id, (def.memberOf ?? []).map((m) => m.id));
-  }
+  if (Object.values(actions).some((def) => def.attributes !== undefined)) return null;
+  const groups = actionGroups(actions);
+  if (groups === null) return null;
   const plans = new Map<string, SchemalessPlan>();
   for (const [id, def] of Object.entries(actions)) {
     if (def.appliesTo === undefined) continue;
     const principals = new Set(def.appliesTo.principalTypes ?? []);
     const resources = new Set(def.appliesTo.resourceTypes ?? []);
-    const parents: EntityUidJson[] = [...ancestors(id, groups)].map((g) => ({ type: 'Action', id: g }));
+    const parents: EntityUidJson[] = [...(groups.get(id) ?? [])].map((g) => ({ type: 'Action', id: g }));
     const actionEntity = { uid: { type: 'Action', id }, attrs: {}, parents } as EntityJson;
     plans.set(id, {
       actionEntity,
@@ -91,18 +89,6 @@ function withReadAttributes(e: EntityJson, read: ReadonlySet<string>): EntityJso
   const kept: Record<string, unknown> = {};
   for (const name in attrs) if (read.has(name)) kept[name] = attrs[name];
   return { ...e, attrs: kept } as EntityJson;
-}
-
-function ancestors(id: string, groups: ReadonlyMap<string, readonly string[]>): Set<string> {
-  const seen = new Set<string>();
-  const stack = [...(groups.get(id) ?? [])];
-  while (stack.length > 0) {
-    const g = stack.pop() as string;
-    if (seen.has(g)) continue;
-    seen.add(g);
-    stack.push(...(groups.get(g) ?? []));
-  }
-  return seen;
 }
 
 /** An entity of this type whose attributes, tags and parents are proven to fit its declaration. */

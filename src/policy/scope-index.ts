@@ -12,7 +12,8 @@
 // only when a request carries its own entities alone (analysis.ts), with ancestors flattened in,
 // so the hierarchy is a walk over two or three entities, done here exactly as Cedar computes it.
 
-import type { EntityJson, EntityUidJson } from './cedar.js';
+import type { EntityJson } from './cedar.js';
+import { reachable } from './hierarchy.js';
 
 type Scope = { readonly op: 'All' } | { readonly op: '=='; readonly key: string } | { readonly op: 'in'; readonly key: string } | { readonly op: 'is'; readonly type: string; readonly inKey: string | null };
 
@@ -116,19 +117,8 @@ export class ScopeIndex {
 
 /** Every ancestor of an entity through the parents the request's entities give (Cedar's closure). */
 function ancestorsOf(key: string, entities: readonly EntityJson[]): string[] {
-  const byKey = (k: string): EntityJson | undefined => entities.find((e) => uidKey(e.uid as UidLike) === k);
-  const start = byKey(key);
-  if (start === undefined) return [];
-  const seen: string[] = [];
-  const stack: EntityUidJson[] = [...start.parents];
-  while (stack.length > 0) {
-    const k = uidKey(stack.pop() as UidLike);
-    if (seen.includes(k)) continue;
-    seen.push(k);
-    const next = byKey(k);
-    if (next !== undefined) stack.push(...next.parents);
-  }
-  return seen;
+  const parentsOf = (k: string): string[] | undefined => entities.find((e) => uidKey(e.uid as UidLike) === k)?.parents.map((p) => uidKey(p as UidLike));
+  return [...reachable(parentsOf(key) ?? [], parentsOf)];
 }
 
 /**

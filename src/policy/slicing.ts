@@ -6,6 +6,7 @@
 
 import * as cedar from './cedar.js';
 import type { PolicySource } from './loader.js';
+import { actionGroups } from './hierarchy.js';
 
 type Uid = { type: string; id: string } | { __entity: { type: string; id: string } };
 
@@ -23,25 +24,12 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
     if (json.type !== 'success') return null;
     const namespaces = Object.keys(json.json);
     if (namespaces.some((ns) => ns !== '')) return null; // namespaced actions: not handled, do not slice
-    const direct = new Map<string, string[]>();
-    for (const [id, action] of Object.entries(json.json['']?.actions ?? {})) {
+    const declared = json.json['']?.actions ?? {};
+    const closure = actionGroups(declared);
+    if (closure === null) return null;
+    for (const [id, groupsOf] of closure) {
       actions.add(id);
-      const parents = (action.memberOf ?? []).map((m) => {
-        if (m.type !== undefined && m.type !== 'Action') throw new Error('foreign action group');
-        return m.id;
-      });
-      direct.set(id, parents);
-    }
-    for (const id of actions) {
-      const seen = new Set<string>();
-      const stack = [...(direct.get(id) ?? [])];
-      while (stack.length > 0) {
-        const g = stack.pop() as string;
-        if (seen.has(g)) continue;
-        seen.add(g);
-        stack.push(...(direct.get(g) ?? []));
-      }
-      groups.set(id, seen);
+      groups.set(id, groupsOf);
     }
   }
   const scopes: { id: string; matches: (action: string) => boolean }[] = [];

@@ -1,0 +1,70 @@
+// What the end-to-end benchmarks (load.ts, soak.ts, profile.ts) share: starting a server in its
+// own process, starting the scenario's task on a running Mandate, and the request body h2load
+// sends.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
+import { kPackageRoot } from '../src/package-root.js';
+import { AUTHORIZATION_SERVICE, decodeCheckRequestBytes, encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
+import { SCENARIO_TASK, type Scenario } from './scenario.js';
+
+export const MANDATE_LISTENING = /"msg":"listening","address":"([^"]+)"/;
+
+/** Starts `node ...args` and waits for `match` (first group: the address) on one of its streams. */
+export function startProcess(args: string[], match: RegExp, stream: 'stdout' | 'stderr', timeoutMs = 120_000): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
+  return new Promise((resolveStart, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${text}`)), timeoutMs);
+    child[stream]?.on('data', (c: Buffer) => {
+      text += c.toString();
+      const m = match.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolveStart({ child, address: m[1] as string });
+      }
+    });
+  });
+}
+
+/** `mandate serve` with a config, on a free port, admin off; `nodeArgs` go before the script. */
+export function startMandate(config: string | null, nodeArgs: string[] = []): Promise<{ child: ChildProcess; address: string }> {
+  const configArgs = config === null ? [] : ['--config', config];
+  return startProcess([...nodeArgs, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], MANDATE_LISTENING, 'stderr');
+}
+
+/** gRPC framing for h2load's body file: 1 byte "not compressed", 4 bytes big-endian length, the message. */
+export function writeGrpcFrame(file: string, request: unknown): void {
+  const message = encodeCheckRequest(request);
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  writeFileSync(file, frame);
+}
+
+/**
+ * Starts the scenario's task on a running Mandate, checks that the scenario's request is allowed
+ * with its token (a benchmark of denies would measure the wrong thing), and returns the request.
+ */
+export async function startScenarioTask(address: string, s: Scenario): Promise<unknown> {
+  const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
+  const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
+  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const unary = (client: Record<string, Function>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
+    new Promise((ok, fail) => (client[method] as Function).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
+  try {
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${s.jwtSvid}`);
+    const started = await unary(tasks, 'StartTask', SCENARIO_TASK, metadata);
+    const request = s.checkRequest(String(started['token']));
+    const answer = await unary(check, 'Check', decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata());
+    if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`the scenario request is not allowed: ${JSON.stringify(answer)}`);
+    return request;
+  } finally {
+    tasks.close();
+    check.close();
+  }
+}
