@@ -2,7 +2,7 @@
 // then the profile summed by where the code lives (cedar-wasm, grpc-js, Mandate's own stages,
 // jose, garbage collection, idle) and the top functions by self time.
 //   node dist/bench/profile.js [--mode inline|pool] [--seconds N] [--in-flight N] [--policies N] [--out FILE]
-// The pool's workers are separate threads: with --mode pool the profile is the main thread's.
+// With --mode pool each evaluation worker's profile is summarized too.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,25 +42,26 @@ const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(run.stdout)?.[1
 child.kill('SIGTERM');
 await new Promise<void>((ok) => child.on('exit', () => ok()));
 
-// The main thread's profile: the largest file (workers write their own, smaller ones).
+// One profile per thread: the main thread's is the largest file, the pool's workers write their own.
 const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f));
 if (files.length === 0) throw new Error('no profile written');
-const file = files.map((f) => ({ f, size: readFileSync(f).length })).sort((a, b) => b.size - a.size)[0]?.f as string;
+const sorted = files.map((f) => ({ f, size: readFileSync(f).length })).sort((a, b) => b.size - a.size).map((x) => x.f);
 
 interface Node {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-const selfUs = new Map<number, number>();
-let elapsedUs = 0;
-profile.samples.forEach((id, i) => {
-  elapsedUs += profile.timeDeltas[i] ?? 0;
-  if (elapsedUs >= loadFromUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
-});
-const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+}
+const profiles = sorted.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Profile);
+// Sample times are on one monotonic clock for every thread: the load starts loadFromUs after
+// the main thread's profile does.
+const loadFromAbsUs = (profiles[0] as Profile).startTime + loadFromUs;
 
 function category(n: Node): string {
   const { url, functionName } = n.callFrame;
@@ -73,31 +74,49 @@ function category(n: Node): string {
   if (url.includes('/jose/')) return 'jose';
   if (url.includes('@opentelemetry')) return 'OpenTelemetry';
   if (url.includes('/dist/src/')) return `Mandate: ${url.slice(url.indexOf('/dist/src/') + '/dist/src/'.length).split('/')[0]}`;
-  if (url.startsWith('node:')) return 'Node.js (http2, streams, timers, crypto)';
+  if (url.startsWith('node:')) return 'Node.js (http2, streams, timers, crypto, worker messages)';
   return url === '' ? 'V8 and native (program)' : 'other';
 }
-const byCategory = new Map<string, number>();
-const byFunction = new Map<string, number>();
-for (const [id, us] of selfUs) {
-  const n = byId.get(id) as Node;
-  byCategory.set(category(n), (byCategory.get(category(n)) ?? 0) + us);
-  const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}`;
-  byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+
+/** A thread's samples under load, summed by category and by function, as markdown tables. */
+function summarize(title: string, profile: Profile): string[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  let at = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at >= loadFromAbsUs) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+  const byCategory = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id) as Node;
+    byCategory.set(category(n), (byCategory.get(category(n)) ?? 0) + us);
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+  }
+  const pct = (us: number): string => `${((us / total) * 100).toFixed(1)}%`;
+  return [
+    `## ${title}: ${(total / 1e6).toFixed(1)} s of samples under load`,
+    '',
+    '| where | share of samples |',
+    '| --- | ---: |',
+    ...[...byCategory].sort((a, b) => b[1] - a[1]).map(([k, v]) => `| ${k} | ${pct(v)} |`),
+    '',
+    '| top functions by self time | share |',
+    '| --- | ---: |',
+    ...[...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `| \`${k.replace(/\|/g, '\\|')}\` | ${pct(v)} |`),
+    '',
+  ];
 }
-const pct = (us: number): string => `${((us / total) * 100).toFixed(1)}%`;
+
 const md = [
   `# Where the time goes: Mandate (${mode}) under load (${new Date().toISOString()}, Node ${process.version})`,
   '',
-  `Scenario: ${scenario.policies} policies, JWT-SVID caller, task token; h2load ${inFlight} in flight for ${seconds} s: ${rps} Check/s. Main thread's CPU profile (--cpu-prof), the ${(total / 1e6).toFixed(1)} s under load (startup left out).`,
+  `Scenario: ${scenario.policies} policies, JWT-SVID caller, task token; h2load ${inFlight} in flight for ${seconds} s: ${rps} Check/s. CPU profiles (--cpu-prof) of every thread, startup left out.`,
   '',
-  '| where | share of samples |',
-  '| --- | ---: |',
-  ...[...byCategory].sort((a, b) => b[1] - a[1]).map(([k, v]) => `| ${k} | ${pct(v)} |`),
-  '',
-  '| top functions by self time | share |',
-  '| --- | ---: |',
-  ...[...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `| \`${k.replace(/\|/g, '\\|')}\` | ${pct(v)} |`),
-  '',
+  ...profiles.flatMap((p, i) => summarize(i === 0 ? 'Main thread' : `Evaluation worker ${i}`, p)),
 ];
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, md.join('\n'));
