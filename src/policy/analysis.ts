@@ -20,11 +20,12 @@ const OWN_CONTEXT_ENTITY_TYPES = new Set(['McpArguments']);
 
 export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null): boolean {
   if (schemaText !== null && !contextHoldsNoForeignEntities(schemaText)) return false;
-  for (const p of policies) {
-    if (p.json === null) return false;
-    for (const clause of p.json.conditions) if (!safe(clause.body)) return false;
-  }
-  return true;
+  return policies.every((p) => p.facts !== null && p.facts.confined);
+}
+
+/** Whether a policy's conditions (cedar-wasm's JSON form) are confined as above; read at load (facts.ts). */
+export function conditionsConfined(conditions: readonly { readonly body: unknown }[]): boolean {
+  return conditions.every((clause) => safe(clause.body));
 }
 
 function isVar(e: Json, ...names: string[]): boolean {

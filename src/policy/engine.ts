@@ -7,7 +7,7 @@ import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
 import { requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
-import { LazyPolicySet, ScopedSlices, ScopeIndex, uidKey } from './scope-index.js';
+import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope } from './scope-index.js';
 import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { prepareProjection, type ActionProjection, type Projection } from './projection-plan.js';
@@ -21,10 +21,12 @@ function preparseStatic(id: string, policies: Record<string, string>): boolean {
   return cedar.preparsePolicySet(id, { staticPolicies: policies }).type === 'success';
 }
 
-/** Each policy's principal and resource scope in cedar-wasm's JSON form. */
-function policyScopes(version: PolicyVersion): Map<string, { principal: unknown; resource: unknown }> {
-  const out = new Map<string, { principal: unknown; resource: unknown }>();
-  for (const p of version.policies) if (p.json !== null) out.set(p.id, { principal: p.json.principal, resource: p.json.resource });
+type PolicyScopes = { readonly principal: Scope | null; readonly resource: Scope | null };
+
+/** Each policy's principal and resource scope, read once (the same policy is in many action slices). */
+function policyScopes(version: PolicyVersion): Map<string, PolicyScopes> {
+  const out = new Map<string, PolicyScopes>();
+  for (const p of version.policies) if (p.facts !== null) out.set(p.id, { principal: readScope(p.facts.principal), resource: readScope(p.facts.resource) });
   return out;
 }
 

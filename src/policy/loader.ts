@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as cedar from './cedar.js';
-import type { EntityJson, DetailedError, PolicyJson } from './cedar.js';
+import type { EntityJson, DetailedError } from './cedar.js';
+import { FactsInterner, policyFacts, type PolicyFacts } from './facts.js';
 
 export interface PolicySource {
   /** @id("...") annotation, or "<file>:<line>" of the policy's first line. */
@@ -16,8 +17,8 @@ export interface PolicySource {
   readonly line: number;
   /** Cedar annotations, e.g. @approval("required") makes a deny answer approval_required. */
   readonly annotations: Readonly<Record<string, string>>;
-  /** cedar-wasm's JSON form, read once here for every load-time analysis (~0.5 ms per policy). */
-  readonly json: PolicyJson | null;
+  /** What the load-time analyses need, read once here from cedar-wasm's JSON form (~0.5 ms per policy); null if it had none. */
+  readonly facts: PolicyFacts | null;
 }
 
 export interface PolicyVersion {
@@ -54,11 +55,12 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
   }
 
   const policies: PolicySource[] = [];
+  const interner = new FactsInterner();
   for (const file of listPolicyFiles(paths.policies, problems)) {
     const text = readText(file, problems);
     if (text === null) continue;
     hash.update(`policy\0${basename(file)}\0${text}\0`);
-    policies.push(...splitPolicies(file, text, problems));
+    policies.push(...splitPolicies(file, text, problems, interner));
   }
   const seen = new Map<string, PolicySource>();
   for (const p of policies) {
@@ -103,7 +105,7 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
   });
 }
 
-function listPolicyFiles(dir: string, problems: string[]): string[] {
+export function listPolicyFiles(dir: string, problems: string[]): string[] {
   try {
     return readdirSync(dir, { withFileTypes: true })
       .filter((d) => d.isFile() && d.name.endsWith('.cedar'))
@@ -124,7 +126,7 @@ function readText(file: string, problems: string[]): string | null {
   }
 }
 
-function splitPolicies(file: string, text: string, problems: string[]): PolicySource[] {
+function splitPolicies(file: string, text: string, problems: string[], interner: FactsInterner): PolicySource[] {
   const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
   if (parsed.type === 'failure') {
     problems.push(...formatErrors(file, text, 0, parsed.errors));
@@ -155,7 +157,7 @@ function splitPolicies(file: string, text: string, problems: string[]): PolicySo
     }
     const json = cedar.policyToJson(part);
     const annotations = json.type === 'success' ? (json.json.annotations ?? {}) : {};
-    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, json: json.type === 'success' ? json.json : null });
+    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, facts: json.type === 'success' ? policyFacts(json.json, interner) : null });
   }
   return out;
 }

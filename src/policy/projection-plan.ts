@@ -4,7 +4,8 @@
 
 import * as cedar from './cedar.js';
 import type { PolicyVersion } from './loader.js';
-import { addAttributeNames, addContextReads, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
+import { addFactsReads, type PolicyFacts } from './facts.js';
+import { compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
 
 export interface ActionProjection {
@@ -27,14 +28,14 @@ export interface Projection {
 export function prepareProjection(version: PolicyVersion, schemaName: string, members: ReadonlyMap<string, readonly string[]>, extraActions: readonly string[], schemaless: boolean): Projection {
   const none: Projection = { byAction: new Map(), schemaName: undefined };
   const allIds = version.policies.map((p) => p.id);
-  const conditions = new Map<string, unknown>();
+  const facts = new Map<string, PolicyFacts>();
   for (const p of version.policies) {
-    if (p.json === null) return none;
-    conditions.set(p.id, p.json.conditions);
+    if (p.facts === null) return none;
+    facts.set(p.id, p.facts);
   }
   const trieFor = (action: string): PathTrie => {
     const trie = emptyTrie();
-    for (const id of members.get(action) ?? allIds) addContextReads(trie, conditions.get(id));
+    for (const id of members.get(action) ?? allIds) addFactsReads(trie, facts.get(id) as PolicyFacts);
     return trie;
   };
   const byAction = new Map<string, ActionProjection>();
@@ -51,7 +52,7 @@ export function prepareProjection(version: PolicyVersion, schemaName: string, me
   };
   const common: CommonTypes = namespace.commonTypes ?? {};
   const readAttributes = new Set<string>();
-  for (const c of conditions.values()) addAttributeNames(readAttributes, c);
+  for (const f of facts.values()) for (const name of f.attributes) readAttributes.add(name);
   const plans = schemaless ? prepareSchemaless(namespace.entityTypes, namespace.actions as Parameters<typeof prepareSchemaless>[1], common, readAttributes) : null;
   for (const [action, def] of Object.entries(namespace.actions)) {
     const type = def.appliesTo?.context;

@@ -15,7 +15,7 @@
 import type { EntityJson } from './cedar.js';
 import { reachable } from './hierarchy.js';
 
-type Scope = { readonly op: 'All' } | { readonly op: '=='; readonly key: string } | { readonly op: 'in'; readonly key: string } | { readonly op: 'is'; readonly type: string; readonly inKey: string | null };
+export type Scope = { readonly op: 'All' } | { readonly op: '=='; readonly key: string } | { readonly op: 'in'; readonly key: string } | { readonly op: 'is'; readonly type: string; readonly inKey: string | null };
 
 type UidLike = { type: string; id: string } | { __entity: { type: string; id: string } };
 
@@ -78,15 +78,13 @@ export class ScopeIndex {
   private readonly stamp: Int32Array;
   private generation = 0;
 
-  /** `scopes[i]` belongs to policy `ids[i]`; null when any scope is not understood. */
-  static build(ids: readonly string[], scopes: readonly { principal: unknown; resource: unknown }[]): ScopeIndex | null {
+  /** `scopes[i]` belongs to policy `ids[i]` (readScope); null when any scope is not understood. */
+  static build(ids: readonly string[], scopes: readonly { principal: Scope | null; resource: Scope | null }[]): ScopeIndex | null {
     const index = new ScopeIndex(ids);
     for (const [n, s] of scopes.entries()) {
-      const principal = readScope(s.principal);
-      const resource = readScope(s.resource);
-      if (principal === null || resource === null) return null;
-      index.principals.add(n, principal);
-      index.resources.add(n, resource);
+      if (s.principal === null || s.resource === null) return null;
+      index.principals.add(n, s.principal);
+      index.resources.add(n, s.resource);
     }
     return index;
   }

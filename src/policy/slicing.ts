@@ -1,7 +1,7 @@
 // Policy slicing by action: a request is evaluated only against the policies whose action
 // scope can match its action (plus those with no action constraint), each slice preparsed once
 // at load. Cedar evaluates every policy it is given (~20 us each here), so this is most of the
-// policy cost. A policy's action scope is read from cedar-wasm's JSON form; action groups come
+// policy cost. A policy's action scope is read from cedar-wasm's JSON form (facts.ts); action groups come
 // from the schema (transitively). Anything this cannot read with certainty turns slicing off.
 
 import * as cedar from './cedar.js';
@@ -34,8 +34,8 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
   }
   const scopes: { id: string; matches: (action: string) => boolean }[] = [];
   for (const p of policies) {
-    if (p.json === null) return null;
-    const c = p.json.action as { op: string; entity?: Uid; entities?: Uid[] };
+    if (p.facts === null) return null;
+    const c = p.facts.action as { op: string; entity?: Uid; entities?: Uid[] };
     if (c.op === 'All') {
       scopes.push({ id: p.id, matches: () => true });
       continue;

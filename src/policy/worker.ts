@@ -21,9 +21,6 @@ function prepare(payload: VersionPayload): { ok: true; engine: PolicyEngine } | 
   if (!prepared.ok) return { ok: false, message: prepared.message ?? prepared.code };
   for (const [versionId, engine] of engines) if (engine.slot === `worker-${slot}`) engines.delete(versionId);
   engines.set(id, prepared.value);
-  // The policies' JSON form served the load-time analysis only; this copy is the worker's own
-  // (structured clone), and with 10,000 policies it is most of the worker's heap.
-  for (const p of payload.version.policies) (p as { json: unknown }).json = null;
   return { ok: true, engine: prepared.value };
 }
 
