@@ -106,8 +106,8 @@ export async function runServe(args: string[]): Promise<number> {
   const stopWatching = config.watch ? store.watch(report('watch')) : () => undefined;
   const stopShadowWatch = config.watch && runtime.shadow !== null ? runtime.shadow.watch(reportShadow) : () => undefined;
   process.on('SIGHUP', () => {
-    report('SIGHUP')(store.reload());
-    if (runtime.shadow !== null) reportShadow(runtime.shadow.reload());
+    void store.reload().then(report('SIGHUP'));
+    if (runtime.shadow !== null) void runtime.shadow.reload().then(reportShadow);
     bundles.reloadFiles();
     try {
       tasks?.keys.reload();

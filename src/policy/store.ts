@@ -1,11 +1,13 @@
-// Holds the live policy version and replaces it whole on reload. A reload loads, validates and
-// preparses the new version completely beside the old one, then swaps one reference; a bad
-// version is rejected and the previous one keeps deciding.
+// Holds the live policy version and replaces it whole on reload. A reload loads and validates
+// the new version in a thread of its own (load-thread.ts: the event loop keeps deciding),
+// preparses it beside the old one, then swaps one reference; a bad version is rejected and the
+// previous one keeps deciding.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { PolicyEngine } from './engine.js';
-import { loadPolicyVersion, PolicyLoadError, type PolicyPaths } from './loader.js';
+import { PolicyLoadError, type PolicyPaths, type PolicyVersion } from './loader.js';
+import { loadPolicyVersionAtStartup, loadPolicyVersionInThread } from './load-thread.js';
 
 export type ReloadResult =
   | { readonly ok: true; readonly version: string; readonly changed: boolean }
@@ -19,6 +21,9 @@ export class PolicyStore {
   private slot = 0;
   private readonly storeId: number;
   private listeners: ((engine: PolicyEngine) => void)[] = [];
+  /** The reload running now, and the one asked for while it runs (files may have changed since it read them). */
+  private running: Promise<ReloadResult> | null = null;
+  private queued: Promise<ReloadResult> | null = null;
 
   private constructor(
     private readonly paths: PolicyPaths,
@@ -33,7 +38,7 @@ export class PolicyStore {
   /** actions: the Cedar actions requests can carry, for slicing when there is no schema. */
   static open(paths: PolicyPaths, actions: readonly string[] = []): PolicyStore {
     const storeId = ++storeCount;
-    return new PolicyStore(paths, prepare(paths, `${storeId}-0`, actions), storeId, actions);
+    return new PolicyStore(paths, prepare(loadPolicyVersionAtStartup(paths), `${storeId}-0`, actions), storeId, actions);
   }
 
   get current(): PolicyEngine {
@@ -44,16 +49,35 @@ export class PolicyStore {
     this.listeners.push(listener);
   }
 
-  reload(): ReloadResult {
+  /** Loads the files again; one reload at a time, and one more if asked while one runs. */
+  reload(): Promise<ReloadResult> {
+    if (this.running === null) {
+      this.running = this.load().finally(() => (this.running = null));
+      return this.running;
+    }
+    this.queued ??= this.running.then(() => {
+      this.queued = null;
+      return this.reload();
+    });
+    return this.queued;
+  }
+
+  private async load(): Promise<ReloadResult> {
+    let version: PolicyVersion;
+    try {
+      version = await loadPolicyVersionInThread(this.paths);
+    } catch (err) {
+      return { ok: false, problems: err instanceof PolicyLoadError ? err.problems : [String((err as Error)?.message ?? err)] };
+    }
+    if (version.version === this.engine.version.version) return { ok: true, version: version.version, changed: false };
     const nextSlot = this.slot ^ 1;
     let next: PolicyEngine;
     try {
-      next = prepare(this.paths, `${this.storeId}-${nextSlot}`, this.actions);
+      next = prepare(version, `${this.storeId}-${nextSlot}`, this.actions);
     } catch (err) {
       if (err instanceof PolicyLoadError) return { ok: false, problems: err.problems };
       return { ok: false, problems: [String((err as Error)?.message ?? err)] };
     }
-    if (next.version.version === this.engine.version.version) return { ok: true, version: next.version.version, changed: false };
     this.slot = nextSlot;
     this.engine = next;
     for (const listener of this.listeners) listener(next);
@@ -69,7 +93,7 @@ export class PolicyStore {
     let timer: NodeJS.Timeout | undefined;
     const trigger = (): void => {
       clearTimeout(timer);
-      timer = setTimeout(() => onResult(this.reload()), debounceMs);
+      timer = setTimeout(() => void this.reload().then(onResult), debounceMs);
       timer.unref();
     };
     const add = (target: string, filter?: string): void => {
@@ -93,8 +117,7 @@ export class PolicyStore {
   }
 }
 
-function prepare(paths: PolicyPaths, slot: string, actions: readonly string[]): PolicyEngine {
-  const version = loadPolicyVersion(paths);
+function prepare(version: PolicyVersion, slot: string, actions: readonly string[]): PolicyEngine {
   const engine = PolicyEngine.prepare(version, slot, { actions });
   if (!engine.ok) throw new PolicyLoadError([`cedar-wasm refused the policy set: ${engine.message ?? engine.code}`]);
   return engine.value;
