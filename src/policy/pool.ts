@@ -55,6 +55,13 @@ export interface PoolStats {
   readonly workerFailures: number;
 }
 
+/**
+ * A worker's young generation, capped: V8 grows it to its default maximum while a version is
+ * received and prepared and keeps it. Measured with 10,000 policies and 4 workers: RSS 500 MB
+ * by default, 401 MB with 4 MB; throughput at 64 in flight was within the run's noise.
+ */
+const WORKER_YOUNG_GENERATION_MB = 4;
+
 /** Evaluations further apart than this are "quiet": the main thread has time for them (mode auto). */
 const QUIET_MS = 0.25;
 
@@ -74,6 +81,7 @@ export class EvaluationPool {
       maxThreads: options.workers,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }
 
@@ -187,10 +195,16 @@ const payloads = new WeakMap<PolicyEngine, VersionPayload>();
  * What a worker needs of a version. Not the static entities: requests are mapped on the main
  * thread and carry their own entities, and 20,000 entities cost each worker tens of megabytes.
  */
+const NO_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({});
+
 function payloadFor(engine: PolicyEngine): VersionPayload {
   let payload = payloads.get(engine);
   if (payload === undefined) {
-    payload = { version: { ...engine.version, entities: [] }, actions: engine.actions };
+    // What evaluation needs, no more: each worker holds its own copy of everything sent. No
+    // static entities (requests carry theirs), no file positions or annotations (the main
+    // thread reports them).
+    const policies = engine.version.policies.map((p) => ({ id: p.id, text: p.text, file: '', line: 0, annotations: NO_ANNOTATIONS, facts: p.facts }));
+    payload = { version: { ...engine.version, policies, entities: [] }, actions: engine.actions };
     payloads.set(engine, payload);
   }
   return payload;
