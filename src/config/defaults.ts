@@ -18,9 +18,11 @@ export const DEFAULTS = Object.freeze({
   adminListen: '127.0.0.1:9192',
   decisionLogMaxBufferBytes: 1 << 20,
   // Measured (docs/performance.md): the pool serves 1.5-2.5x the Checks of inline evaluation from
-  // 16 requests in flight on, at the cost of ~0.5 ms at one request in flight. One worker per
-  // core beyond the one the main thread (gRPC, decoding, identity, tasks) keeps busy.
-  evaluationMode: 'pool' as 'inline' | 'pool' | 'auto',
+  // 16 requests in flight on, but costs ~0.4 ms per request at one in flight; auto (the pool,
+  // with a request that comes alone evaluated inline) matched inline at one in flight and the
+  // pool under load in four of five same-run comparisons. One worker per core beyond the one
+  // the main thread (gRPC, decoding, identity, tasks) keeps busy.
+  evaluationMode: 'auto' as 'inline' | 'pool' | 'auto',
   evaluationWorkers: Math.max(1, availableParallelism() - 1),
   evaluationMaxQueue: 1024,
   evaluationMaxBatch: 32,

@@ -48,6 +48,8 @@ export interface PoolStats {
   readonly waiting: number;
   readonly inFlight: number;
   readonly batches: number;
+  /** Requests evaluated by a worker (in `batches` batches). */
+  readonly pooled: number;
   /** Evaluated on the calling thread because nothing else was going on (mode auto). */
   readonly inline: number;
   readonly overloaded: number;
@@ -71,7 +73,7 @@ export class EvaluationPool {
   private activeBatches = 0;
   private inFlight = 0;
   private closed = false;
-  private readonly counts = { batches: 0, inline: 0, overloaded: 0, expired: 0, workerFailures: 0 };
+  private readonly counts = { batches: 0, pooled: 0, inline: 0, overloaded: 0, expired: 0, workerFailures: 0 };
   private lastActivity = -Infinity;
 
   constructor(private readonly options: PoolOptions) {
@@ -171,6 +173,7 @@ export class EvaluationPool {
         answer = (await this.piscina.run({ kind: 'evaluate', versionId: first.payload.version.version, payload: first.payload, requests } satisfies WorkerRequest, options)) as WorkerResponse;
       }
       if (answer.kind !== 'evaluated' || answer.results.length !== batch.length) throw new Error(`unexpected answer from the worker: ${answer.kind}`);
+      this.counts.pooled += batch.length;
       for (const [i, w] of batch.entries()) w.resolve(answer.results[i] as Outcome<Evaluation>);
     } catch (err) {
       if (abort?.signal.aborted === true) {
@@ -191,12 +194,12 @@ export class EvaluationPool {
 
 const payloads = new WeakMap<PolicyEngine, VersionPayload>();
 
+const NO_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({});
+
 /**
  * What a worker needs of a version. Not the static entities: requests are mapped on the main
  * thread and carry their own entities, and 20,000 entities cost each worker tens of megabytes.
  */
-const NO_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({});
-
 function payloadFor(engine: PolicyEngine): VersionPayload {
   let payload = payloads.get(engine);
   if (payload === undefined) {

@@ -156,6 +156,7 @@ describe('a server with evaluation.mode pool', () => {
       assert.notEqual(codeOf(denied), null);
       // The refund is refused before evaluation (its route requires a task): one evaluation, pooled.
       assert.equal(server.server.poolStats()?.batches, 1);
+      assert.equal(server.server.poolStats()?.pooled, 1);
     } finally {
       client.close();
       await server.close();
