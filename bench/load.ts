@@ -56,11 +56,14 @@ interface LevelResult {
   p999us: number;
 }
 
-function drive(server: ServerName, address: string, bodyFile: string, clients: number, streams: number): LevelResult {
-  const log = join(dir, `${server}-${clients}x${streams}.log`);
+/** `rate`: a fixed offered load in requests per second (all clients together), instead of as fast as answered. */
+function drive(server: ServerName, address: string, bodyFile: string, clients: number, streams: number, rate?: number): LevelResult {
+  const log = join(dir, `${server}-${clients}x${streams}${rate === undefined ? '' : `-at-${rate}`}.log`);
   const args = [
     `http://${address}/envoy.service.auth.v3.Authorization/Check`,
     '-c', String(clients), '-m', String(streams), '-t', '1',
+    // h2load's --rps is per client.
+    ...(rate === undefined ? [] : ['--rps', String(Math.max(1, Math.round(rate / clients)))]),
     '-D', String(seconds), ...(warmup > 0 ? ['--warm-up-time', String(warmup)] : []),
     '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers',
     '--log-file', log,
@@ -99,6 +102,7 @@ try {
   throw err;
 }
 const results: LevelResult[] = [];
+const halfPeak: (LevelResult & { mode: Mode; peak: number; rate: number })[] = [];
 try {
   const names = [...servers.keys()];
   for (const [i, [clients, streams]] of LEVELS.entries()) {
@@ -107,6 +111,17 @@ try {
     for (const name of order) {
       const s = servers.get(name) as { address: string; bodyFile: string };
       results.push(drive(name, s.address, s.bodyFile, clients, streams));
+    }
+  }
+  // Target 3 of the issue: p99 at half of each Mandate mode's peak (its best throughput over the
+  // levels above), offered at that fixed rate; the no-op at the same rate beside it.
+  for (const mode of modes) {
+    const name = nameOf(mode);
+    const peak = Math.max(...results.filter((r) => r.server === name).map((r) => r.rps));
+    const rate = Math.max(1, Math.round(peak / 2));
+    for (const target of [name, 'noop'] as ServerName[]) {
+      const s = servers.get(target) as { address: string; bodyFile: string };
+      halfPeak.push({ mode, peak, rate, ...drive(target, s.address, s.bodyFile, 4, 16, rate) });
     }
   }
 } finally {
@@ -138,6 +153,7 @@ const report = {
   request: requestFile ?? `scenario: ${scenario?.policies} policies, JWT-SVID caller, task token (bench/scenario.ts)`,
   modes,
   levels: rows,
+  halfPeak,
 };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
@@ -153,6 +169,12 @@ const md = [
       (x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'noop' ? '' : (ratio(x, r.noop) ?? '')} |`,
     ),
   ),
+  '',
+  '## At half of peak (fixed offered load: target p99 < 2 ms)',
+  '',
+  '| mode | its peak req/s | offered req/s | server | achieved req/s | p50 µs | p90 µs | p99 µs | p99.9 µs |',
+  '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ...halfPeak.map((x) => `| ${x.mode} | ${x.peak} | ${x.rate} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} |`),
   '',
 ];
 writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));

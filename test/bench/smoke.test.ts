@@ -36,12 +36,22 @@ describe('npm run bench: load (smoke)', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-load-')), 'load.json');
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/load.js'), '--smoke', '--seconds', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
-    const report = JSON.parse(readFileSync(out, 'utf8')) as { levels: { inFlight: number; mandate: { requests: number }; pool?: { requests: number }; noop: { requests: number }; throughputRatio: number }[] };
+    const report = JSON.parse(readFileSync(out, 'utf8')) as {
+      levels: { inFlight: number; mandate: { requests: number }; pool?: { requests: number }; noop: { requests: number }; throughputRatio: number }[];
+      halfPeak: { mode: string; server: string; peak: number; rate: number; requests: number; p99us: number }[];
+    };
     assert.deepEqual(report.levels.map((l) => l.inFlight), [1, 16, 64, 256]);
     for (const l of report.levels) {
       assert.ok(l.mandate.requests > 0 && (l.pool?.requests ?? 0) > 0 && l.noop.requests > 0, `Mandate inline, Mandate pooled and the no-op answered at ${l.inFlight} in flight`);
       assert.ok(Number.isFinite(l.throughputRatio));
     }
+    // Each mode again at half of its peak, the no-op at the same rate beside it.
+    assert.deepEqual(report.halfPeak.map((h) => `${h.mode}:${h.server}`), ['inline:mandate', 'inline:noop', 'pool:mandate-pool', 'pool:noop', 'auto:mandate-auto', 'auto:noop']);
+    for (const h of report.halfPeak) {
+      assert.equal(h.rate, Math.max(1, Math.round(h.peak / 2)));
+      assert.ok(h.requests > 0 && h.p99us > 0, `${h.server} answered at ${h.rate}/s`);
+    }
+    assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /## At half of peak/);
     assert.match(readFileSync(out.replace(/\.json$/, '.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*Mandate p99[\s\S]*<\/svg>\n$/);
   });
 });
