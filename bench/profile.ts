@@ -42,10 +42,13 @@ const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(run.stdout)?.[1
 child.kill('SIGTERM');
 await new Promise<void>((ok) => child.on('exit', () => ok()));
 
-// One profile per thread: the main thread's is the largest file, the pool's workers write their own.
-const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f));
+// One profile per thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0
+// is the main thread, the pool's workers come after it.
+const threadOf = (f: string): number => Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1] ?? Number.MAX_SAFE_INTEGER);
+const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
 if (files.length === 0) throw new Error('no profile written');
-const sorted = files.map((f) => ({ f, size: readFileSync(f).length })).sort((a, b) => b.size - a.size).map((x) => x.f);
+const sorted = files.sort((a, b) => threadOf(a) - threadOf(b)).map((f) => join(profDir, f));
+if (threadOf(sorted[0] as string) !== 0) throw new Error(`no main-thread profile among ${files.join(', ')}`);
 
 interface Node {
   id: number;
@@ -66,6 +69,8 @@ const loadFromAbsUs = (profiles[0] as Profile).startTime + loadFromUs;
 function category(n: Node): string {
   const { url, functionName } = n.callFrame;
   if (functionName === '(idle)') return 'idle (waiting for requests)';
+  // piscina's worker blocks in Atomics.wait between tasks.
+  if (functionName === 'atomicsWaitLoop' && url.includes('piscina')) return 'idle (worker waiting for a task)';
   if (functionName === '(garbage collector)') return 'garbage collection';
   if (functionName === '(program)') return 'V8 and native (program)';
   if (url.includes('cedar-wasm') || url.startsWith('wasm://') || functionName.startsWith('wasm-function') || functionName.includes('Wasm')) return 'cedar-wasm (evaluation, JSON in and out)';
@@ -76,6 +81,11 @@ function category(n: Node): string {
   if (url.includes('/dist/src/')) return `Mandate: ${url.slice(url.indexOf('/dist/src/') + '/dist/src/'.length).split('/')[0]}`;
   if (url.startsWith('node:')) return 'Node.js (http2, streams, timers, crypto, worker messages)';
   return url === '' ? 'V8 and native (program)' : 'other';
+}
+
+function sampledUnderLoad(profile: Profile): boolean {
+  let at = profile.startTime;
+  return profile.samples.some((_, i) => (at += profile.timeDeltas[i] ?? 0) >= loadFromAbsUs);
 }
 
 /** A thread's samples under load, summed by category and by function, as markdown tables. */
@@ -116,7 +126,8 @@ const md = [
   '',
   `Scenario: ${scenario.policies} policies, JWT-SVID caller, task token; h2load ${inFlight} in flight for ${seconds} s: ${rps} Check/s. CPU profiles (--cpu-prof) of every thread, startup left out.`,
   '',
-  ...profiles.flatMap((p, i) => summarize(i === 0 ? 'Main thread' : `Evaluation worker ${i}`, p)),
+  // Threads with no samples under load (the short-lived policy-load thread at startup) are left out.
+  ...profiles.flatMap((p, i) => (i > 0 && !sampledUnderLoad(p) ? [] : summarize(i === 0 ? 'Main thread' : `Thread ${threadOf(sorted[i] as string)} (evaluation worker)`, p))),
 ];
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, md.join('\n'));

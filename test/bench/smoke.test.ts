@@ -69,3 +69,20 @@ describe('npm run bench:soak (smoke)', () => {
     assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /growth over the steady part/);
   });
 });
+
+describe('bench/profile (smoke)', () => {
+  it('profiles every thread of a pooled Mandate under load and sums each by where the code lives', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'mandate-profile-')), 'profile.md');
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/profile.js'), '--mode', 'pool', '--seconds', '1', '--in-flight', '8', '--out', out], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
+    const md = readFileSync(out, 'utf8');
+    const rps = Number(/for 1 s: ([\d.]+) Check\/s/.exec(md)?.[1]);
+    assert.ok(rps > 0, 'requests were answered under the profiler');
+    // The main thread first, then the evaluation worker, which is where Cedar runs.
+    const sections = [...md.matchAll(/^## (.+?): [\d.]+ s of samples under load$/gm)].map((m) => m[1]);
+    assert.equal(sections[0], 'Main thread');
+    assert.ok(sections.slice(1).some((t) => /^Thread \d+ \(evaluation worker\)$/.test(t ?? '')), sections.join(', '));
+    const worker = md.slice(md.indexOf('(evaluation worker)'));
+    assert.match(worker, /\| cedar-wasm \(evaluation, JSON in and out\) \| [\d.]+% \|/);
+  });
+});
