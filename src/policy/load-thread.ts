@@ -67,6 +67,9 @@ export function loadPolicyVersionBlocking(paths: PolicyPaths): PolicyVersion {
 /** Loads in a thread without blocking the event loop (reloads while serving). */
 export function loadPolicyVersionInThread(paths: PolicyPaths): Promise<PolicyVersion> {
   const { worker, port } = start(paths);
+  // A reload still loading must not hold a draining server open: at exit it is dropped.
+  worker.unref();
+  port.unref();
   return new Promise<PolicyVersion>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => finish(() => reject(new PolicyLoadError([`policy load did not finish within ${LOAD_TIMEOUT_MS / 1000} s`]))), LOAD_TIMEOUT_MS);

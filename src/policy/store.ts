@@ -49,7 +49,10 @@ export class PolicyStore {
     this.listeners.push(listener);
   }
 
-  /** Loads the files again; one reload at a time, and one more if asked while one runs. */
+  /**
+   * Loads the files again; one reload at a time, and one more if asked while one runs. The load
+   * thread does not keep the process alive (a draining server does not wait for it).
+   */
   reload(): Promise<ReloadResult> {
     if (this.running === null) {
       this.running = this.load().finally(() => (this.running = null));
