@@ -12,15 +12,32 @@
 // Anything else, anywhere, turns it off for the whole policy version.
 
 import * as cedar from './cedar.js';
+import type { EntityJson } from './cedar.js';
 import type { PolicySource } from './loader.js';
 
 type Json = unknown;
 
 const OWN_CONTEXT_ENTITY_TYPES = new Set(['McpArguments']);
 
-export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null): boolean {
+export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null, entities: readonly EntityJson[]): boolean {
+  if (actionHierarchyInEntities(schemaText, entities)) return false;
   if (schemaText !== null && !contextHoldsNoForeignEntities(schemaText)) return false;
   return policies.every((p) => p.facts !== null && p.facts.confined);
+}
+
+/**
+ * Without a schema, action groups can only come from the static entities (an `Action` entity
+ * with parents). Requests built from their own entities would not carry the action's
+ * ancestors, and slicing reads action groups from the schema only: either would leave out a
+ * policy scoped `action in` a group, and a forbid left out is an allow by accident. Both are
+ * off for such a version (with a schema, Cedar takes action entities from the schema).
+ */
+export function actionHierarchyInEntities(schemaText: string | null, entities: readonly EntityJson[]): boolean {
+  return schemaText === null && entities.some((e) => isActionType('__entity' in e.uid ? e.uid.__entity.type : e.uid.type));
+}
+
+function isActionType(type: string): boolean {
+  return type === 'Action' || type.endsWith('::Action');
 }
 
 /** Whether a policy's conditions (cedar-wasm's JSON form) are confined as above; read at load (facts.ts). */

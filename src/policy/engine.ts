@@ -5,7 +5,7 @@ import * as cedar from './cedar.js';
 import type { Context, EntityJson, EntityUidJson } from './cedar.js';
 import { deny, ok, type Outcome } from '../check/reasons.js';
 import type { PolicyVersion } from './loader.js';
-import { requestEntitiesSuffice } from './analysis.js';
+import { actionHierarchyInEntities, requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
 import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope } from './scope-index.js';
 import { reachable } from './hierarchy.js';
@@ -79,6 +79,11 @@ export class PolicyEngine {
    * request's own: requests then carry only their own entities, with ancestors flattened in.
    */
   readonly requestEntitiesOnly: boolean;
+  /**
+   * The choices prepare made from what only this thread may hold (the static entities): a pool
+   * worker, which is sent no entities, prepares with these so that it decides exactly as here.
+   */
+  readonly derived: { readonly requestEntitiesOnly: boolean; readonly slicing: boolean };
   /** Preparsed policy set per action id (slicing.ts); actions not listed use the whole set. */
   private readonly slices: ReadonlyMap<string, string>;
   /** Context projection per action (projection.ts); actions not listed send the whole context. */
@@ -95,6 +100,7 @@ export class PolicyEngine {
     private readonly whole: LazyPolicySet,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
+    slicing: boolean,
     slices: ReadonlyMap<string, string>,
     private readonly scoped: ReadonlyMap<string, ScopedSlices>,
     projection: { readonly byAction: ReadonlyMap<string, ActionProjection>; readonly schemaName: string | undefined },
@@ -107,6 +113,7 @@ export class PolicyEngine {
     this.annotations = new Map(version.policies.map((p) => [p.id, p.annotations]));
     this.ancestors = transitiveAncestors(version.entities);
     this.requestEntitiesOnly = requestEntitiesOnly;
+    this.derived = Object.freeze({ requestEntitiesOnly, slicing });
   }
 
   /**
@@ -144,9 +151,10 @@ export class PolicyEngine {
     const policySetId = `policies-${slot}`;
     const allPolicies = (): Record<string, string> => Object.fromEntries(version.policies.map((p) => [p.id, p.text]));
     const whole = new LazyPolicySet(policySetId, allPolicies, preparseStatic);
+    const slicing = options.slicing ?? !actionHierarchyInEntities(version.schemaText, version.entities);
     // Without slicing every request needs the whole set: prepare it now, and refuse a set
     // cedar-wasm will not take. With slicing it is prepared when a request first needs it.
-    if (options.slicing === false) {
+    if (!slicing) {
       const set = cedar.preparsePolicySet(policySetId, { staticPolicies: allPolicies() });
       if (set.type === 'failure') return deny('internal_error', set.errors.map((e) => e.message).join('; '));
     }
@@ -156,13 +164,13 @@ export class PolicyEngine {
       const schema = cedar.preparseSchema(schemaName, version.schemaText);
       if (schema.type === 'failure') return deny('internal_error', schema.errors.map((e) => e.message).join('; '));
     }
-    const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText);
+    const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText, version.entities);
     // One preparsed set per distinct slice (actions with the same policies share it).
     const slices = new Map<string, string>();
     const scopedSlices = new Map<string, ScopedSlices>();
     const preparedIds = new Set<string>();
     let byAction: Map<string, string[]> | null = null;
-    if (options.slicing !== false) {
+    if (slicing) {
       try {
         byAction = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
       } catch {
@@ -202,8 +210,8 @@ export class PolicyEngine {
     if (options.projection !== false) {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
-    if (options.slicing !== false && byAction === null) whole.id(); // not sliced after all: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, schemaName, lean, slices, scopedSlices, projection));
+    if (byAction === null) whole.id(); // not sliced: every request needs it
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, schemaName, lean, slicing, slices, scopedSlices, projection));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */

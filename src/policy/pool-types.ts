@@ -10,6 +10,8 @@ export interface VersionPayload {
   readonly version: PolicyVersion;
   /** The engine's options that depend on the config (actions of the routes, for slicing without a schema). */
   readonly actions: readonly string[];
+  /** What the main thread's engine derived from the static entities, which the worker is not sent (engine.ts `derived`). */
+  readonly derived: { readonly requestEntitiesOnly: boolean; readonly slicing: boolean };
 }
 
 export type WorkerRequest =

@@ -207,7 +207,7 @@ function payloadFor(engine: PolicyEngine): VersionPayload {
     // static entities (requests carry theirs), no file positions or annotations (the main
     // thread reports them).
     const policies = engine.version.policies.map((p) => ({ id: p.id, text: p.text, file: '', line: 0, annotations: NO_ANNOTATIONS, facts: p.facts }));
-    payload = { version: { ...engine.version, policies, entities: [] }, actions: engine.actions };
+    payload = { version: { ...engine.version, policies, entities: [] }, actions: engine.actions, derived: engine.derived };
     payloads.set(engine, payload);
   }
   return payload;

@@ -17,7 +17,8 @@ function prepare(payload: VersionPayload): { ok: true; engine: PolicyEngine } | 
   // Two slots, alternating: cedar-wasm replaces a preparsed set stored under a reused id.
   const slot = nextSlot;
   nextSlot ^= 1;
-  const prepared = PolicyEngine.prepare(payload.version, `worker-${slot}`, { actions: payload.actions });
+  // Prepared with the main thread's choices: they depend on the static entities, not sent here.
+  const prepared = PolicyEngine.prepare(payload.version, `worker-${slot}`, { actions: payload.actions, ...payload.derived });
   if (!prepared.ok) return { ok: false, message: prepared.message ?? prepared.code };
   for (const [versionId, engine] of engines) if (engine.slot === `worker-${slot}`) engines.delete(versionId);
   engines.set(id, prepared.value);

@@ -3,13 +3,15 @@
 // principals; and the analysis must refuse policy sets that read other entities.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { CheckRequestMessage } from '../../src/check/decode.js';
 import { decide, createDecisionState, type DecisionState } from '../../src/check/pipeline.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
-import { PolicyEngine } from '../../src/policy/engine.js';
+import { PolicyEngine, type CedarRequest } from '../../src/policy/engine.js';
+import { EvaluationPool } from '../../src/policy/pool.js';
 import { loadPolicyVersion } from '../../src/policy/loader.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../../src/server/protos.js';
 import { copyExample, exampleRequests } from '../helpers/server.js';
@@ -69,5 +71,47 @@ describe('request-only entities and slices by action', () => {
     const engine = PolicyEngine.prepare(version, `refused-${Math.random()}`);
     assert.ok(engine.ok);
     assert.equal(engine.value.requestEntitiesOnly, false);
+  });
+
+  it('and slicing are off without a schema when the static entities give actions groups', async () => {
+    // Without a schema, `action in Action::"read"` follows the Action entities of entities.json.
+    // Requests built from their own entities would not carry the action's groups, and slicing
+    // reads groups from the schema only: the forbid would be left out and the request allowed.
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-action-groups-'));
+    mkdirSync(join(dir, 'policies'));
+    writeFileSync(join(dir, 'policies', 'p.cedar'), '@id("allow-all")\npermit (principal, action, resource);\n@id("no-reads")\nforbid (principal, action in Action::"read", resource);\n');
+    writeFileSync(
+      join(dir, 'entities.json'),
+      JSON.stringify([
+        { uid: { type: 'Action', id: 'GET /x' }, attrs: {}, parents: [{ type: 'Action', id: 'read' }] },
+        { uid: { type: 'Action', id: 'read' }, attrs: {}, parents: [] },
+      ]),
+    );
+    const version = loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: join(dir, 'entities.json') });
+    const prepared = PolicyEngine.prepare(version, `action-groups-${Math.random()}`, { actions: ['GET /x', 'GET /y'] });
+    assert.ok(prepared.ok);
+    const engine = prepared.value;
+    assert.deepEqual(engine.derived, { requestEntitiesOnly: false, slicing: false });
+    assert.equal(engine.slicedActions, 0);
+    const request = (action: string): CedarRequest => ({
+      principal: { type: 'Workload', id: 'spiffe://example.org/a' },
+      action: { type: 'Action', id: action },
+      resource: { type: 'Thing', id: 't' },
+      context: {},
+      entities: engine.entitiesFor([]),
+    });
+    const denied = engine.evaluate(request('GET /x'));
+    assert.deepEqual(denied, { ok: true, value: { decision: 'deny', determining: ['no-reads'], errors: [] } });
+    const allowed = engine.evaluate(request('GET /y'));
+    assert.deepEqual(allowed, { ok: true, value: { decision: 'allow', determining: ['allow-all'], errors: [] } });
+    // A pool worker is sent no static entities: it must prepare with the main thread's choices.
+    const pool = new EvaluationPool({ workers: 1, maxQueue: 10, maxBatch: 4 });
+    try {
+      pool.pushVersion(engine);
+      assert.deepEqual(await pool.evaluate(engine, request('GET /x')), denied);
+      assert.deepEqual(await pool.evaluate(engine, request('GET /y')), allowed);
+    } finally {
+      await pool.close();
+    }
   });
 });
