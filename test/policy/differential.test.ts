@@ -13,6 +13,7 @@ import type { PolicyVersion } from '../../src/policy/loader.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 import { writeGrownExample } from '../../bench/policy-set.js';
 import { generateRequests, materialize } from '../helpers/generate.js';
+import * as cedar from '../../src/policy/cedar.js';
 
 function versionOf(config: string): PolicyVersion {
   return loadRuntime(config, { mode: 'validate' }).store.current.version;
@@ -76,5 +77,43 @@ describe('optimized evaluation decides exactly as the plain engine', () => {
     process.stdout.write(`# grown to 1,000: ${JSON.stringify(stats)}\n`);
     assert.ok(stats.scoped > 500, `scoped: ${stats.scoped}`);
     assert.ok(stats.allowed > 25, `allowed: ${stats.allowed}`);
+  });
+
+  it('on 1,500 generated requests against the example without its schema, action groups as Action entities or absent', () => {
+    // Without a schema, action groups come from the entity data, and slicing and request-only
+    // entities must step aside when there are any (an allow by accident otherwise: the forbids
+    // scoped `action in` a group were left out). Requests are typed by the example's schema and
+    // evaluated without it.
+    const version = versionOf(EMBEDDED_CONFIG);
+    const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText as string);
+    assert.equal(resolved.type, 'success');
+    const declared = (resolved as { json: Record<string, { actions: Record<string, { memberOf?: { id: string }[] }> }> }).json['']?.actions ?? {};
+    const actions = Object.keys(declared);
+    const actionEntities = Object.entries(declared).map(([id, a]) => ({ uid: { type: 'Action', id }, attrs: {}, parents: (a.memberOf ?? []).map((m) => ({ type: 'Action', id: m.id })) }));
+    assert.ok(actionEntities.some((e) => e.parents.length > 0), 'the example has action groups');
+    const specs = generateRequests(version, 1500, 31);
+    const decisions: string[][] = [];
+    for (const [name, v] of [
+      ['with Action entities', { ...version, schemaText: null, entities: [...version.entities, ...actionEntities] as PolicyVersion['entities'] }],
+      ['without', { ...version, schemaText: null }],
+    ] as const) {
+      const tag = Math.random().toString(36).slice(2);
+      const plain = PolicyEngine.prepare(v, `noschema-plain-${tag}`, { requestEntitiesOnly: false, slicing: false, projection: false, actions });
+      const optimized = PolicyEngine.prepare(v, `noschema-optimized-${tag}`, { actions });
+      assert.ok(plain.ok && optimized.ok);
+      assert.equal(optimized.value.derived.slicing, name === 'without', `${name}: slicing`);
+      if (name === 'with Action entities') assert.equal(optimized.value.requestEntitiesOnly, false);
+      const seen: string[] = [];
+      for (const [i, spec] of specs.entries()) {
+        const expected = view(plain.value, materialize(spec, plain.value));
+        assert.deepEqual(view(optimized.value, materialize(spec, optimized.value)), expected, `${name}, request ${i}: ${JSON.stringify(spec)}`);
+        seen.push(JSON.stringify(expected));
+      }
+      decisions.push(seen);
+    }
+    // The Action entities change answers: the comparison covered the case that was wrong.
+    const differing = decisions[0]?.filter((d, i) => d !== decisions[1]?.[i]).length ?? 0;
+    process.stdout.write(`# without the schema: ${differing} of ${specs.length} answers change with the Action entities\n`);
+    assert.ok(differing > 10, `answers that depend on action groups: ${differing}`);
   });
 });
