@@ -58,10 +58,11 @@ export class PolicyStore {
       this.running = this.load().finally(() => (this.running = null));
       return this.running;
     }
-    this.queued ??= this.running.then(() => {
+    const next = (): Promise<ReloadResult> => {
       this.queued = null;
       return this.reload();
-    });
+    };
+    this.queued ??= this.running.then(next, next);
     return this.queued;
   }
 
@@ -83,7 +84,14 @@ export class PolicyStore {
     }
     this.slot = nextSlot;
     this.engine = next;
-    for (const listener of this.listeners) listener(next);
+    // The swap has happened: a listener that throws must not turn it into a failed reload.
+    for (const listener of this.listeners) {
+      try {
+        listener(next);
+      } catch {
+        // Listeners (the server's state, the pool's push) handle their own failures.
+      }
+    }
     return { ok: true, version: next.version.version, changed: true };
   }
 
