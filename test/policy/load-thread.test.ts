@@ -117,4 +117,18 @@ describe('policy load in a thread', () => {
     assert.ok(!result.ok && result.problems.some((p) => p.includes('broken.cedar:1')), JSON.stringify(result));
     assert.equal(store.current, before);
   });
+
+  it('swaps even when a listener throws, and tells the other listeners', async () => {
+    const { dir } = copyExample();
+    const store = PolicyStore.open(pathsOf(dir));
+    const seen: string[] = [];
+    store.onSwap(() => {
+      throw new Error('listener failure');
+    });
+    store.onSwap((engine) => seen.push(engine.version.version));
+    appendFileSync(join(dir, 'policies', 'extra.cedar'), '@id("extra")\npermit (principal, action, resource) when { false };\n');
+    const result = await store.reload();
+    assert.deepEqual(result, { ok: true, version: store.current.version.version, changed: true });
+    assert.deepEqual(seen, [store.current.version.version]);
+  });
 });
