@@ -96,8 +96,12 @@ export class PolicyEngine {
     readonly slot: string,
     /** The actions given at prepare (routes' actions, for slicing without a schema). */
     readonly actions: readonly string[],
-    /** The whole set: for actions no slice covers (preparsed on first use when slicing). */
+    /** The whole set (preparsed on first use when slicing). */
     private readonly whole: LazyPolicySet,
+    /** For actions no slice covers: those with no action constraint when sliced, else the whole set. */
+    private readonly other: LazyPolicySet,
+    /** Actions whose slice is every policy (and not sliced again by scope): the whole set. */
+    private readonly wholeActions: ReadonlySet<string>,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
     slicing: boolean,
@@ -170,13 +174,22 @@ export class PolicyEngine {
     const scopedSlices = new Map<string, ScopedSlices>();
     const preparedIds = new Set<string>();
     let byAction: Map<string, string[]> | null = null;
+    let other: LazyPolicySet | null = null;
+    const wholeActions = new Set<string>();
     if (slicing) {
+      const text = new Map(version.policies.map((p) => [p.id, p.text]));
       try {
-        byAction = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
+        const sliced = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
+        if (sliced !== null) {
+          byAction = sliced.byAction;
+          // Any other action (unknown at load) needs only the policies with no action constraint.
+          const ids = sliced.other;
+          other = ids.length === version.policies.length ? whole : new LazyPolicySet(`${policySetId}-other`, () => Object.fromEntries(ids.map((i) => [i, text.get(i) as string])), preparseStatic);
+        }
       } catch {
         byAction = null;
+        other = null;
       }
-      const text = new Map(version.policies.map((p) => [p.id, p.text]));
       const prepared = new Map<string, string>();
       const scopedBySlice = new Map<string, ScopedSlices | null>();
       const scopesOf = lean ? policyScopes(version) : null;
@@ -198,7 +211,10 @@ export class PolicyEngine {
           scopedSlices.set(action, scoped);
           continue;
         }
-        if (isWhole) continue;
+        if (isWhole) {
+          wholeActions.add(action); // its slice is every policy: the whole set, preparsed on first use
+          continue;
+        }
         if (!preparedIds.has(sliceId)) {
           if (!preparseStatic(sliceId, Object.fromEntries(ids.map((i) => [i, text.get(i) as string])))) return deny('internal_error', `cannot preparse the slice for ${action}`);
           preparedIds.add(sliceId);
@@ -211,7 +227,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, schemaName, lean, slicing, slices, scopedSlices, projection));
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other ?? whole, wholeActions, schemaName, lean, slicing, slices, scopedSlices, projection));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
@@ -246,7 +262,8 @@ export class PolicyEngine {
   policySetFor(request: CedarRequest): string {
     const scoped = this.scoped.get(request.action.id);
     if (scoped !== undefined) return scoped.setFor(request);
-    return this.slices.get(request.action.id) ?? this.whole.id();
+    const action = request.action.id;
+    return this.slices.get(action) ?? (this.wholeActions.has(action) ? this.whole.id() : this.other.id());
   }
 
   /** How many actions slice again by principal and resource. */

@@ -14,8 +14,19 @@ function plain(u: Uid): { type: string; id: string } {
   return '__entity' in u ? u.__entity : u;
 }
 
-/** For each known action id, the ids of the policies that can apply to it; null: do not slice. */
-export function sliceByAction(policies: readonly PolicySource[], schemaText: string | null, extraActions: readonly string[]): Map<string, string[]> | null {
+export interface ActionSlices {
+  /** For each action the schema declares, the routes name or a policy mentions: the policies that can apply to it. */
+  readonly byAction: Map<string, string[]>;
+  /**
+   * The policies that can apply to any other action: those with no action constraint. Such an
+   * action is in no group (groups come from the schema, and without a schema slicing is off
+   * when the entity data gives actions parents) and no policy names it.
+   */
+  readonly other: string[];
+}
+
+/** Policy ids by action; null: do not slice. */
+export function sliceByAction(policies: readonly PolicySource[], schemaText: string | null, extraActions: readonly string[]): ActionSlices | null {
   // Action groups, transitively: action id -> every group it is in.
   const groups = new Map<string, Set<string>>();
   const actions = new Set<string>(extraActions);
@@ -43,11 +54,13 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
     const targets = c.entity !== undefined ? [plain(c.entity)] : (c.entities ?? []).map(plain);
     if (targets.length === 0 || targets.some((t) => t.type !== 'Action')) return null;
     const ids = new Set(targets.map((t) => t.id));
+    for (const id of ids) actions.add(id);
     if (c.op === '==') scopes.push({ id: p.id, matches: (a) => ids.has(a) });
     else if (c.op === 'in') scopes.push({ id: p.id, matches: (a) => ids.has(a) || [...(groups.get(a) ?? [])].some((g) => ids.has(g)) });
     else return null;
   }
-  const out = new Map<string, string[]>();
-  for (const action of actions) out.set(action, scopes.filter((s) => s.matches(action)).map((s) => s.id));
-  return out;
+  const byAction = new Map<string, string[]>();
+  for (const action of actions) byAction.set(action, scopes.filter((s) => s.matches(action)).map((s) => s.id));
+  const other = policies.filter((p) => (p.facts?.action as { op?: string } | undefined)?.op === 'All').map((p) => p.id);
+  return { byAction, other };
 }
