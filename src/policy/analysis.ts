@@ -19,8 +19,7 @@ type Json = unknown;
 
 const OWN_CONTEXT_ENTITY_TYPES = new Set(['McpArguments']);
 
-export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null, entities: readonly EntityJson[]): boolean {
-  if (actionHierarchyInEntities(schemaText, entities)) return false;
+export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null): boolean {
   if (schemaText !== null && !contextHoldsNoForeignEntities(schemaText)) return false;
   return policies.every((p) => p.facts !== null && p.facts.confined);
 }

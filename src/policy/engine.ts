@@ -84,8 +84,8 @@ export class PolicyEngine {
    * worker, which is sent no entities, prepares with these so that it decides exactly as here.
    */
   readonly derived: { readonly requestEntitiesOnly: boolean; readonly slicing: boolean };
-  /** Preparsed policy set per action id (slicing.ts); actions not listed use the whole set. */
-  private readonly slices: ReadonlyMap<string, string>;
+  /** The set per action id (slicing.ts): its slice, or the whole set when every policy applies. */
+  private readonly slices: ReadonlyMap<string, LazyPolicySet>;
   /** Context projection per action (projection.ts); actions not listed send the whole context. */
   private readonly projections: ReadonlyMap<string, ActionProjection>;
   private readonly projectedSchemaName: string | undefined;
@@ -100,12 +100,10 @@ export class PolicyEngine {
     private readonly whole: LazyPolicySet,
     /** For actions no slice covers: those with no action constraint when sliced, else the whole set. */
     private readonly other: LazyPolicySet,
-    /** Actions whose slice is every policy (and not sliced again by scope): the whole set. */
-    private readonly wholeActions: ReadonlySet<string>,
     private readonly schemaName: string | undefined,
     requestEntitiesOnly: boolean,
     slicing: boolean,
-    slices: ReadonlyMap<string, string>,
+    slices: ReadonlyMap<string, LazyPolicySet>,
     private readonly scoped: ReadonlyMap<string, ScopedSlices>,
     projection: { readonly byAction: ReadonlyMap<string, ActionProjection>; readonly schemaName: string | undefined },
   ) {
@@ -155,7 +153,10 @@ export class PolicyEngine {
     const policySetId = `policies-${slot}`;
     const allPolicies = (): Record<string, string> => Object.fromEntries(version.policies.map((p) => [p.id, p.text]));
     const whole = new LazyPolicySet(policySetId, allPolicies, preparseStatic);
-    const slicing = options.slicing ?? !actionHierarchyInEntities(version.schemaText, version.entities);
+    // Without a schema, action groups can only come from Action entities in the entity data,
+    // which neither slicing nor request-only entities follow (analysis.ts): both step aside.
+    const actionGroupsInEntities = actionHierarchyInEntities(version.schemaText, version.entities);
+    const slicing = options.slicing ?? !actionGroupsInEntities;
     // Without slicing every request needs the whole set: prepare it now, and refuse a set
     // cedar-wasm will not take. With slicing it is prepared when a request first needs it.
     if (!slicing) {
@@ -168,58 +169,56 @@ export class PolicyEngine {
       const schema = cedar.preparseSchema(schemaName, version.schemaText);
       if (schema.type === 'failure') return deny('internal_error', schema.errors.map((e) => e.message).join('; '));
     }
-    const lean = options.requestEntitiesOnly ?? requestEntitiesSuffice(version.policies, version.schemaText, version.entities);
-    // One preparsed set per distinct slice (actions with the same policies share it).
-    const slices = new Map<string, string>();
+    const lean = options.requestEntitiesOnly ?? (!actionGroupsInEntities && requestEntitiesSuffice(version.policies, version.schemaText));
+    const slices = new Map<string, LazyPolicySet>();
     const scopedSlices = new Map<string, ScopedSlices>();
-    const preparedIds = new Set<string>();
     let byAction: Map<string, string[]> | null = null;
-    let other: LazyPolicySet | null = null;
-    const wholeActions = new Set<string>();
+    let other = whole;
     if (slicing) {
       const text = new Map(version.policies.map((p) => [p.id, p.text]));
+      // One set per distinct slice (actions with the same policies share it), the whole set
+      // for a slice of every policy.
+      const sets = new Map<string, LazyPolicySet>();
+      const setFor = (ids: readonly string[]): LazyPolicySet => {
+        if (ids.length === version.policies.length) return whole;
+        const key = ids.join('\n');
+        let set = sets.get(key);
+        if (set === undefined) sets.set(key, (set = new LazyPolicySet(`${policySetId}-slice-${sets.size}`, () => Object.fromEntries(ids.map((i) => [i, text.get(i) as string])), preparseStatic)));
+        return set;
+      };
       try {
         const sliced = sliceByAction(version.policies, version.schemaText, options.actions ?? []);
         if (sliced !== null) {
           byAction = sliced.byAction;
           // Any other action (unknown at load) needs only the policies with no action constraint.
-          const ids = sliced.other;
-          other = ids.length === version.policies.length ? whole : new LazyPolicySet(`${policySetId}-other`, () => Object.fromEntries(ids.map((i) => [i, text.get(i) as string])), preparseStatic);
+          other = setFor(sliced.other);
         }
       } catch {
         byAction = null;
-        other = null;
       }
-      const prepared = new Map<string, string>();
-      const scopedBySlice = new Map<string, ScopedSlices | null>();
+      const scopedBySet = new Map<LazyPolicySet, ScopedSlices | null>();
       const scopesOf = lean ? policyScopes(version) : null;
       for (const [action, ids] of byAction ?? []) {
-        const key = ids.join('\n');
-        const isWhole = ids.length === version.policies.length;
-        const sliceId = isWhole ? policySetId : (prepared.get(key) ?? `${policySetId}-slice-${prepared.size}`);
-        if (!isWhole) prepared.set(key, sliceId);
+        const set = setFor(ids);
         // Within a large action slice, slice again by principal and resource (scope-index.ts);
         // the action slice itself is then preparsed only if a request needs all of it.
-        let scoped = scopedBySlice.get(key);
+        let scoped = scopedBySet.get(set);
         if (scoped === undefined && scopesOf !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
           const index = ScopeIndex.build(ids, ids.map((i) => scopesOf.get(i) ?? { principal: null, resource: null }));
-          const actionSet = isWhole ? whole : new LazyPolicySet(sliceId, () => Object.fromEntries(ids.map((i) => [i, text.get(i) as string])), preparseStatic);
-          scoped = index === null ? null : new ScopedSlices(index, actionSet, text, `${sliceId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
-          scopedBySlice.set(key, scoped);
+          scoped = index === null ? null : new ScopedSlices(index, set, text, `${set.setId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
+          scopedBySet.set(set, scoped);
         }
         if (scoped !== undefined && scoped !== null) {
           scopedSlices.set(action, scoped);
           continue;
         }
-        if (isWhole) {
-          wholeActions.add(action); // its slice is every policy: the whole set, preparsed on first use
-          continue;
+        // Small slices are preparsed now (a set cedar-wasm refuses refuses the version); the
+        // whole set stays lazy.
+        if (set !== whole) {
+          set.id();
+          if (!set.preparsed) return deny('internal_error', `cannot preparse the slice for ${action}`);
         }
-        if (!preparedIds.has(sliceId)) {
-          if (!preparseStatic(sliceId, Object.fromEntries(ids.map((i) => [i, text.get(i) as string])))) return deny('internal_error', `cannot preparse the slice for ${action}`);
-          preparedIds.add(sliceId);
-        }
-        slices.set(action, sliceId);
+        slices.set(action, set);
       }
     }
     let projection: Projection = { byAction: new Map(), schemaName: undefined };
@@ -227,7 +226,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other ?? whole, wholeActions, schemaName, lean, slicing, slices, scopedSlices, projection));
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
@@ -262,8 +261,7 @@ export class PolicyEngine {
   policySetFor(request: CedarRequest): string {
     const scoped = this.scoped.get(request.action.id);
     if (scoped !== undefined) return scoped.setFor(request);
-    const action = request.action.id;
-    return this.slices.get(action) ?? (this.wholeActions.has(action) ? this.whole.id() : this.other.id());
+    return (this.slices.get(request.action.id) ?? this.other).id();
   }
 
   /** How many actions slice again by principal and resource. */
@@ -273,7 +271,9 @@ export class PolicyEngine {
 
   /** How many actions are evaluated against a slice rather than the whole set. */
   get slicedActions(): number {
-    return this.slices.size;
+    let n = 0;
+    for (const set of this.slices.values()) if (set !== this.whole) n++;
+    return n;
   }
 
   /** Static entity for a uid, so the mapper can merge its parents and attributes. */

@@ -44,11 +44,13 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
     }
   }
   const scopes: { id: string; matches: (action: string) => boolean }[] = [];
+  const other: string[] = [];
   for (const p of policies) {
     if (p.facts === null) return null;
     const c = p.facts.action as { op: string; entity?: Uid; entities?: Uid[] };
     if (c.op === 'All') {
       scopes.push({ id: p.id, matches: () => true });
+      other.push(p.id);
       continue;
     }
     const targets = c.entity !== undefined ? [plain(c.entity)] : (c.entities ?? []).map(plain);
@@ -61,6 +63,5 @@ export function sliceByAction(policies: readonly PolicySource[], schemaText: str
   }
   const byAction = new Map<string, string[]>();
   for (const action of actions) byAction.set(action, scopes.filter((s) => s.matches(action)).map((s) => s.id));
-  const other = policies.filter((p) => (p.facts?.action as { op?: string } | undefined)?.op === 'All').map((p) => p.id);
   return { byAction, other };
 }
