@@ -13,6 +13,8 @@ export const TXN_TOKEN_TYP = 'txntoken+jwt';
 export const TXN_TOKEN_HEADER = 'txn-token';
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const MAX_TOKEN_CHARS = 16 * 1024;
+/** Seconds of clock skew allowed on exp (and iat), here and on a cached token's recheck. */
+const CLOCK_TOLERANCE_S = 5;
 
 export interface Actor {
   readonly sub: string;
@@ -74,7 +76,7 @@ export async function verifyTxnToken(token: string, keys: KeyRing, options: TxnT
       issuer: options.issuer,
       audience: options.audience,
       currentDate: new Date(now * 1000),
-      clockTolerance: 5,
+      clockTolerance: CLOCK_TOLERANCE_S,
       requiredClaims: ['txn', 'sub', 'req_wl', 'exp', 'iat', 'tctx'],
     });
     const tctx = payload['tctx'] as TxnClaims['tctx'] | undefined;
@@ -111,8 +113,8 @@ export class TxnTokenVerifier {
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key);
-      // Same bound as jose's exp check with the 5 s tolerance verifyTxnToken gives it.
-      if (now < hit.claims.exp + 5 && this.keys.verificationKey(hit.kid, now) !== null) {
+      // Same bound as jose's exp check with verifyTxnToken's tolerance.
+      if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) {
         this.cache.set(key, hit); // most recently used last
         return ok(hit.claims);
       }

@@ -71,7 +71,7 @@ export class PolicyStore {
     try {
       version = await loadPolicyVersionInThread(this.paths);
     } catch (err) {
-      return { ok: false, problems: err instanceof PolicyLoadError ? err.problems : [String((err as Error)?.message ?? err)] };
+      return { ok: false, problems: problemsOf(err) };
     }
     if (version.version === this.engine.version.version) return { ok: true, version: version.version, changed: false };
     const nextSlot = this.slot ^ 1;
@@ -79,8 +79,7 @@ export class PolicyStore {
     try {
       next = prepare(version, `${this.storeId}-${nextSlot}`, this.actions);
     } catch (err) {
-      if (err instanceof PolicyLoadError) return { ok: false, problems: err.problems };
-      return { ok: false, problems: [String((err as Error)?.message ?? err)] };
+      return { ok: false, problems: problemsOf(err) };
     }
     this.slot = nextSlot;
     this.engine = next;
@@ -132,4 +131,8 @@ function prepare(version: PolicyVersion, slot: string, actions: readonly string[
   const engine = PolicyEngine.prepare(version, slot, { actions });
   if (!engine.ok) throw new PolicyLoadError([`cedar-wasm refused the policy set: ${engine.message ?? engine.code}`]);
   return engine.value;
+}
+
+function problemsOf(err: unknown): readonly string[] {
+  return err instanceof PolicyLoadError ? err.problems : [String((err as Error)?.message ?? err)];
 }
