@@ -143,12 +143,22 @@ describe('a pooled evaluation that outlives its deadline', () => {
   });
 });
 
+/** A server on the example with `evaluation.mode`, one worker, and a Check client. */
+async function withServer(mode: 'pool' | 'auto', body: (server: Awaited<ReturnType<typeof startExampleServer>>, client: ReturnType<typeof createCheckClient>) => Promise<void>): Promise<void> {
+  const { config } = exampleWith({ evaluation: `evaluation:\n  mode: ${mode}\n  workers: 1\n` });
+  const server = await startExampleServer(config);
+  const client = createCheckClient(server.address);
+  try {
+    await body(server, client);
+  } finally {
+    client.close();
+    await server.close();
+  }
+}
+
 describe('a server with evaluation.mode pool', () => {
-  it('answers Checks over gRPC with the pool deciding', async () => {
-    const { config } = exampleWith({ evaluation: 'evaluation:\n  mode: pool\n  workers: 1\n' });
-    const server = await startExampleServer(config);
-    const client = createCheckClient(server.address);
-    try {
+  it('answers Checks over gRPC with the pool deciding', () =>
+    withServer('pool', async (server, client) => {
       assert.equal(server.runtime.config.evaluation.mode, 'pool');
       const allowed = await client.check(checkRequest('GET', '/tickets/T-1', { principal: 'spiffe://example.org/ns/support/sa/support-agent' }));
       assert.equal(codeOf(allowed), null);
@@ -157,11 +167,7 @@ describe('a server with evaluation.mode pool', () => {
       // The refund is refused before evaluation (its route requires a task): one evaluation, pooled.
       assert.equal(server.server.poolStats()?.batches, 1);
       assert.equal(server.server.poolStats()?.pooled, 1);
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
+    }));
 });
 
 describe('pooled evaluation in mode auto', () => {
@@ -188,18 +194,11 @@ describe('pooled evaluation in mode auto', () => {
 });
 
 describe('a server with evaluation.mode auto', () => {
-  it('runs a pool and evaluates a Check that comes alone inline', async () => {
-    const { config } = exampleWith({ evaluation: 'evaluation:\n  mode: auto\n  workers: 1\n' });
-    const server = await startExampleServer(config);
-    const client = createCheckClient(server.address);
-    try {
+  it('runs a pool and evaluates a Check that comes alone inline', () =>
+    withServer('auto', async (server, client) => {
       const read = checkRequest('GET', '/tickets/T-1', { principal: 'spiffe://example.org/ns/support/sa/support-agent' });
       assert.equal(codeOf(await client.check(read)), null);
       assert.equal(server.server.poolStats()?.inline, 1, 'alone: inline');
       assert.equal(server.server.poolStats()?.batches, 0);
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
+    }));
 });
