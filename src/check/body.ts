@@ -2,11 +2,12 @@
 // and reads {"__entity": ...} / {"__extn": ...} as entity references and extension calls, so a
 // body is converted on purpose, never passed through:
 //   null          -> the attribute is left out (Cedar's "has" then says it is absent)
-//   integer       -> Long, if it fits in a JS safe integer (JSON.parse has already rounded larger ones)
+//   integer       -> Long, if it fits in a JS safe integer (json.ts refuses larger ones)
 //   fraction      -> decimal("..."), if it has at most 4 fractional digits (Cedar decimal's limit)
 //   "__entity", "__extn", "__expr" keys -> refused: a client must not forge entity references
 // Anything else unrepresentable is a bad_request with a message that says what and where.
 
+import { readStrictJson } from './json.js';
 import { deny, ok, type Outcome } from './reasons.js';
 
 type CedarJson = boolean | number | string | CedarJson[] | { [key: string]: CedarJson };
@@ -35,14 +36,10 @@ export function readBodyText(body: Uint8Array | string, contentLength: string | 
 export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
   const read = readBodyText(body, undefined, maxBytes);
   if (!read.ok) return read;
-  const text = read.value;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return deny('bad_request', 'body is not valid JSON');
-  }
-  const converted = toCedar(parsed, 'body', 0, maxDepth);
+  // One reading or none (json.ts): the upstream parses this body again with its own parser.
+  const parsed = readStrictJson(read.value, { maxDepth: maxDepth + 1 });
+  if (!parsed.ok) return deny('bad_request', `body is refused: ${parsed.message} (at offset ${parsed.offset})`);
+  const converted = toCedar(parsed.value, 'body', 0, maxDepth);
   if (converted === undefined) return deny('bad_request', 'body is JSON null');
   if ('error' in converted) return deny('bad_request', converted.error);
   return ok(converted.value);

@@ -85,8 +85,10 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   const q = rawPath.indexOf('?');
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
   const query = q < 0 ? '' : rawPath.slice(q + 1);
+  const unsafe = unsafePathReason(path, query);
+  if (unsafe !== null) return deny('bad_request', unsafe);
 
-  const headers = decodeHeaders(http);
+  const headers = decodeHeaders(http, limits);
   if (!headers.ok) return headers;
 
   let body: Uint8Array | string | null = null;
@@ -109,6 +111,38 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   });
 }
 
+// RFC 3986 §3.3: a path is "/" and pchar = unreserved / pct-encoded / sub-delims / ":" / "@".
+const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+const PERCENT = /%(?![0-9A-Fa-f]{2})|%(?:[01][0-9A-Fa-f]|7[Ff]|5[Cc]|23|3[Bb])/;
+const CONTROL_OR_HASH = /[\u0000-\u001f\u007f#\\]/;
+
+/**
+ * Why a path could be read differently by the upstream than by Mandate, or null (docs/decision-
+ * model.md, "What Mandate refuses"): a character outside pchar and "/" (a backslash is "/" to a
+ * WHATWG URL parser, "#" starts a fragment, controls are cut or kept), a malformed percent-escape,
+ * or an escaped control, backslash, "#" or ";". A literal ";" is left to the route: servlet
+ * containers and Python's urlparse drop "; parameters", so routes.ts refuses it unless the route
+ * takes matrix parameters.
+ */
+function unsafePathReason(path: string, query: string): string | null {
+  if (!PATH_CHARS.test(path)) {
+    const bad = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.exec(path)?.[0] ?? '';
+    return `path holds ${describeChar(bad)}, which is not allowed in a path (RFC 3986 pchar)`;
+  }
+  const escape = PERCENT.exec(path);
+  if (escape !== null) {
+    return escape[0] === '%' ? 'path holds a "%" that is not a percent-escape' : `path holds the escape ${escape[0]} (a control, "\\", "#" or ";"), which upstreams read differently`;
+  }
+  const inQuery = CONTROL_OR_HASH.exec(query);
+  if (inQuery !== null && inQuery[0] !== '\\') return `query holds ${describeChar(inQuery[0])}`;
+  return null;
+}
+
+function describeChar(c: string): string {
+  const code = c.codePointAt(0) ?? 0;
+  return code >= 0x21 && code < 0x7f ? `"${c}"` : `the character U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
 function decodePeer(peer: PeerMessage | null | undefined): Peer {
   if (peer == null) return EMPTY_PEER;
   const socket = peer.address?.socketAddress;
@@ -120,9 +154,20 @@ function decodePeer(peer: PeerMessage | null | undefined): Peer {
   };
 }
 
-function decodeHeaders(http: HttpRequestMessage): Outcome<Map<string, string>> {
+function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<string, string>> {
   const out = new Map<string, string>();
   const entries = http.headerMap?.headers;
+  // Bounded before anything is copied: Envoy itself never forwards more than its own limits
+  // (max_headers_count, max_request_headers_kb), so a larger set did not come through it.
+  const count = entries !== undefined && entries.length > 0 ? entries.length : http.headers === undefined ? 0 : Object.keys(http.headers).length;
+  if (count > limits.maxHeaders) return deny('bad_request', `the request has ${count} headers, more than ${limits.maxHeaders} (limits.maxHeaders)`);
+  let bytes = 0;
+  if (entries !== undefined && entries.length > 0) {
+    for (const e of entries) bytes += (e.key?.length ?? 0) + Math.max(e.value?.length ?? 0, e.rawValue?.length ?? 0);
+  } else if (http.headers !== undefined) {
+    for (const [k, v] of Object.entries(http.headers)) bytes += k.length + (typeof v === 'string' ? v.length : 0);
+  }
+  if (bytes > limits.maxHeaderBytes) return deny('bad_request', `the request's headers add up to more than ${limits.maxHeaderBytes} bytes (limits.maxHeaderBytes)`);
   if (entries !== undefined && entries.length > 0) {
     // encode_raw_headers: one entry per header line, values possibly as raw bytes.
     for (const entry of entries) {

@@ -5,10 +5,11 @@
 //   context    http, params, source, destination, time, extensions, body (routes that ask)
 
 import type { Context, EntityJson } from '../policy/cedar.js';
-import type { MandateConfig } from '../config/types.js';
+import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
 import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
+import { ReadNames, type JsonValue } from './json.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
@@ -47,14 +48,16 @@ export interface MapInputs {
 }
 
 export function mapRequest(request: DecodedRequest, identity: Identity, inputs: MapInputs): Outcome<MappedRequest> | MapDenial {
-  const matched = inputs.routes.match(request.method, request.path);
+  const method = effectiveMethod(request, inputs.routes);
+  if (!method.ok) return method;
+  const matched = inputs.routes.match(method.value, request.path);
   if (!matched.ok) return matched;
-  if (matched.value === null) return deny('no_route', `no route for ${request.method} ${truncate(request.path)}`);
+  if (matched.value === null) return deny('no_route', `no route for ${method.value} ${truncate(request.path)}`);
   const { route, params } = matched.value;
 
   const context: Context = {
     http: {
-      method: request.method,
+      method: method.value,
       path: request.path,
       host: request.host,
       scheme: request.scheme,
@@ -81,6 +84,8 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     if (!isJsonContentType(request.headers.get('content-type'))) return deny('bad_request', `${route.action} expects content-type application/json`);
     const body = parseJsonBody(text.value, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
     if (!body.ok) return body;
+    const alias = readNamesOf(inputs.engine).findAlias(body.value as JsonValue, 'body');
+    if (alias !== null) return deny('bad_request', `body is refused: ${alias}`);
     context['body'] = body.value;
   }
   if (route.tool !== null) context['tool'] = route.tool;
@@ -102,7 +107,7 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
   if (request.body === null) return { ...deny('bad_request', 'an MCP request needs its body: Envoy must send it (with_request_body)'), rpcCode: RPC_INVALID_REQUEST, rpcId: null };
   const text = readBodyText(request.body, request.headers.get('content-length'), limits.maxBodyBytes);
   if (!text.ok) return { ...text, rpcCode: RPC_INVALID_REQUEST, rpcId: null };
-  const parsed = parseMcp(text.value, request.headers);
+  const parsed = parseMcp(text.value, request.headers, { maxDepth: limits.maxBodyDepth + 3, maxBatchCalls: limits.maxBatchCalls });
   if (!parsed.ok) return parsed as MapDenial;
   const { calls, batch, protocolVersion } = parsed.value;
   const server = (route.mcp as NonNullable<CompiledRoute['mcp']>).server;
@@ -120,6 +125,8 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
     if (call.arguments !== null) {
       const depth = depthOf(call.arguments, limits.maxBodyDepth + 1);
       if (depth > limits.maxBodyDepth) return { ...deny('bad_request', `params.arguments is nested deeper than ${limits.maxBodyDepth} levels`), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
+      const alias = readNamesOf(inputs.engine).findAlias(call.arguments as JsonValue, 'params.arguments');
+      if (alias !== null) return { ...deny('bad_request', alias), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
       for (const [k, v] of Object.entries(call.arguments)) if (v !== null) tags[k] = typeof v === 'string' ? v : canonicalJson(v);
       digest = argumentsDigest(call.arguments);
     }
@@ -137,6 +144,38 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
   }
   const first = mapped[0] as MappedCall;
   return ok({ match, route, cedar: first.cedar, calls: mapped, rpcId: batch ? null : (calls[0] as McpCall).id });
+}
+
+// The names the policies of a version read, as a ReadNames (json.ts), built once per version.
+const readNamesByEngine = new WeakMap<PolicyEngine, ReadNames>();
+function readNamesOf(engine: PolicyEngine): ReadNames {
+  let names = readNamesByEngine.get(engine);
+  if (names === undefined) readNamesByEngine.set(engine, (names = new ReadNames(engine.attributeNames())));
+  return names;
+}
+
+/**
+ * The method the upstream will execute. A method-override header (X-HTTP-Method-Override and
+ * its spellings) makes frameworks that honour it take another method than the request line's:
+ * refused unless the route matched by the request's own method says its upstream honours that
+ * header, in which case the overriding method is the one decided.
+ */
+function effectiveMethod(request: DecodedRequest, routes: RouteTable): Outcome<string> {
+  let header: string | null = null;
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    if (!request.headers.has(name)) continue;
+    if (header !== null) return deny('bad_request', `the request carries two method-override headers (${header}, ${name})`);
+    header = name;
+  }
+  if (header === null) return ok(request.method);
+  const own = routes.match(request.method, request.path);
+  if (!own.ok) return own;
+  if (own.value === null || own.value.route.methodOverride !== header) {
+    return deny('bad_request', `the ${header} header asks the upstream for another method, and this route does not declare that it honours it (methodOverride)`);
+  }
+  const value = (request.headers.get(header) as string).trim();
+  if (!(HTTP_METHODS as readonly string[]).includes(value)) return deny('bad_request', `${header} names no known method`);
+  return ok(value);
 }
 
 /** Depth of a JSON value, counting stops at `limit` (so a hostile 1,000-level value costs little). */

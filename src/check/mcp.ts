@@ -4,6 +4,7 @@
 // component that reads the body must refuse a header/body mismatch (JSON-RPC error -32020).
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
+import { ReadNames, readStrictJson, type JsonObject } from './json.js';
 import { deny, ok, type Outcome } from './reasons.js';
 
 export const MCP_METHODS: ReadonlySet<string> = new Set([
@@ -20,6 +21,19 @@ const BATCHLESS_REVISION = '2026-07-28';
 export const RPC_PARSE_ERROR = -32700;
 export const RPC_INVALID_REQUEST = -32600;
 export const RPC_HEADER_MISMATCH = -32020;
+
+// The names MCP servers act on in the envelope (JSON-RPC 2.0) and in params (MCP's requests).
+// A member that folds to one of these without being spelled exactly so is refused (json.ts):
+// a Go server before the MCP Go SDK's fix would read "Method" or "paramſ" as the real thing.
+const ENVELOPE_NAMES = new ReadNames(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
+const PARAMS_NAMES = new ReadNames(['name', 'arguments', 'uri', '_meta', 'cursor', 'protocolVersion', 'capabilities', 'clientInfo', 'level', 'ref', 'argument', 'context', 'progressToken', 'requestId', 'reason']);
+
+export interface McpLimits {
+  /** Containers nested deeper than this in the whole message are refused. */
+  readonly maxDepth: number;
+  /** Calls in one JSON-RPC batch, at most: each is one evaluation. */
+  readonly maxBatchCalls: number;
+}
 
 export interface McpCall {
   readonly method: string;
@@ -44,18 +58,18 @@ function bad(message: string, rpcCode: number, rpcId: string | number | null = n
   return { ...deny('bad_request', message), rpcCode, rpcId };
 }
 
-export function parseMcp(text: string, headers: ReadonlyMap<string, string>): McpOutcome {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return bad('body is not valid JSON', RPC_PARSE_ERROR);
-  }
+export function parseMcp(text: string, headers: ReadonlyMap<string, string>, limits: McpLimits): McpOutcome {
+  // One reading or none (json.ts): duplicates, case-folded aliases and inexact numbers are
+  // refused as an invalid request, not read one way.
+  const read = readStrictJson(text, { maxDepth: limits.maxDepth });
+  if (!read.ok) return bad(`body is refused: ${read.message} (at offset ${read.offset})`, read.kind === 'syntax' ? RPC_PARSE_ERROR : RPC_INVALID_REQUEST);
+  const parsed = read.value;
   const protocolVersion = headers.get('mcp-protocol-version') ?? '';
   const batch = Array.isArray(parsed);
   if (batch && protocolVersion >= BATCHLESS_REVISION) return bad(`JSON-RPC batches are not allowed in MCP ${protocolVersion}`, RPC_INVALID_REQUEST);
   const messages = batch ? (parsed as unknown[]) : [parsed];
   if (messages.length === 0) return bad('empty JSON-RPC batch', RPC_INVALID_REQUEST);
+  if (messages.length > limits.maxBatchCalls) return bad(`a JSON-RPC batch of ${messages.length} calls is more than the ${limits.maxBatchCalls} allowed (limits.maxBatchCalls)`, RPC_INVALID_REQUEST);
   const calls: McpCall[] = [];
   for (const m of messages) {
     const call = readCall(m);
@@ -71,9 +85,11 @@ export function parseMcp(text: string, headers: ReadonlyMap<string, string>): Mc
 
 function readCall(m: unknown): McpCall | McpOutcome {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) return bad('a JSON-RPC message must be an object', RPC_INVALID_REQUEST);
-  const msg = m as Record<string, unknown>;
+  const msg = m as JsonObject;
   const id = msg['id'];
   const rpcId = typeof id === 'string' || typeof id === 'number' ? id : null;
+  const envelopeAlias = aliasIn(msg, ENVELOPE_NAMES);
+  if (envelopeAlias !== null) return bad(`the JSON-RPC message ${envelopeAlias}`, RPC_INVALID_REQUEST, rpcId);
   if (msg['jsonrpc'] !== '2.0') return bad('not a JSON-RPC 2.0 message (jsonrpc must be "2.0")', RPC_INVALID_REQUEST, rpcId);
   if (!('method' in msg)) {
     return 'result' in msg || 'error' in msg
@@ -88,7 +104,9 @@ function readCall(m: unknown): McpCall | McpOutcome {
   if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) {
     return bad('params must be an object', RPC_INVALID_REQUEST, rpcId);
   }
-  const p = (params ?? {}) as Record<string, unknown>;
+  const p = (params ?? {}) as JsonObject;
+  const paramsAlias = aliasIn(p, PARAMS_NAMES);
+  if (paramsAlias !== null) return bad(`params ${paramsAlias}`, RPC_INVALID_REQUEST, rpcId);
   let target: string | null = null;
   let args: Record<string, unknown> | null = null;
   if (method === 'tools/call' || method === 'prompts/get') {
@@ -102,6 +120,15 @@ function readCall(m: unknown): McpCall | McpOutcome {
     target = p['uri'];
   }
   return { method, id: rpcId, target, arguments: args };
+}
+
+/** A member of this one object (not below) that aliases a name of `names`, described. */
+function aliasIn(object: JsonObject, names: ReadNames): string | null {
+  for (const name of Object.keys(object)) {
+    const alias = names.aliasOf(name);
+    if (alias !== null) return `has the member "${name.replace(/[^\x20-\x7e]/g, '?')}", which case-insensitive parsers read as "${alias}"`;
+  }
+  return null;
 }
 
 function checkMirroredHeaders(call: McpCall, headers: ReadonlyMap<string, string>): McpOutcome | null {

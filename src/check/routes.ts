@@ -4,7 +4,10 @@
 //
 // Paths are matched as Envoy sends them: not decoded (Envoy's ext_authz docs), query already
 // split off. Paths that an upstream could read differently from us are refused as bad_request
-// rather than guessed at: empty, "." and ".." segments, and encoded "/" or "\" in a parameter.
+// rather than guessed at: empty, "." and ".." segments, encoded "/" or "\" in a parameter, a
+// parameter still percent-encoded after decoding (an upstream that decodes twice reads another
+// value), and ";" path parameters unless the route says the upstream reads them (decode.ts
+// refuses the characters no route may take).
 
 import { ConfigError } from '../config/fields.js';
 import type { HttpMethod, RouteConfig } from '../config/types.js';
@@ -21,6 +24,8 @@ export interface CompiledRoute {
   readonly body: boolean;
   readonly tool: string | null;
   readonly requireTask: boolean;
+  readonly matrixParams: boolean;
+  readonly methodOverride: string | null;
   readonly mcp: RouteConfig['mcp'];
 }
 
@@ -77,7 +82,10 @@ export class RouteTable {
     const root = this.roots.get(method);
     if (root === undefined) return ok(null);
     if (path === '/') return ok(root.route === null ? null : { route: root.route, params: {} });
-    const segments = path.split('/');
+    // ";" starts path parameters for servlet containers and Python's urlparse, which then route
+    // on the segment without them: only a route that says its upstream does so is matched that way.
+    const matrix = path.includes(';');
+    const segments = (matrix ? path.replace(/;[^/]*/g, '') : path).split('/');
     // segments[0] is '' (path starts with '/'), checked by decode. A trailing '/' leaves an
     // empty last segment: a different path, which simply has no route unless one is declared.
     const last = segments.length - 1;
@@ -89,6 +97,9 @@ export class RouteTable {
     }
     const values: string[] = [];
     const route = walk(root, segments, 1, values);
+    if (matrix && (route === null || !route.matrixParams)) {
+      return deny('bad_request', 'path holds ";" (path parameters), which upstreams read differently; a route takes them only with matrixParams: true');
+    }
     if (route === null) return ok(null);
     const params: Record<string, string> = {};
     for (let i = 0; i < values.length; i++) {
@@ -125,8 +136,9 @@ function decodeParam(raw: string): string | null {
   } catch {
     return null;
   }
-  // An encoded separator would let the upstream see a different path than the one decided on.
-  if (decoded.includes('/') || decoded.includes('\\') || decoded === '.' || decoded === '..') return null;
+  // An encoded separator would let the upstream see a different path than the one decided on,
+  // and a value still escaped after one decoding is another value to an upstream that decodes twice.
+  if (decoded.includes('/') || decoded.includes('\\') || decoded === '.' || decoded === '..' || /%[0-9A-Fa-f]{2}/.test(decoded)) return null;
   return decoded;
 }
 
@@ -171,6 +183,8 @@ function compileRoute(config: RouteConfig, application: string): CompiledRoute {
     body: config.body,
     tool: config.tool,
     requireTask: config.requireTask,
+    matrixParams: config.matrixParams,
+    methodOverride: config.methodOverride,
     mcp: config.mcp,
   };
 }

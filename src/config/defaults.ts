@@ -10,6 +10,17 @@ export const DEFAULTS = Object.freeze({
   maxPathBytes: 8192,
   maxBodyBytes: 8192,
   maxBodyDepth: 32,
+  // A JSON-RPC batch of 192 calls cost 45x a single call: each call is one evaluation.
+  maxBatchCalls: 16,
+  // Envoy's own defaults: 100 headers (max_headers_count), 60 KiB of them (max_request_headers_kb).
+  maxHeaders: 100,
+  maxHeaderBytes: 60 * 1024,
+  // A CheckRequest is the headers plus at most max_request_bytes of body plus the peer
+  // certificate: 256 KiB holds Envoy's largest header setting (96 KiB) and a 128 KiB body.
+  maxMessageBytes: 256 * 1024,
+  // Envoy multiplexes Checks over a few connections per worker thread.
+  maxConcurrentStreams: 128,
+  maxConnections: 256,
   explain: false,
   principalHeader: 'x-mandate-principal' as string | null,
   watch: true,

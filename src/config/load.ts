@@ -8,7 +8,7 @@ import { ConfigError, expectObject, isObject, readBoolean, readInteger, readStri
 import { parseIdentityConfig } from './identity.js';
 import { parseTasksConfig } from './tasks.js';
 import { importOpenApiRoutes } from './openapi.js';
-import { HTTP_METHODS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
+import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
 
 export { ConfigError } from './fields.js';
@@ -20,7 +20,7 @@ const TOP_KEYS = [
   'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
   'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
-const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus'] as const;
+const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'matrixParams', 'methodOverride'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const LISTEN_ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -89,11 +89,19 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     return lower;
   });
 
-  const limitsRaw = expectObject(top['limits'] ?? {}, 'config.limits', ['maxPathBytes', 'maxBodyBytes', 'maxBodyDepth']);
+  const limitsRaw = expectObject(top['limits'] ?? {}, 'config.limits', [
+    'maxPathBytes', 'maxBodyBytes', 'maxBodyDepth', 'maxBatchCalls', 'maxHeaders', 'maxHeaderBytes', 'maxMessageBytes', 'maxConcurrentStreams', 'maxConnections',
+  ]);
   const limits = Object.freeze({
     maxPathBytes: readInteger(limitsRaw, 'maxPathBytes', 'config.limits', DEFAULTS.maxPathBytes, 1, 65536),
     maxBodyBytes: readInteger(limitsRaw, 'maxBodyBytes', 'config.limits', DEFAULTS.maxBodyBytes, 0, 1 << 20),
     maxBodyDepth: readInteger(limitsRaw, 'maxBodyDepth', 'config.limits', DEFAULTS.maxBodyDepth, 1, 128),
+    maxBatchCalls: readInteger(limitsRaw, 'maxBatchCalls', 'config.limits', DEFAULTS.maxBatchCalls, 1, 1024),
+    maxHeaders: readInteger(limitsRaw, 'maxHeaders', 'config.limits', DEFAULTS.maxHeaders, 1, 10_000),
+    maxHeaderBytes: readInteger(limitsRaw, 'maxHeaderBytes', 'config.limits', DEFAULTS.maxHeaderBytes, 1024, 1 << 20),
+    maxMessageBytes: readInteger(limitsRaw, 'maxMessageBytes', 'config.limits', DEFAULTS.maxMessageBytes, 16 * 1024, 16 << 20),
+    maxConcurrentStreams: readInteger(limitsRaw, 'maxConcurrentStreams', 'config.limits', DEFAULTS.maxConcurrentStreams, 1, 10_000),
+    maxConnections: readInteger(limitsRaw, 'maxConnections', 'config.limits', DEFAULTS.maxConnections, 1, 100_000),
   });
 
   const response = expectObject(top['response'] ?? {}, 'config.response', ['principalHeader']);
@@ -185,6 +193,16 @@ function parseRoutes(value: unknown, baseDir: string): readonly RouteConfig[] {
   return Object.freeze(routes.map((r) => Object.freeze(r)));
 }
 
+function readMethodOverride(entry: JsonObject, field: string): string | null {
+  const header = readString(entry, 'methodOverride', field, null);
+  if (header === null) return null;
+  const lower = header.toLowerCase();
+  if (!(METHOD_OVERRIDE_HEADERS as readonly string[]).includes(lower)) {
+    throw new ConfigError(`${field}.methodOverride`, `must be one of ${METHOD_OVERRIDE_HEADERS.join(', ')}`);
+  }
+  return lower;
+}
+
 function parseRoute(entry: JsonObject, field: string): RouteConfig {
   const method = readString(entry, 'method', field, '').toUpperCase();
   if (!(HTTP_METHODS as readonly string[]).includes(method)) {
@@ -213,6 +231,8 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
     body: readBoolean(entry, 'body', field, false),
     tool: readString(entry, 'tool', field, null),
     requireTask: readBoolean(entry, 'requireTask', field, false),
+    matrixParams: readBoolean(entry, 'matrixParams', field, false),
+    methodOverride: readMethodOverride(entry, field),
     origin: field,
   };
 }

@@ -41,6 +41,8 @@ export function importOpenApiRoutes(file: string, field: string, defaultResource
         body: hasJsonBody(operation['requestBody']),
         tool: typeof operation['x-mandate-tool'] === 'string' ? operation['x-mandate-tool'] : null,
         requireTask: operation['x-mandate-require-task'] === true,
+        matrixParams: false,
+        methodOverride: null,
         mcp: null,
         origin: `${field} (${file} ${method} ${path})`,
       });

@@ -5,6 +5,8 @@ import type { TasksConfig } from './tasks.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
+/** Headers by which clients ask an upstream to take another method than the request's. */
+export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
 
 export interface RouteConfig {
   readonly method: HttpMethod;
@@ -18,6 +20,11 @@ export interface RouteConfig {
   readonly tool: string | null;
   /** Deny with task_required when the request carries no task token. */
   readonly requireTask: boolean;
+  /** The upstream reads ";" parameters in path segments (matrix parameters): decide on the path without them. */
+  readonly matrixParams: boolean;
+  /** The method-override header the upstream honours (x-http-method-override, x-http-method or
+   *  x-method-override); the overriding method is the one decided. null: any such header is refused. */
+  readonly methodOverride: string | null;
   /** An MCP endpoint (Streamable HTTP): each JSON-RPC call in the body is decided (docs/tool-calls.md). */
   readonly mcp: { readonly server: string; readonly denyStatus: 200 | 403 } | null;
   /** Where the route came from, for error messages: "config.routes[2]" or "openapi.yaml GET /x". */
@@ -28,6 +35,16 @@ export interface Limits {
   readonly maxPathBytes: number;
   readonly maxBodyBytes: number;
   readonly maxBodyDepth: number;
+  /** Calls in one MCP JSON-RPC batch: each is one evaluation. */
+  readonly maxBatchCalls: number;
+  /** Headers in one CheckRequest, and their names and values added up in bytes. */
+  readonly maxHeaders: number;
+  readonly maxHeaderBytes: number;
+  /** gRPC messages larger than this are refused before they are buffered (RESOURCE_EXHAUSTED). */
+  readonly maxMessageBytes: number;
+  /** HTTP/2 streams open at once on one connection, and connections open at once. */
+  readonly maxConcurrentStreams: number;
+  readonly maxConnections: number;
 }
 
 export interface MandateConfig {

@@ -66,6 +66,7 @@ const NOT_PROJECTED = Object.freeze({ projection: null, schemaless: null });
 
 /** Cedar's text for a context that does not fit the schema: the request's fault, not ours. */
 const CONTEXT_SCHEMA_ERROR = /^while parsing context/;
+const CONTEXT_INVALID = /^context `.*` is not valid for `/s;
 
 export class PolicyEngine {
   /** Static entities by "Type::id", for merging parents into per-request entities. */
@@ -276,6 +277,18 @@ export class PolicyEngine {
     return n;
   }
 
+  private attributeNamesCache: ReadonlySet<string> | null = null;
+
+  /** Every attribute and tag name some policy reads or tests (facts.ts), for the JSON alias check (check/json.ts). */
+  attributeNames(): ReadonlySet<string> {
+    if (this.attributeNamesCache === null) {
+      const names = new Set<string>();
+      for (const p of this.version.policies) for (const name of p.facts?.attributes ?? []) names.add(name);
+      this.attributeNamesCache = names;
+    }
+    return this.attributeNamesCache;
+  }
+
   /** Static entity for a uid, so the mapper can merge its parents and attributes. */
   staticEntity(uid: EntityUid): EntityJson | undefined {
     return this.staticByKey.get(`${uid.type}::${uid.id}`);
@@ -317,6 +330,10 @@ export class PolicyEngine {
       const message = answer.errors.map((e) => e.message).join('; ');
       if (answer.errors.length > 0 && answer.errors.every((e) => CONTEXT_SCHEMA_ERROR.test(e.message))) {
         return deny('bad_request', `request does not match the schema: ${message}`);
+      }
+      // A body field of the wrong type is the caller's mistake, not Mandate's.
+      if (CONTEXT_INVALID.test(message) && this.projections.get(request.action.id)?.blameBody?.(request.context as Record<string, unknown>) === true) {
+        return deny('bad_request', `the request body does not match the schema of ${request.action.type}::"${request.action.id}"`);
       }
       return deny('internal_error', `policy evaluation failed: ${message}`);
     }

@@ -5,7 +5,7 @@
 import * as cedar from './cedar.js';
 import type { PolicyVersion } from './loader.js';
 import { addFactsReads, type PolicyFacts } from './facts.js';
-import { compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
+import { compileBodyBlame, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
 
 export interface ActionProjection {
@@ -13,6 +13,8 @@ export interface ActionProjection {
   readonly conforms: Conformance;
   /** With request-only entities: evaluation without the schema, when proven (schemaless.ts). */
   readonly schemaless?: SchemalessPlan;
+  /** Contexts with a body: whether a refused context fails in the body alone (compileBodyBlame). */
+  readonly blameBody?: (context: Record<string, unknown>) => boolean;
 }
 
 export interface Projection {
@@ -59,7 +61,13 @@ export function prepareProjection(version: PolicyVersion, schemaName: string, me
     if (type === undefined) continue;
     const trie = trieFor(action);
     const plan = plans?.get(action);
-    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common), ...(plan === undefined ? {} : { schemaless: plan }) });
+    const blameBody = compileBodyBlame(type, common);
+    byAction.set(action, {
+      project: compileProjector(trie, type, common),
+      conforms: compileConformance(type, common),
+      ...(plan === undefined ? {} : { schemaless: plan }),
+      ...(blameBody === undefined ? {} : { blameBody: blameBody as (context: Record<string, unknown>) => boolean }),
+    });
     (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
   }
   const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);

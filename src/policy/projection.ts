@@ -83,6 +83,9 @@ export function addAttributeNames(names: Set<string>, conditions: Json): void {
     if ('Value' in node) return;
     const access = (node['.'] ?? node['has']) as { attr?: string | string[] } | undefined;
     if (access !== undefined) for (const a of Array.isArray(access.attr) ? access.attr : [access.attr]) if (typeof a === 'string') names.add(a);
+    // Tag names read by name (hasTag / getTag with a literal): MCP arguments are tags.
+    const tag = (node['hasTag'] ?? node['getTag']) as { right?: { Value?: unknown } } | undefined;
+    if (tag !== undefined && typeof tag.right?.Value === 'string') names.add(tag.right.Value);
     for (const value of Object.values(node)) visit(value);
   };
   visit(conditions);
@@ -236,4 +239,23 @@ export function compileConformance(t: SchemaType, common: CommonTypes, seen: Map
   }
   seen.set(r, check);
   return check;
+}
+
+/**
+ * For an action whose context has a `body` (a route with body: true): whether a context Cedar
+ * refused fails in its body alone, the part the caller wrote, while the rest, which Mandate
+ * builds, is proven to conform. Cedar's refusal names no attribute, so this tells a caller's
+ * mistake (bad_request) from a configuration that does not match the schema (internal_error).
+ */
+export function compileBodyBlame(t: SchemaType, common: CommonTypes): ((context: Record<string, Json>) => boolean) | undefined {
+  const r = resolveType(t, common);
+  const body = r.attributes?.['body'];
+  if (primitiveName(r.type) !== 'Record' || body === undefined) return undefined;
+  const rest = Object.fromEntries(Object.entries(r.attributes ?? {}).filter(([name]) => name !== 'body'));
+  const bodyConforms = compileConformance(body, common);
+  const restConforms = compileConformance({ ...r, attributes: rest }, common);
+  return (context) => {
+    const { body: value, ...others } = context;
+    return !bodyConforms(value as Json) && restConforms(others);
+  };
 }
