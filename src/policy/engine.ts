@@ -283,7 +283,7 @@ export class PolicyEngine {
   attributeNames(): ReadonlySet<string> {
     if (this.attributeNamesCache === null) {
       const names = new Set<string>();
-      for (const p of this.version.policies) for (const name of p.facts?.attributes ?? []) names.add(name);
+      for (const p of this.version.policies) for (const name of [...(p.facts?.attributes ?? []), ...(p.facts?.tags ?? [])]) names.add(name);
       this.attributeNamesCache = names;
     }
     return this.attributeNamesCache;

@@ -10,7 +10,7 @@
 
 import type { PolicyJson } from './cedar.js';
 import { conditionsConfined } from './analysis.js';
-import { addAttributeNames, addContextReads, emptyTrie, type PathTrie } from './projection.js';
+import { addAttributeNames, addContextReads, addTagNames, emptyTrie, type PathTrie } from './projection.js';
 
 /** One node of the context paths a policy reads: `whole` when the value there is used as is. */
 export type ContextRead = readonly [path: readonly string[], whole: boolean];
@@ -26,6 +26,8 @@ export interface PolicyFacts {
   readonly contextReads: readonly ContextRead[];
   /** Every attribute name read or tested, on anything (schemaless.ts drops the others). */
   readonly attributes: readonly string[];
+  /** Every tag name read or tested by a literal name (the JSON alias check, check/map.ts). */
+  readonly tags: readonly string[];
   /** The conditions read nothing beyond the request's own entities and context (analysis.ts). */
   readonly confined: boolean;
 }
@@ -57,6 +59,8 @@ export function policyFacts(json: PolicyJson, interner: FactsInterner): PolicyFa
   addContextReads(trie, json.conditions);
   const names = new Set<string>();
   addAttributeNames(names, json.conditions);
+  const tags = new Set<string>();
+  addTagNames(tags, json.conditions);
   return Object.freeze({
     principal: json.principal,
     action: json.action,
@@ -64,6 +68,7 @@ export function policyFacts(json: PolicyJson, interner: FactsInterner): PolicyFa
     readsAllContext: trie.whole,
     contextReads: interner.contextReads(flatten(trie)),
     attributes: interner.attributes([...names].sort()),
+    tags: interner.attributes([...tags].sort()),
     confined: conditionsConfined(json.conditions),
   });
 }

@@ -3,8 +3,9 @@
 // per request; the result is immutable and handed to the engine whole.
 
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { basename, join, sep } from 'node:path';
+import { lineAt, readStrictJson } from '../json/strict.js';
 import * as cedar from './cedar.js';
 import type { EntityJson, DetailedError } from './cedar.js';
 import { FactsInterner, policyFacts, type PolicyFacts } from './facts.js';
@@ -34,6 +35,8 @@ export interface PolicyPaths {
   readonly policies: string;
   readonly schema: string | null;
   readonly entities: string | null;
+  /** A version with no policies denies everything: refused unless the config says it is meant. */
+  readonly allowEmptyPolicies?: boolean;
 }
 
 export class PolicyLoadError extends Error {
@@ -61,6 +64,9 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
     if (text === null) continue;
     hash.update(`policy\0${basename(file)}\0${text}\0`);
     policies.push(...splitPolicies(file, text, problems, interner));
+  }
+  if (policies.length === 0 && problems.length === 0 && paths.allowEmptyPolicies !== true) {
+    problems.push(`${paths.policies}: no policies were found, so every request would be denied (set allowEmptyPolicies: true if that is meant)`);
   }
   const seen = new Map<string, PolicySource>();
   for (const p of policies) {
@@ -105,16 +111,47 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
   });
 }
 
+/**
+ * The *.cedar files of the policy directory (not its subdirectories), symlinks followed: a
+ * Kubernetes ConfigMap volume holds every file as a link into its `..data` directory, and an
+ * operator may link a shared guardrails file in. A link that loops, dangles or leads outside the
+ * directory is a problem with its path, never a file silently left out (a missing forbid is an
+ * allow).
+ */
 export function listPolicyFiles(dir: string, problems: string[]): string[] {
+  let entries: Dirent[];
+  let root: string;
   try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((d) => d.isFile() && d.name.endsWith('.cedar'))
-      .map((d) => join(dir, d.name))
-      .sort();
+    entries = readdirSync(dir, { withFileTypes: true });
+    root = realpathSync(dir);
   } catch (err) {
     problems.push(`${dir}: cannot read the policy directory (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     return [];
   }
+  const files: string[] = [];
+  for (const d of entries) {
+    if (!d.name.endsWith('.cedar')) continue;
+    const path = join(dir, d.name);
+    if (d.isFile()) {
+      files.push(path);
+      continue;
+    }
+    if (!d.isSymbolicLink()) continue;
+    let target: string;
+    try {
+      target = realpathSync(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push(`${path}: ${code === 'ELOOP' ? 'symbolic link loop' : code === 'ENOENT' ? 'symbolic link to a file that does not exist' : `cannot follow the symbolic link (${code ?? String(err)})`}`);
+      continue;
+    }
+    if (target !== root && !target.startsWith(root.endsWith(sep) ? root : root + sep)) {
+      problems.push(`${path}: symbolic link to ${target}, outside the policy directory ${root}`);
+      continue;
+    }
+    if (statSync(target).isFile()) files.push(path);
+  }
+  return files.sort();
 }
 
 function readText(file: string, problems: string[]): string | null {
@@ -163,13 +200,15 @@ function splitPolicies(file: string, text: string, problems: string[], interner:
 }
 
 function parseEntities(file: string, text: string, schemaText: string | null, problems: string[]): EntityJson[] {
-  let entities: unknown;
-  try {
-    entities = JSON.parse(text);
-  } catch (err) {
-    problems.push(`${file}:1: not valid JSON: ${(err as Error).message}`);
+  // Cedar longs are 64-bit and JSON.parse rounds beyond 2^53: such a number is refused with its
+  // line rather than loaded as its neighbour (one reading, check/json.ts). Cedar reads names
+  // case-sensitively, so only exact duplicate names are refused here.
+  const read = readStrictJson(text, { maxDepth: 64, foldedDuplicates: false });
+  if (!read.ok) {
+    problems.push(`${file}:${lineAt(text, read.offset)}: ${read.kind === 'syntax' ? 'not valid JSON: ' : ''}${read.message}`);
     return [];
   }
+  const entities: unknown = read.value;
   if (!Array.isArray(entities)) {
     problems.push(`${file}:1: must be a JSON array of Cedar entities ({"uid", "attrs", "parents"})`);
     return [];

@@ -5,7 +5,7 @@
 import * as cedar from './cedar.js';
 import type { PolicyVersion } from './loader.js';
 import { addFactsReads, type PolicyFacts } from './facts.js';
-import { compileBodyBlame, compileConformance, compileProjector, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
+import { compileBodyBlame, compileConformance, compileProjector, holdsOnlyLongs, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
 
 export interface ActionProjection {
@@ -42,7 +42,10 @@ export function prepareProjection(version: PolicyVersion, schemaName: string, me
   };
   const byAction = new Map<string, ActionProjection>();
   if (version.schemaText === null) {
-    for (const action of new Set(extraActions)) byAction.set(action, { project: compileProjector(trieFor(action), null, {}), conforms: () => true });
+    for (const action of new Set(extraActions)) // Without a schema nothing is validated, but cedar-wasm still refuses a number it cannot
+    // hold as a Long anywhere in the context: projecting such a value away would turn that
+    // refusal into an answer, so such a context takes the plain path and gets cedar-wasm's.
+    byAction.set(action, { project: compileProjector(trieFor(action), null, {}), conforms: holdsOnlyLongs });
     return { byAction, schemaName: undefined };
   }
   const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText);

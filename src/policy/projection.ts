@@ -83,7 +83,18 @@ export function addAttributeNames(names: Set<string>, conditions: Json): void {
     if ('Value' in node) return;
     const access = (node['.'] ?? node['has']) as { attr?: string | string[] } | undefined;
     if (access !== undefined) for (const a of Array.isArray(access.attr) ? access.attr : [access.attr]) if (typeof a === 'string') names.add(a);
-    // Tag names read by name (hasTag / getTag with a literal): MCP arguments are tags.
+    for (const value of Object.values(node)) visit(value);
+  };
+  visit(conditions);
+}
+
+/** Adds every tag name a condition reads by a literal name (hasTag / getTag): MCP arguments are tags. */
+export function addTagNames(names: Set<string>, conditions: Json): void {
+  const visit = (e: Json): void => {
+    if (Array.isArray(e)) return e.forEach(visit);
+    if (typeof e !== 'object' || e === null) return;
+    const node = e as Record<string, Json>;
+    if ('Value' in node) return;
     const tag = (node['hasTag'] ?? node['getTag']) as { right?: { Value?: unknown } } | undefined;
     if (tag !== undefined && typeof tag.right?.Value === 'string') names.add(tag.right.Value);
     for (const value of Object.values(node)) visit(value);
@@ -258,4 +269,13 @@ export function compileBodyBlame(t: SchemaType, common: CommonTypes): ((context:
     const { body: value, ...others } = context;
     return !bodyConforms(value as Json) && restConforms(others);
   };
+}
+
+/** Whether every number in a value is a Long cedar-wasm can take exactly (a safe integer). */
+export function holdsOnlyLongs(value: Json): boolean {
+  if (typeof value === 'number') return Number.isSafeInteger(value);
+  if (typeof value !== 'object' || value === null) return true;
+  if (Array.isArray(value)) return value.every(holdsOnlyLongs);
+  for (const key in value as Record<string, Json>) if (!holdsOnlyLongs((value as Record<string, Json>)[key] as Json)) return false;
+  return true;
 }

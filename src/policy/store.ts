@@ -108,8 +108,9 @@ export class PolicyStore {
     };
     const add = (target: string, filter?: string): void => {
       try {
+        // A ConfigMap volume swaps every file at once by renaming its `..data` link.
         const w = watch(target, { persistent: false }, (_event, name) => {
-          if (filter === undefined || name === null || name === filter) trigger();
+          if (filter === undefined || name === null || name === filter || name === '..data') trigger();
         });
         w.on('error', () => trigger());
         watchers.push(w);

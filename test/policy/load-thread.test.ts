@@ -38,7 +38,7 @@ describe('policy load in a thread', () => {
     const inPlace = loadPolicyVersion(paths);
     const blocking = loadPolicyVersionBlocking(paths);
     const async = await loadPolicyVersionInThread(paths);
-    assert.equal(inPlace.policies.length, 300 + 17);
+    assert.equal(inPlace.policies.length, 300 + 18);
     assert.deepEqual(comparable(blocking), comparable(inPlace));
     assert.deepEqual(comparable(async), comparable(inPlace));
     assert.ok(blocking.loadedAt instanceof Date);

@@ -134,3 +134,35 @@ describe('attribute names policies read', () => {
   ];
   for (const [name, text, expected] of table) it(name, () => assert.deepEqual(namesOf(text), expected));
 });
+
+describe('projection without a schema refuses what cedar-wasm refuses', () => {
+  // A context value cedar-wasm cannot take (a fraction, an integer beyond 2^53) that no policy
+  // reads: projected away, it used to turn cedar-wasm's refusal into an allow.
+  it('decides such a context as the plain engine does, with and without projection', async () => {
+    const { mkdirSync, mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadPolicyVersion } = await import('../../src/policy/loader.js');
+    const { PolicyEngine } = await import('../../src/policy/engine.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-projection-'));
+    mkdirSync(join(dir, 'policies'));
+    writeFileSync(join(dir, 'policies', 'p.cedar'), '@id("read") permit (principal, action == Action::"read", resource) when { context.tool == "t" };\n');
+    const version = loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: null });
+    const tag = Math.random().toString(36).slice(2);
+    const plain = PolicyEngine.prepare(version, `plain-${tag}`, { projection: false, slicing: false, actions: ['read'] });
+    const projected = PolicyEngine.prepare(version, `projected-${tag}`, { actions: ['read'] });
+    assert.ok(plain.ok && projected.ok);
+    const base = { principal: { type: 'Workload', id: 'w' }, action: { type: 'Action', id: 'read' }, resource: { type: 'Ticket', id: 't' }, entities: [] };
+    for (const unread of [1.5, 9007199254740993, [0.25], { deep: { n: -1e300 } }]) {
+      const request = { ...base, context: { tool: 't', unread } };
+      const a = plain.value.evaluate(request) as { ok: boolean };
+      const b = projected.value.evaluate(request);
+      if (typeof unread !== 'number' || !Number.isInteger(unread)) assert.equal(a.ok, false, `cedar-wasm took ${JSON.stringify(unread)}`);
+      assert.deepEqual(b, a, `projected answer for ${JSON.stringify(unread)}`);
+    }
+    // A context of Longs is still projected and allowed.
+    const fine = { ...base, context: { tool: 't', unread: 9007199254740991 } };
+    assert.equal(projected.value.projects(fine), true);
+    assert.equal(projected.value.evaluate(fine).ok && (projected.value.evaluate(fine) as { value: { decision: string } }).value.decision, 'allow');
+  });
+});
