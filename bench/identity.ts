@@ -36,7 +36,7 @@ export async function identityOps(): Promise<Record<string, Op>> {
     { ...rs.publicKey.export({ format: 'jwk' }), kid: 'rs', use: 'jwt-svid' },
   ] }));
   const bundles = BundleSet.open([{ trustDomain: 'example.org', kind: 'file', path }]);
-  const base = { header: 'authorization', audiences: ['mandate'], clockSkewSeconds: 30, maxTokenBytes: 8192 };
+  const base = { header: 'authorization', audiences: ['mandate'], clockSkewSeconds: 30, maxTokenBytes: 8192, maxLifetimeSeconds: null };
   const domains = new Set(['example.org']);
   const cached = new JwtSvidVerifier({ ...base, cacheSize: 1000 }, bundles, domains);
   const uncached = new JwtSvidVerifier({ ...base, cacheSize: 0 }, bundles, domains);

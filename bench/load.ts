@@ -35,7 +35,7 @@ if (spawnSync('h2load', ['--version']).error) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
-const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 17) : null;
+const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 18) : null;
 const requestFile = values.request ?? null;
 type Mode = 'inline' | 'pool' | 'auto';
 const modes = (values.modes ?? 'inline,pool,auto').split(',').map((m) => m.trim()) as Mode[];

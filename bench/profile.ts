@@ -21,7 +21,7 @@ const seconds = Number(values.seconds ?? 10);
 const inFlight = Number(values['in-flight'] ?? 64);
 const out = values.out ?? resolve(kPackageRoot, `bench/results/profile-${mode}.md`);
 
-const scenario = writeScenario(Number(values.policies ?? 1000) - 17);
+const scenario = writeScenario(Number(values.policies ?? 1000) - 18);
 const config = join(scenario.dir, 'mandate-profile.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
 const profDir = mkdtempSync(join(tmpdir(), 'mandate-prof-'));

@@ -42,7 +42,7 @@ const caseBytes = encodeCheckRequest(caseJson);
 const message = decodeCheckRequestBytes(requestBytes) as CheckRequestMessage;
 const decoded = decodeCheckRequest(message, state.config.limits, 0);
 if (!decoded.ok) throw new Error('bench request does not decode');
-const identity = await state.identifier.identify(decoded.value);
+const identity = await state.identifier.identify(decoded.value, Math.floor(Date.now() / 1000));
 if (!identity.ok) throw new Error('bench request has no identity');
 const [decodedValue, identityValue] = [decoded.value, identity.value];
 const mapped = mapRequest(decoded.value, identity.value, state);
@@ -75,7 +75,7 @@ const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
 // sliced (the engine as it runs) and whole (every policy, the whole context; request-only
 // entities in both, since 20,000 static entities would swamp the comparison).
 async function evaluationAt(total: number): Promise<Result[]> {
-  const rt = loadRuntime(writeScenario(total - 17).config, { mode: 'validate' });
+  const rt = loadRuntime(writeScenario(total - 18).config, { mode: 'validate' });
   const version = rt.store.current.version;
   const whole = PolicyEngine.prepare(version, `bench-whole-${total}`, { slicing: false, projection: false });
   if (!whole.ok) throw new Error(whole.message);
@@ -96,12 +96,12 @@ const evaluation: Result[] = [];
 for (const n of policyCounts) evaluation.push(...(await evaluationAt(n)));
 
 // The whole pipeline as issue #5 asks: 1,000 policies, a JWT-SVID, a task token (memory store).
-const scenario = writeScenario(1000 - 17);
+const scenario = writeScenario(1000 - 18);
 const scenarioRuntime = loadRuntime(scenario.config, { mode: 'serve' });
 const scenarioState = scenarioRuntime.state();
 const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, scenarioState.config.limits, 0);
 if (!caller.ok) throw new Error('scenario request does not decode');
-const callerIdentity = await scenarioState.identifier.identify(caller.value);
+const callerIdentity = await scenarioState.identifier.identify(caller.value, Math.floor(Date.now() / 1000));
 if (!callerIdentity.ok) throw new Error(`scenario caller not identified: ${callerIdentity.message}`);
 const started = await new TaskManager(() => scenarioState, scenarioRuntime.tasks as NonNullable<typeof scenarioRuntime.tasks>).start(
   callerIdentity.value,
@@ -136,7 +136,7 @@ const sections: Record<string, Result[]> = {
       'protobuf decode (grpc-js deserializer)': () => decodeCheckRequestBytes(requestBytes),
       'decode stage': () => decodeCheckRequest(message, state.config.limits, 0),
       'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
-      'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value),
+      'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value, Math.floor(Date.now() / 1000)),
       'map stage': () => mapRequest(decoded.value, identity.value, state),
       [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
       'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),

@@ -39,7 +39,7 @@ function rssMb(pid: number): number {
   return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 
-const scenario = writeScenario(policies - 17);
+const scenario = writeScenario(policies - 18);
 const config = join(scenario.dir, 'mandate-soak.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
 const loadStarted = Date.now();

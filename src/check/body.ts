@@ -7,7 +7,7 @@
 //   "__entity", "__extn", "__expr" keys -> refused: a client must not forge entity references
 // Anything else unrepresentable is a bad_request with a message that says what and where.
 
-import { readStrictJson } from './json.js';
+import { readStrictJson } from '../json/strict.js';
 import { deny, ok, type Outcome } from './reasons.js';
 
 type CedarJson = boolean | number | string | CedarJson[] | { [key: string]: CedarJson };
@@ -37,8 +37,8 @@ export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDe
   const read = readBodyText(body, undefined, maxBytes);
   if (!read.ok) return read;
   // One reading or none (json.ts): the upstream parses this body again with its own parser.
-  const parsed = readStrictJson(read.value, { maxDepth: maxDepth + 1 });
-  if (!parsed.ok) return deny('bad_request', `body is refused: ${parsed.message} (at offset ${parsed.offset})`);
+  const parsed = readStrictJson(read.value, { maxDepth });
+  if (!parsed.ok) return deny('bad_request', parsed.kind === 'syntax' ? `body is not valid JSON: ${parsed.message} (at offset ${parsed.offset})` : `body is refused: ${parsed.message} (at offset ${parsed.offset})`);
   const converted = toCedar(parsed.value, 'body', 0, maxDepth);
   if (converted === undefined) return deny('bad_request', 'body is JSON null');
   if ('error' in converted) return deny('bad_request', converted.error);

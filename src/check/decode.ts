@@ -96,6 +96,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   else if (http.body !== undefined && http.body !== '') body = http.body;
 
   const seconds = Number(attributes.request?.time?.seconds ?? 0);
+  if (!Number.isSafeInteger(seconds)) return deny('bad_request', 'request time is out of range');
   return ok({
     method,
     path,

@@ -57,12 +57,14 @@ export class Identifier {
     this.precedence = id.precedence;
   }
 
-  identify(request: DecodedRequest): Outcome<Identity> | Promise<Outcome<Identity>> {
+  /** `nowSeconds`: Mandate's own clock. Tokens are never judged at the time a request claims
+   *  (attributes.request.time): a backdated CheckRequest would pass an expired token. */
+  identify(request: DecodedRequest, nowSeconds: number): Outcome<Identity> | Promise<Outcome<Identity>> {
     const transport = this.transport(request);
     if (!transport.ok) return transport;
     const token = this.token(request);
     if (token === null || this.jwt === null) return ok(transport.value === null ? ANONYMOUS : { ...transport.value, jwt: null });
-    return this.jwt.verify(token, request.epochSeconds).then((verified) => (verified.ok ? this.combine(transport.value, verified.value) : verified));
+    return this.jwt.verify(token, nowSeconds).then((verified) => (verified.ok ? this.combine(transport.value, verified.value) : verified));
   }
 
   private transport(request: DecodedRequest): Outcome<Transport> {

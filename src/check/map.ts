@@ -9,7 +9,7 @@ import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../co
 import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
-import { ReadNames, type JsonValue } from './json.js';
+import { ReadNames, type JsonValue } from '../json/strict.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';

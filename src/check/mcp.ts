@@ -4,7 +4,7 @@
 // component that reads the body must refuse a header/body mismatch (JSON-RPC error -32020).
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
-import { ReadNames, readStrictJson, type JsonObject } from './json.js';
+import { ReadNames, readStrictJson, type JsonObject } from '../json/strict.js';
 import { deny, ok, type Outcome } from './reasons.js';
 
 export const MCP_METHODS: ReadonlySet<string> = new Set([

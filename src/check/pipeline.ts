@@ -85,7 +85,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000));
     if (!decoded.ok) return denied(decoded.code, decoded.message);
     // 2. identify
-    const identity = await state.identifier.identify(decoded.value);
+    const identity = await state.identifier.identify(decoded.value, Math.floor(nowMs / 1000));
     if (!identity.ok) return denied(identity.code, identity.message);
     // 3. map (an MCP body may hold several calls: each is decided, all must be allowed)
     const mapped = mapRequest(decoded.value, identity.value, state);

@@ -16,11 +16,13 @@ export const DEFAULTS = Object.freeze({
   maxHeaders: 100,
   maxHeaderBytes: 60 * 1024,
   // A CheckRequest is the headers plus at most max_request_bytes of body plus the peer
-  // certificate: 256 KiB holds Envoy's largest header setting (96 KiB) and a 128 KiB body.
-  maxMessageBytes: 256 * 1024,
-  // Envoy multiplexes Checks over a few connections per worker thread.
-  maxConcurrentStreams: 128,
-  maxConnections: 256,
+  // certificate, a few KB in practice: 128 KiB holds Envoy's default header limit (60 KiB) and a
+  // 64 KiB body. grpc-js buffers a message whole before decoding it: this bounds what one
+  // unfinished message can hold.
+  maxMessageBytes: 128 * 1024,
+  // Envoy multiplexes Checks over one HTTP/2 connection per worker thread (per sidecar in Istio).
+  maxConcurrentStreams: 100,
+  maxConnections: 1024,
   explain: false,
   principalHeader: 'x-mandate-principal' as string | null,
   watch: true,

@@ -24,6 +24,8 @@ export interface JwtSvidConfig {
   readonly clockSkewSeconds: number;
   readonly maxTokenBytes: number;
   readonly cacheSize: number;
+  /** Refuse tokens whose exp lies further than this past their iat (or past now, without iat); null: no maximum. */
+  readonly maxLifetimeSeconds: number | null;
 }
 
 export interface IdentityConfig {
@@ -54,7 +56,7 @@ export function parseIdentityConfig(raw: unknown, baseDir: string, trustDomains:
   let jwtSvid: JwtSvidConfig | null = null;
   if (top['jwtSvid'] !== undefined) {
     const f = `${field}.jwtSvid`;
-    const j = expectObject(top['jwtSvid'], f, ['header', 'audiences', 'clockSkewSeconds', 'maxTokenBytes', 'cacheSize']);
+    const j = expectObject(top['jwtSvid'], f, ['header', 'audiences', 'clockSkewSeconds', 'maxTokenBytes', 'cacheSize', 'maxLifetimeSeconds']);
     const audiences = readStringList(j, 'audiences', f, []);
     if (audiences.length === 0) throw new ConfigError(`${f}.audiences`, 'is required: list the audiences a JWT-SVID must be issued for');
     jwtSvid = Object.freeze({
@@ -63,6 +65,7 @@ export function parseIdentityConfig(raw: unknown, baseDir: string, trustDomains:
       clockSkewSeconds: readInteger(j, 'clockSkewSeconds', f, IDENTITY_DEFAULTS.clockSkewSeconds, 0, 300),
       maxTokenBytes: readInteger(j, 'maxTokenBytes', f, IDENTITY_DEFAULTS.maxTokenBytes, 256, 65536),
       cacheSize: readInteger(j, 'cacheSize', f, IDENTITY_DEFAULTS.cacheSize, 0, 1_000_000),
+      maxLifetimeSeconds: j['maxLifetimeSeconds'] === undefined ? null : readInteger(j, 'maxLifetimeSeconds', f, 0, 1, 31 * 24 * 3600),
     });
   }
 

@@ -7,6 +7,7 @@ import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
 import { parseIdentityConfig } from './identity.js';
 import { parseTasksConfig } from './tasks.js';
+import { parseSpiffeId } from '../identity/spiffe-id.js';
 import { importOpenApiRoutes } from './openapi.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
@@ -17,7 +18,7 @@ export { ConfigError } from './fields.js';
 export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/mandate.yaml');
 
 const TOP_KEYS = [
-  'listen', 'policies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
+  'listen', 'policies', 'allowEmptyPolicies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
   'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'matrixParams', 'methodOverride'] as const;
@@ -113,12 +114,17 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   const shutdown = expectObject(top['shutdown'] ?? {}, 'config.shutdown', ['graceMs']);
   let tls: MandateConfig['tls'] = null;
   if (top['tls'] !== undefined) {
-    const t = expectObject(top['tls'], 'config.tls', ['cert', 'key', 'clientCa']);
+    const t = expectObject(top['tls'], 'config.tls', ['cert', 'key', 'clientCa', 'checkClients']);
     const cert = readString(t, 'cert', 'config.tls', null);
     const key = readString(t, 'key', 'config.tls', null);
     if (cert === null || key === null) throw new ConfigError('config.tls', 'needs cert and key (PEM files)');
     const clientCa = readString(t, 'clientCa', 'config.tls', null);
-    tls = Object.freeze({ cert: resolve(baseDir, cert), key: resolve(baseDir, key), clientCa: clientCa === null ? null : resolve(baseDir, clientCa) });
+    const checkClients = readStringList(t, 'checkClients', 'config.tls', []);
+    checkClients.forEach((id, i) => {
+      if (!parseSpiffeId(id).ok) throw new ConfigError(`config.tls.checkClients[${i}]`, `"${id}" is not a SPIFFE ID`);
+    });
+    if (checkClients.length > 0 && clientCa === null) throw new ConfigError('config.tls.checkClients', 'needs clientCa: without client certificates no caller can be recognized');
+    tls = Object.freeze({ cert: resolve(baseDir, cert), key: resolve(baseDir, key), clientCa: clientCa === null ? null : resolve(baseDir, clientCa), checkClients: Object.freeze([...checkClients]) });
   }
   const admin = expectObject(top['admin'] ?? {}, 'config.admin', ['listen']);
   const adminListen = adminListenOverride ?? readString(admin, 'listen', 'config.admin', DEFAULTS.adminListen);
@@ -154,6 +160,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     configFile,
     listen,
     policies: resolve(baseDir, policiesRel),
+    allowEmptyPolicies: readBoolean(top, 'allowEmptyPolicies', 'config', false),
     schema: schemaRel === null ? null : resolve(baseDir, schemaRel),
     entities: entitiesRel === null ? null : resolve(baseDir, entitiesRel),
     application,

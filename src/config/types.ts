@@ -53,6 +53,8 @@ export interface MandateConfig {
   readonly listen: string;
   /** Absolute path of the directory holding *.cedar files. */
   readonly policies: string;
+  /** A policy directory with no policies is refused (it would deny everything) unless this says it is meant. */
+  readonly allowEmptyPolicies: boolean;
   readonly schema: string | null;
   readonly entities: string | null;
   /** Default resource: Application::"<application>". */
@@ -72,7 +74,13 @@ export interface MandateConfig {
   readonly shutdownGraceMs: number;
   readonly identity: IdentityConfig;
   /** Serve gRPC over TLS; with clientCa, require client certificates from that bundle. */
-  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | null } | null;
+  readonly tls: {
+    readonly cert: string;
+    readonly key: string;
+    readonly clientCa: string | null;
+    /** SPIFFE IDs of the ext_authz clients (Envoy) allowed to call Check; empty: any client the CA vouches for. */
+    readonly checkClients: readonly string[];
+  } | null;
   /** Metrics and traces (docs/observability.md); off: nothing is measured or exported. */
   readonly telemetry: { readonly enabled: boolean };
   /** Admin HTTP (JWKS, health), or 'off'. */

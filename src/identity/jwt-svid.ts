@@ -109,7 +109,12 @@ export class JwtSvidVerifier {
         requiredClaims: ['sub', 'aud', 'exp'],
       });
       const aud = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
-      return ok({ spiffe: sub.value, aud, exp: payload.exp as number, iat: typeof payload.iat === 'number' ? payload.iat : null });
+      // NumericDate may have a fraction (RFC 7519 §2); Cedar longs may not.
+      const exp = Math.floor(payload.exp as number);
+      const iat = typeof payload.iat === 'number' ? Math.floor(payload.iat) : null;
+      const max = this.config.maxLifetimeSeconds;
+      if (max !== null && exp - (iat ?? nowSeconds) > max) return invalid(`lifetime is longer than ${max} s (identity.jwtSvid.maxLifetimeSeconds)`);
+      return ok({ spiffe: sub.value, aud, exp, iat });
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) return deny('token_expired', 'JWT-SVID has expired');
       if (err instanceof joseErrors.JWTClaimValidationFailed) return invalid(`claim "${err.claim}" ${err.reason === 'check_failed' ? 'failed its check' : 'is missing'}`);

@@ -4,6 +4,8 @@
 // failure_mode_allow: false and denies).
 
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
@@ -65,16 +67,31 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   });
 
   const health = new HealthService(tasks === null ? [AUTHORIZATION_SERVICE_NAME] : [AUTHORIZATION_SERVICE_NAME, TASKS_SERVICE_NAME]);
+  const limits = config.limits;
   const server = new Server({
     // Envoy keeps few long-lived HTTP/2 connections; allow its keepalive pings.
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    // grpc-js reads a message's length prefix first and refuses one over this limit before
+    // buffering it (RESOURCE_EXHAUSTED): memory held for unfinished messages is at most
+    // connections x streams x this (docs/configuration.md, limits).
+    'grpc.max_receive_message_length': limits.maxMessageBytes,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
   });
 
+  const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
   server.addService(AUTHORIZATION_SERVICE, {
     Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
+      // Only the configured ext_authz clients may ask: anyone else who reaches the port could
+      // probe the policy or spend its capacity. A gRPC error, which Envoy treats as a deny.
+      if (checkClients !== null) {
+        const refused = refuseCheckClient(call.getAuthContext().sslPeerCertificate, checkClients);
+        if (refused !== null) {
+          callback({ code: GrpcStatus.PERMISSION_DENIED, details: refused });
+          return;
+        }
+      }
       // Trace headers are read only when spans are recorded (tracing is off by default).
       const span = telemetry?.tracing === true ? telemetry.startCheck(traceHeaders(call.request)) : null;
       const deadline = call.getDeadline();
@@ -123,10 +140,19 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   // A replica that starts deciding before its first connection to the task store would deny
   // every task-bound request meanwhile: wait for it, briefly (it stays unhealthy otherwise).
   if (tasks !== null) await tasks.store.ready(3000);
-  const port = await new Promise<number>((resolvePort, reject) => {
-    server.bindAsync(config.listen, serverCredentials(config), (err, bound) => (err ? reject(err) : resolvePort(bound)));
-  });
+  // Our own listener hands each connection to grpc-js, so that connections can be capped
+  // (net.Server.maxConnections: the next one is closed at once); grpc-js has no such option.
+  const injector = server.createConnectionInjector(serverCredentials(config));
+  const listener = createNetServer((socket) => injector.injectConnection(socket));
+  listener.maxConnections = limits.maxConnections;
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const port = await new Promise<number>((resolvePort, reject) => {
+    listener.once('error', reject);
+    listener.listen(Number(config.listen.slice(config.listen.lastIndexOf(':') + 1)), host.replace(/^\[(.*)\]$/, '$1'), () => {
+      listener.off('error', reject);
+      resolvePort((listener.address() as AddressInfo).port);
+    });
+  });
   health.setAll(SERVING_STATUS.SERVING);
   if (tasks !== null) {
     // The Tasks service is only as available as its state store; Check stays SERVING and denies
@@ -145,10 +171,12 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     shutdown: (graceMs) =>
       new Promise<'graceful' | 'forced'>((resolveShutdown) => {
         clearInterval(storeWatch);
+        listener.close();
         health.setAll(SERVING_STATUS.NOT_SERVING);
         health.endWatches();
         const timer = setTimeout(() => {
           server.forceShutdown();
+          injector.destroy();
           resolveShutdown('forced');
         }, graceMs);
         server.tryShutdown(() => {
@@ -171,4 +199,11 @@ function serverCredentials(config: MandateConfig): ServerCredentials {
     [{ cert_chain: readFileSync(cert), private_key: readFileSync(key) }],
     clientCa !== null,
   );
+}
+
+/** Why a TLS peer may not call Check, or null. X.509-SVID: exactly one URI SAN, the SPIFFE ID. */
+function refuseCheckClient(peer: PeerCertificate | undefined, allowed: ReadonlySet<string>): string | null {
+  const uris = (peer?.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  if (uris.length !== 1) return 'the ext_authz client presented no X.509-SVID (tls.checkClients)';
+  return allowed.has(uris[0] as string) ? null : `the ext_authz client ${uris[0]} is not in tls.checkClients`;
 }

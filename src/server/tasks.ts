@@ -74,7 +74,7 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
       let code = 'internal_error';
       try {
         const now = nowSeconds();
-        const caller = await identifier.identify(asRequest(call, now));
+        const caller = await identifier.identify(asRequest(call, now), now);
         if (!caller.ok) {
           code = caller.code;
           return fail(callback, caller);

@@ -18,14 +18,14 @@ describe('parseJsonBody', () => {
   }
 
   const refused: [string | Uint8Array, string][] = [
-    ['{"a":', 'body is not valid JSON'],
+    ['{"a":', 'body is not valid JSON: the JSON ends too early (at offset 5)'],
     ['null', 'body is JSON null'],
     ['{"a":1.23456}', 'body.a is a number with more than 4 fractional digits, which Cedar cannot represent'],
-    ['{"a":12345678901234567890}', 'body.a is an integer too large to represent exactly'],
+    ['{"a":12345678901234567890}', 'body is refused: the number 12345678901234567890 is an integer beyond ±(2^53 - 1), which parsers read differently (at offset 5)'],
     ['{"a":[1,null]}', 'body.a[1] is null, which a Cedar set cannot hold'],
     ['{"a":{"__entity":{"type":"Group","id":"admins"}}}', 'body.a has the reserved key "__entity"'],
     ['{"__extn":{"fn":"ip","arg":"10.0.0.1"}}', 'body has the reserved key "__extn"'],
-    [`${'['.repeat(20)}${']'.repeat(20)}`, 'body[0][0][0][0][0][0][0][0][0] is nested deeper than 8 levels'],
+    [`${'['.repeat(20)}${']'.repeat(20)}`, 'body is refused: nested deeper than 8 levels (at offset 8)'],
     [new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), 'body is not valid UTF-8'],
     ['x'.repeat(2000), 'body is larger than 1024 bytes'],
   ];

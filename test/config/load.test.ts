@@ -94,6 +94,10 @@ describe('docs/configuration.md', () => {
     assert.equal(row('limits.maxPathBytes'), `\`${DEFAULTS.maxPathBytes}\``);
     assert.equal(row('limits.maxBodyBytes'), `\`${DEFAULTS.maxBodyBytes}\``);
     assert.equal(row('limits.maxBodyDepth'), `\`${DEFAULTS.maxBodyDepth}\``);
+    for (const key of ['maxBatchCalls', 'maxHeaders', 'maxHeaderBytes', 'maxMessageBytes', 'maxConcurrentStreams', 'maxConnections'] as const) {
+      assert.equal(row(`limits.${key}`), `\`${DEFAULTS[key]}\``);
+    }
+    assert.equal(row('allowEmptyPolicies'), '`false`');
     assert.equal(row('explain'), `\`${DEFAULTS.explain}\``);
     assert.equal(row('response.principalHeader'), `\`${DEFAULTS.principalHeader}\``);
     assert.equal(row('watch'), `\`${DEFAULTS.watch}\``);

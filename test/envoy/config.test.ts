@@ -77,6 +77,10 @@ describe('envoy/istio', () => {
     assert.deepEqual(provider['envoyExtAuthzGrpc'].includeRequestBodyInCheck, { maxRequestBytes: example.limits.maxBodyBytes, allowPartialMessage: false, packAsBytes: true });
   });
 
+  it('normalizes paths before ext_authz, so Mandate decides on the path the upstream gets', () => {
+    assert.equal(mesh['spec'].meshConfig.pathNormalization?.normalization, 'DECODE_AND_MERGE_SLASHES');
+  });
+
   it('has an AuthorizationPolicy with action CUSTOM naming that provider', () => {
     assert.equal(policy['kind'], 'AuthorizationPolicy');
     assert.equal(policy['spec'].action, 'CUSTOM');

@@ -1,7 +1,7 @@
 // Clients and codecs built from Envoy's own protos (shipped by @grpc/grpc-js-xds under deps/),
 // so wire compatibility is checked against definitions Mandate did not write.
 
-import { credentials, loadPackageDefinition, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, type ChannelCredentials, type Client, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -31,8 +31,8 @@ export interface CheckResponseObject {
   dynamicMetadata?: { fields?: Record<string, { stringValue?: string }> };
 }
 
-export function createCheckClient(address: string): CheckClient {
-  const client = new loaded.envoy.service.auth.v3.Authorization(address, credentials.createInsecure()) as unknown as Client & {
+export function createCheckClient(address: string, channel: ChannelCredentials = credentials.createInsecure()): CheckClient {
+  const client = new loaded.envoy.service.auth.v3.Authorization(address, channel) as unknown as Client & {
     Check(req: unknown, opts: { deadline: Date }, cb: (err: Error | null, res: CheckResponseObject) => void): void;
   };
   return {

@@ -14,7 +14,7 @@ const A = makeTrustDomain('example.org', ['ES256', 'RS256']);
 const B = makeTrustDomain('partner.org', ['ES256']);
 const AGENT = 'spiffe://example.org/ns/support/sa/support-agent';
 const PARTNER = 'spiffe://partner.org/ns/billing/sa/billing-agent';
-const CONFIG: JwtSvidConfig = { header: 'authorization', audiences: ['mandate'], clockSkewSeconds: 30, maxTokenBytes: 8192, cacheSize: 100 };
+const CONFIG: JwtSvidConfig = { header: 'authorization', audiences: ['mandate'], clockSkewSeconds: 30, maxTokenBytes: 8192, cacheSize: 100, maxLifetimeSeconds: null };
 
 function verifier(config: Partial<JwtSvidConfig> = {}): { v: JwtSvidVerifier; bundles: BundleSet; pathA: string } {
   const pathA = A.writeBundle();
@@ -126,5 +126,32 @@ describe('JwtSvidVerifier cache', () => {
     await v.verify(tokens[0]!, now()); // evicted: a miss
     await v.verify(tokens[2]!, now()); // still there: a hit
     assert.deepEqual(v.stats, { hits: 1, misses: 4 });
+  });
+});
+
+describe('JwtSvidVerifier with maxLifetimeSeconds', () => {
+  const { v } = verifier({ maxLifetimeSeconds: 600 });
+
+  it('refuses a token that lives longer than the maximum', async () => {
+    const r = await v.verify(await mint({ key: es, sub: AGENT, expiresIn: 3600 }), now());
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.code, 'invalid_token');
+    assert.match(!r.ok ? (r.message ?? '') : '', /lifetime is longer than 600 s/);
+  });
+
+  it('accepts one within it, and judges a token without iat by the time left', async () => {
+    assert.equal((await v.verify(await mint({ key: es, sub: AGENT, expiresIn: 300 }), now())).ok, true);
+    const noIat = signRaw(es, { alg: 'ES256', kid: es.kid }, { sub: AGENT, aud: 'mandate', exp: now() + 3600 });
+    const r = await v.verify(noIat, now());
+    assert.equal(!r.ok && r.code, 'invalid_token');
+  });
+
+  it('gives whole seconds for a fractional exp and iat (Cedar longs)', async () => {
+    const t = now();
+    const token = signRaw(es, { alg: 'ES256', kid: es.kid }, { sub: AGENT, aud: 'mandate', iat: t + 0.5, exp: t + 120.75 });
+    const r = await v.verify(token, t);
+    assert.ok(r.ok, !r.ok ? r.message : '');
+    assert.equal(r.value.exp, t + 120);
+    assert.equal(r.value.iat, t);
   });
 });

@@ -61,11 +61,11 @@ describe('mandate validate and startup errors', () => {
   it('validates the embedded example', async () => {
     const cli = await runCli(['validate']);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /policies: 17 \(version sha256:[0-9a-f]{16}\)/);
+    assert.match(cli.stdout, /policies: 18 \(version sha256:[0-9a-f]{16}\)/);
   });
 
   const broken: [string, (dir: string) => void, RegExp][] = [
-    ['a policy with a syntax error', (dir) => appendFileSync(join(dir, 'policies/guardrails.cedar'), '\n\npermit (principal, action, resource)\nwhen { context.x = 1 };\n'), /guardrails\.cedar:13: .*'=' is not a valid operator/],
+    ['a policy with a syntax error', (dir) => appendFileSync(join(dir, 'policies/guardrails.cedar'), '\n\npermit (principal, action, resource)\nwhen { context.x = 1 };\n'), /guardrails\.cedar:22: .*'=' is not a valid operator/],
     ['a policy that violates the schema', (dir) => writeFileSync(join(dir, 'policies/extra.cedar'), '\n@id("bad")\npermit (principal, action, resource)\nwhen { context.nope == 1 };\n'), /extra\.cedar:4: .*attribute `nope`/],
     ['a schema with a syntax error', (dir) => appendFileSync(join(dir, 'schema.cedarschema'), '\nentity Broken {\n'), /schema\.cedarschema:\d+: /],
     ['a missing policy directory', (dir) => rmSync(join(dir, 'policies'), { recursive: true }), /policies: cannot read the policy directory \(ENOENT\)/],

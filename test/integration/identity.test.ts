@@ -88,6 +88,25 @@ describe('identity sources over gRPC', () => {
     });
   }
 
+  it('judges a JWT-SVID by its own clock, not by the time a (backdated) CheckRequest claims', async () => {
+    const then = Math.floor(Date.now() / 1000) - 7200;
+    const stale = `Bearer ${await mint({ key: example.keys[0]!, sub: SUPPORT_AGENT, now: then, expiresIn: 300 })}`;
+    const request = checkRequest('GET', '/tickets/T-1', { headers: { authorization: stale } }) as { attributes: { request: { time?: unknown } } };
+    request.attributes.request.time = { seconds: String(then + 60) };
+    assert.equal(code(await client.check(request)), 'token_expired');
+    // A token not yet valid by our clock is refused even when the request claims a later time.
+    const early = `Bearer ${await mint({ key: example.keys[0]!, sub: SUPPORT_AGENT, notBeforeIn: 3600, expiresIn: 7200 })}`;
+    const future = checkRequest('GET', '/tickets/T-1', { headers: { authorization: early } }) as { attributes: { request: { time?: unknown } } };
+    future.attributes.request.time = { seconds: String(Math.floor(Date.now() / 1000) + 5400) };
+    assert.equal(code(await client.check(future)), 'invalid_token');
+    // The server keeps serving.
+    assert.equal(code(await client.check(checkRequest('GET', '/tickets/T-1', { headers: { authorization: await bearer(SUPPORT_AGENT) } }))), null);
+  });
+
+  it('refuses a JWT-SVID without exp', async () => {
+    assert.equal(code(await client.check(checkRequest('GET', '/tickets/T-1', { headers: { authorization: await bearer(SUPPORT_AGENT, { omit: ['exp'] }) } }))), 'invalid_token');
+  });
+
   it('accepts a peer certificate that is a valid X.509-SVID for the principal', async () => {
     assert.equal(code(await client.check(withCert(makeSvid(SUPPORT_AGENT).urlEncoded))), null);
   });
