@@ -90,6 +90,11 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
 
   const headers = decodeHeaders(http, limits);
   if (!headers.ok) return headers;
+  // Envoy fills both from one header map; a CheckRequest where they disagree was not built by it.
+  const pseudoMethod = headers.value.get(':method');
+  if (pseudoMethod !== undefined && pseudoMethod !== method) return deny('bad_request', 'the :method header and the request method disagree');
+  const pseudoPath = headers.value.get(':path');
+  if (pseudoPath !== undefined && pseudoPath !== rawPath) return deny('bad_request', 'the :path header and the request path disagree');
 
   let body: Uint8Array | string | null = null;
   if (http.rawBody !== undefined && http.rawBody.length > 0) body = http.rawBody;

@@ -119,6 +119,9 @@ function readCall(m: unknown): McpCall | McpOutcome {
     if (typeof p['uri'] !== 'string' || p['uri'] === '') return bad('resources/read needs params.uri', RPC_INVALID_REQUEST, rpcId);
     target = p['uri'];
   }
+  if (target !== null && (target !== target.trim() || /[\p{Cc}\p{Default_Ignorable_Code_Point}]/u.test(target) || target !== target.normalize('NFKC'))) {
+    return bad(`${method} names "${target.replace(/[^\x20-\x7e]/g, '?').slice(0, 64)}", which servers that trim or normalize names read as another`, RPC_INVALID_REQUEST, rpcId);
+  }
   return { method, id: rpcId, target, arguments: args };
 }
 

@@ -104,7 +104,7 @@ export class RouteTable {
     const params: Record<string, string> = {};
     for (let i = 0; i < values.length; i++) {
       const decoded = decodeParam(values[i] as string);
-      if (decoded === null) return deny('bad_request', `path parameter "${route.paramNames[i]}" is not a valid percent-encoded segment`);
+      if (decoded === null) return deny('bad_request', `path parameter "${route.paramNames[i]}" does not decode to one value every upstream reads alike (a bad escape, an encoded separator, a double escape, surrounding spaces or text NFKC changes)`);
       params[route.paramNames[i] as string] = decoded;
     }
     return ok({ route, params });
@@ -130,6 +130,16 @@ function walk(node: Node, segments: readonly string[], i: number, values: string
 
 function decodeParam(raw: string): string | null {
   if (!raw.includes('%')) return raw;
+  const decoded = decodeEscapes(raw);
+  // Upstreams that trim identifiers, drop invisible characters or normalize Unicode (NFKC:
+  // fullwidth letters, ligatures) would read another value than the one decided on.
+  if (decoded === null || decoded !== decoded.trim() || INVISIBLE.test(decoded) || decoded !== decoded.normalize('NFKC')) return null;
+  return decoded;
+}
+
+const INVISIBLE = /[\p{Cc}\p{Default_Ignorable_Code_Point}]/u;
+
+function decodeEscapes(raw: string): string | null {
   let decoded: string;
   try {
     decoded = decodeURIComponent(raw);

@@ -86,3 +86,18 @@ describe('bench/profile (smoke)', () => {
     assert.match(worker, /\| cedar-wasm \(evaluation, JSON in and out\) \| [\d.]+% \|/);
   });
 });
+
+describe('bench/half-sent (smoke)', () => {
+  it('measures Mandate\'s RSS under half-sent messages and times a legitimate Check in each phase', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'mandate-half-sent-')), 'half-sent.json');
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/half-sent.js'), '--smoke', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { rows: { phase: string; rssMb: number; checkMs: number; note: string }[] };
+    assert.equal(report.rows.length, 4);
+    for (const r of report.rows) {
+      assert.ok(r.rssMb > 0, `${r.phase}: RSS read`);
+      assert.ok(r.checkMs > 0, `${r.phase}: a Check was decided`);
+    }
+    assert.match(report.rows[1]?.note ?? '', /^20 refused RESOURCE_EXHAUSTED/);
+  });
+});

@@ -59,6 +59,14 @@ describe('MCP messages: one reading or none', () => {
     });
   }
 
+  for (const name of [' create_case', 'create_case ', 'create_case\\u0000', '\\uff43reate_case']) {
+    it(`refuses a tool name servers that trim or normalize read otherwise: ${JSON.stringify(name)}`, async () => {
+      const decision = await decideOn(mcpText(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"${name}","arguments":{}}}`));
+      assert.equal(decision.code, 'bad_request', decision.message ?? '');
+      assert.equal(decision.rpc?.errorCode, -32600);
+    });
+  }
+
   it('refuses a batch longer than limits.maxBatchCalls before deciding any call', async () => {
     const call = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
     const decision = await decide(mcpRequest(null, { raw: Buffer.from(`[${Array(17).fill(call).join(',')}]`), protocolVersion: '2025-06-18' }) as CheckRequestMessage, runtime.state());
@@ -150,6 +158,10 @@ describe('paths and methods: one reading or none', () => {
     '/tickets/internal-%2530',
     '/tickets/T-1?q=1#frag',
     '/tickets/T-1?q=%0a\u0001',
+    '/tickets/%20internal-0',
+    '/tickets/internal-0%09',
+    '/tickets/%EF%BD%89nternal-0',
+    '/tickets/inter%C2%ADnal-0',
   ];
   for (const path of refused) {
     it(`refuses ${JSON.stringify(path)}`, async () => {
@@ -169,6 +181,13 @@ describe('paths and methods: one reading or none', () => {
       assert.match(decision.message ?? '', /does not declare that it honours it/);
     });
   }
+
+  it('refuses a :path or :method header that disagrees with the request (a CheckRequest Envoy did not build)', async () => {
+    const path = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { ':path': '/tickets/internal-0' } }));
+    assert.equal(path.code, 'bad_request');
+    const method = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { ':method': 'DELETE' } }));
+    assert.equal(method.code, 'bad_request');
+  });
 
   it('denies every ticket of the internal range, not only internal-0', async () => {
     for (const id of ['internal-0', 'internal-1', 'internal-42', 'internal-x']) {
