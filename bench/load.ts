@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { writeScenario } from './scenario.js';
+import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 import { startMandate, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
 import { renderLatencyChart } from './chart.js';
 
@@ -35,7 +35,7 @@ if (spawnSync('h2load', ['--version']).error) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'mandate-load-'));
-const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - 18) : null;
+const scenario = values.request === undefined ? writeScenario(Number(values.policies ?? 1000) - EXAMPLE_POLICIES) : null;
 const requestFile = values.request ?? null;
 type Mode = 'inline' | 'pool' | 'auto';
 const modes = (values.modes ?? 'inline,pool,auto').split(',').map((m) => m.trim()) as Mode[];

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { writeScenario } from './scenario.js';
+import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 import { startMandate, startScenarioTask, writeGrpcFrame } from './harness.js';
 
 const { values } = parseArgs({
@@ -21,7 +21,7 @@ const seconds = Number(values.seconds ?? 10);
 const inFlight = Number(values['in-flight'] ?? 64);
 const out = values.out ?? resolve(kPackageRoot, `bench/results/profile-${mode}.md`);
 
-const scenario = writeScenario(Number(values.policies ?? 1000) - 18);
+const scenario = writeScenario(Number(values.policies ?? 1000) - EXAMPLE_POLICIES);
 const config = join(scenario.dir, 'mandate-profile.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
 const profDir = mkdtempSync(join(tmpdir(), 'mandate-prof-'));

@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { PolicyEngine } from '../src/policy/engine.js';
 import { TaskManager } from '../src/tasks/manager.js';
 import { EvaluationPool } from '../src/policy/pool.js';
-import { SCENARIO_TASK, writeScenario } from './scenario.js';
+import { SCENARIO_TASK, writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 
 const { values } = parseArgs({
   options: { smoke: { type: 'boolean', default: false }, ms: { type: 'string' }, out: { type: 'string' }, 'max-policies': { type: 'string' } },
@@ -75,7 +75,7 @@ const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
 // sliced (the engine as it runs) and whole (every policy, the whole context; request-only
 // entities in both, since 20,000 static entities would swamp the comparison).
 async function evaluationAt(total: number): Promise<Result[]> {
-  const rt = loadRuntime(writeScenario(total - 18).config, { mode: 'validate' });
+  const rt = loadRuntime(writeScenario(total - EXAMPLE_POLICIES).config, { mode: 'validate' });
   const version = rt.store.current.version;
   const whole = PolicyEngine.prepare(version, `bench-whole-${total}`, { slicing: false, projection: false });
   if (!whole.ok) throw new Error(whole.message);
@@ -91,12 +91,12 @@ async function evaluationAt(total: number): Promise<Result[]> {
     ms,
   );
 }
-const policyCounts = [17, 100, 1000, 10000].filter((n) => n <= maxPolicies);
+const policyCounts = [EXAMPLE_POLICIES, 100, 1000, 10000].filter((n) => n <= maxPolicies);
 const evaluation: Result[] = [];
 for (const n of policyCounts) evaluation.push(...(await evaluationAt(n)));
 
 // The whole pipeline as issue #5 asks: 1,000 policies, a JWT-SVID, a task token (memory store).
-const scenario = writeScenario(1000 - 18);
+const scenario = writeScenario(1000 - EXAMPLE_POLICIES);
 const scenarioRuntime = loadRuntime(scenario.config, { mode: 'serve' });
 const scenarioState = scenarioRuntime.state();
 const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, scenarioState.config.limits, 0);

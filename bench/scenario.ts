@@ -21,7 +21,10 @@ export interface Scenario {
   checkRequest(txnToken: string): unknown;
 }
 
-/** `extra` generated policies on top of the example's 17 (0: the example alone). */
+/** How many policies the example has (examples/agent-gateway/policies); a smoke test checks it. */
+export const EXAMPLE_POLICIES = 18;
+
+/** `extra` generated policies on top of the example's (0: the example alone). */
 export function writeScenario(extra: number): Scenario {
   const { dir, config } = writeGrownExample(extra);
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -37,7 +40,7 @@ export function writeScenario(extra: number): Scenario {
   return {
     dir,
     config,
-    policies: 17 + extra,
+    policies: EXAMPLE_POLICIES + extra,
     jwtSvid,
     checkRequest: (txnToken) => {
       const request = structuredClone(template);

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { writeScenario } from './scenario.js';
+import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 import { startMandate, startScenarioTask, writeGrpcFrame } from './harness.js';
 
 const { values } = parseArgs({
@@ -39,7 +39,7 @@ function rssMb(pid: number): number {
   return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 
-const scenario = writeScenario(policies - 18);
+const scenario = writeScenario(policies - EXAMPLE_POLICIES);
 const config = join(scenario.dir, 'mandate-soak.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
 const loadStarted = Date.now();

@@ -35,6 +35,8 @@ export interface MappedRequest {
   readonly calls: readonly MappedCall[];
   /** MCP routes: the JSON-RPC id a deny answers (null for a batch or a notification). */
   readonly rpcId: string | number | null;
+  /** Whether the request needs a task token: the route says so, or, by default, it calls a tool. */
+  readonly requiresTask: boolean;
 }
 
 /** A deny from map that must be answered as a JSON-RPC error (MCP routes). */
@@ -91,7 +93,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
   if (route.tool !== null) context['tool'] = route.tool;
   const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, [])];
   const cedar: CedarRequest = { principal, action: { type: 'Action', id: route.action }, resource, context, entities: inputs.engine.entitiesFor(own) };
-  return ok({ match: matched.value, route, cedar, calls: [{ cedar, tool: route.tool, argumentsDigest: null }], rpcId: null });
+  return ok({ match: matched.value, route, cedar, calls: [{ cedar, tool: route.tool, argumentsDigest: null }], rpcId: null, requiresTask: route.requireTask ?? route.tool !== null });
 }
 
 /**
@@ -143,7 +145,8 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
     });
   }
   const first = mapped[0] as MappedCall;
-  return ok({ match, route, cedar: first.cedar, calls: mapped, rpcId: batch ? null : (calls[0] as McpCall).id });
+  const requiresTask = route.requireTask ?? calls.some((c) => c.method === 'tools/call');
+  return ok({ match, route, cedar: first.cedar, calls: mapped, rpcId: batch ? null : (calls[0] as McpCall).id, requiresTask });
 }
 
 // The names the policies of a version read, as a ReadNames (json.ts), built once per version.

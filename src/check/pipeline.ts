@@ -7,11 +7,11 @@ import { INLINE_EVALUATOR, type CedarRequest, type Evaluator, type PolicyEngine 
 import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
 import type { Identifier, Identity } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
-import { mapRequest } from './map.js';
-import type { ReasonCode } from './reasons.js';
+import { mapRequest, type MappedCall } from './map.js';
+import { ok, type ReasonCode } from './reasons.js';
 import type { RouteTable } from './routes.js';
-import { callApproved, countCall, resolveTask, taskContext, type TaskDeps } from './task.js';
-import type { ToolTouch } from '../tasks/store.js';
+import { afterCall, callApproved, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext, type TaskDeps } from './task.js';
+import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -96,47 +96,102 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const { cedar, calls, route } = mapped.value;
     const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
     const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0 };
-    // 4. task: the task token, its binding and the task's live state
-    const task = await resolveTask(decoded.value, identity.value, mapped.value.match, state.tasks, Math.floor(nowMs / 1000));
+    // 4. task: the task token, its binding and the task's state
+    const nowSeconds = Math.floor(nowMs / 1000);
+    const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds);
     if (!task.ok) return denied(task.code, task.message, about);
-    Object.assign(about, { taskId: task.value?.record.id ?? null, subject: task.value?.record.subject ?? null });
-    // 5. evaluate
-    let determining: readonly string[] = [];
-    let errors: readonly string[] = [];
-    for (const call of calls) {
-      const context = call.cedar.context as Record<string, unknown>;
-      if (task.value !== null) {
-        context['task'] = taskContext(task.value, call.tool);
-        if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = callApproved(task.value, call.tool, call.argumentsDigest);
-      }
-      const callAbout = () => ({ ...about, action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar });
-      const evalStarted = process.hrtime.bigint();
-      const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
-      about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
-      if (!evaluated.ok) return denied(evaluated.code, evaluated.message, callAbout());
-      ({ determining, errors } = evaluated.value);
-      if (evaluated.value.decision !== 'allow') {
-        // Every forbid that decided this deny is annotated @approval("..."): an approval would
-        // unlock it, so say which. If any other policy also forbids it, an approval would not help.
-        if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
-          const approval = { task: task.value?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
-          return denied('approval_required', undefined, { ...callAbout(), determining, errors, approval, policyDecision: 'deny' });
+    const verdict = (outcome: CallsOutcome): Decision => (outcome.ok
+      ? { decisionId, allowed: true, code: null, message: null, ...about, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow' }
+      : denied(outcome.code, outcome.message, { ...about, ...outcome.about }));
+    if (task.value === null || state.tasks === null) return verdict(await evaluateCalls(state, calls, null, about, deadline, identity.value.kind === 'anonymous'));
+    // 5. evaluate every call in order, each against the task as the calls before it left it,
+    // 6. then record them all at once against the state they were decided on. One decision at a
+    //    time per task here; a conflict (another replica recorded calls meanwhile) decides again.
+    const deps = state.tasks;
+    const taskId = task.value.record.id;
+    Object.assign(about, { taskId, subject: task.value.record.subject });
+    const anonymous = identity.value.kind === 'anonymous';
+    return await deps.locks.run(taskId, async (waited) => {
+      // The state resolveTask read is stale if another decision of this task ran meanwhile.
+      let current: TaskState = task.value as TaskState;
+      const workload = current.record.workload;
+      for (let attempt = 0; attempt < MAX_RECORD_ATTEMPTS; attempt++) {
+        const [reread, history] = await Promise.all([
+          attempt > 0 || waited ? readTaskState(deps.store, taskId, nowSeconds) : ok(current),
+          readWorkloadHistory(deps.store, workload, nowSeconds),
+        ]);
+        if (!reread.ok) return denied(reread.code, reread.message, about);
+        if (!history.ok) return denied(history.code, history.message, about);
+        current = reread.value;
+        const live = checkTaskState(current, decoded.value, mapped.value.match, deps, nowSeconds);
+        if (!live.ok) return denied(live.code, live.message, about);
+        const outcome = await evaluateCalls(state, calls, { task: current, workload: history.value }, about, deadline, anonymous);
+        if (!outcome.ok) return verdict(outcome);
+        const recorded = await recordCalls(deps.store, current, history.value, nowSeconds, outcome.touches);
+        if (recorded.ok) return verdict(outcome);
+        if (recorded.code === 'conflict') {
+          // Another replica recorded calls of this task since: decide again on its state, after a
+          // short random pause so that two replicas do not keep colliding in step.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt + 1, 5)));
+          continue;
         }
-        const code = identity.value.kind === 'anonymous' ? 'unauthenticated' : 'policy_denied';
-        return denied(code, undefined, { ...callAbout(), determining, errors, policyDecision: 'deny' });
+        return denied(recorded.code, 'message' in recorded ? recorded.message : undefined, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
       }
-    }
-    // 6. count each call against the task's budget and record it in the history, atomically,
-    //    now that all are allowed
-    if (task.value !== null && state.tasks !== null) {
-      for (const call of calls) {
-        const counted = await countCall(state.tasks.store, task.value, toolTouch(state, call.tool));
-        if (!counted.ok) return denied(counted.code, counted.message, { ...about, determining, errors, policyDecision: 'allow' });
-      }
-    }
-    return { decisionId, allowed: true, code: null, message: null, ...about, determining, errors, policyVersion, approval: null, policyDecision: 'allow' };
+      return denied('state_unavailable', `the task's state changed under ${MAX_RECORD_ATTEMPTS} decisions in a row`, about);
+    });
   } catch (err) {
     // A bug, not a decision: deny, and say so.
     return denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);
   }
+}
+
+/** A decision taken again this many times in a row because other replicas kept recording calls
+ *  of the same task is refused (state_unavailable) rather than retried without end. */
+const MAX_RECORD_ATTEMPTS = 32;
+
+type CallsOutcome =
+  | { readonly ok: true; readonly determining: readonly string[]; readonly errors: readonly string[]; readonly touches: readonly (ToolTouch | null)[] }
+  | { readonly ok: false; readonly code: ReasonCode; readonly message?: string | undefined; readonly about: Partial<Decision> };
+
+/**
+ * Decides the calls of one request in order; all must be allowed. Within a task each call sees
+ * the task as the calls before it would leave it (afterCall): its budget, its history, its
+ * per-tool counts. Nothing is recorded here.
+ */
+async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: { task: TaskState; workload: WorkloadHistory } | null, about: { evaluationUs: number }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
+  let determining: readonly string[] = [];
+  let errors: readonly string[] = [];
+  const touches: (ToolTouch | null)[] = [];
+  let sim = within?.task ?? null;
+  let workload = within?.workload ?? null;
+  for (const call of calls) {
+    const callAbout = { action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
+    const context = call.cedar.context as Record<string, unknown>;
+    if (sim !== null && workload !== null) {
+      if (sim.record.maxCalls !== null && sim.calls >= sim.record.maxCalls) return { ok: false, code: 'budget_exhausted', about: callAbout };
+      context['task'] = taskContext(sim, call.tool);
+      context['workload'] = workloadContext(workload, call.tool);
+      if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = callApproved(sim, call.tool, call.argumentsDigest);
+    }
+    const evalStarted = process.hrtime.bigint();
+    const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
+    about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
+    if (!evaluated.ok) return { ok: false, code: evaluated.code, message: evaluated.message, about: callAbout };
+    ({ determining, errors } = evaluated.value);
+    if (evaluated.value.decision !== 'allow') {
+      const deniedAbout = { ...callAbout, determining, errors, policyDecision: 'deny' as const };
+      // Every forbid that decided this deny is annotated @approval("..."): an approval would
+      // unlock it, so say which. If any other policy also forbids it, an approval would not help.
+      if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
+        const approval = { task: sim?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
+        return { ok: false, code: 'approval_required', about: { ...deniedAbout, approval } };
+      }
+      return { ok: false, code: anonymous ? 'unauthenticated' : 'policy_denied', about: deniedAbout };
+    }
+    const touch = toolTouch(state, call.tool);
+    touches.push(touch);
+    if (sim !== null) sim = afterCall(sim, touch);
+    if (workload !== null) workload = historyAfter(workload, touch);
+  }
+  return { ok: true, determining, errors, touches };
 }

@@ -23,7 +23,8 @@ export interface CompiledRoute {
   readonly paramNames: readonly string[];
   readonly body: boolean;
   readonly tool: string | null;
-  readonly requireTask: boolean;
+  /** null: only tool calls need a task (a route with a tool, MCP tools/call). */
+  readonly requireTask: boolean | null;
   readonly matrixParams: boolean;
   readonly methodOverride: string | null;
   readonly mcp: RouteConfig['mcp'];

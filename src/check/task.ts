@@ -1,15 +1,18 @@
 // Stage 3b: the task a request runs under. A request that carries a txn-token is checked:
 // signature, typ, exp, aud and iss against our keys; binding (req_wl must be the workload
 // identified for this request, so a copied token is useless elsewhere); the task's live state
-// (ended, expired or unknown: task_revoked); the tenant the request targets; the budget. The
-// call itself is counted only after the policy allows it (countCall), atomically.
+// (ended, expired or unknown: task_revoked); the tenant the request targets. Tool calls need a
+// task unless their route says otherwise (task_required). The calls are recorded only after
+// the policy allowed all of them, all at once, against the state they were decided on
+// (recordCalls): a batch, or calls racing on several replicas, can never together pass a limit.
 
 import type { Context } from '../policy/cedar.js';
 import type { TasksConfig } from '../config/tasks.js';
 import { TXN_TOKEN_HEADER, type TxnTokenVerifier } from '../identity/txn-token.js';
 import type { KeyRing } from '../tasks/keys.js';
 import type { EndedTasks } from '../tasks/ended.js';
-import { StateUnavailableError, type TaskState, type TaskStore, type ToolTouch } from '../tasks/store.js';
+import type { KeyedLock } from '../tasks/keyed-lock.js';
+import { StateUnavailableError, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
 import { deny, ok, type Outcome } from './reasons.js';
@@ -21,11 +24,17 @@ export interface TaskDeps {
   readonly store: TaskStore;
   readonly ended: EndedTasks;
   readonly verifier: TxnTokenVerifier;
+  /** One decision at a time per task on this replica (keyed-lock.ts). */
+  readonly locks: KeyedLock;
 }
 
-export async function resolveTask(request: DecodedRequest, identity: Identity, match: RouteMatch, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null>> {
+/**
+ * The task a request runs under: its token verified and bound to the identified workload, and
+ * the task's state read. null when the request carries no token and needs none.
+ */
+export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null>> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
-  if (token === undefined) return match.route.requireTask ? deny('task_required') : ok(null);
+  if (token === undefined) return requiresTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
   const claims = await deps.verifier.verify(token.trim(), now);
   if (!claims.ok) return claims;
@@ -33,26 +42,67 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, m
     return deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined);
   }
   if (deps.ended.has(claims.value.txn)) return deny('task_revoked', 'the task has ended');
-  let state: TaskState | null;
+  const state = await readTaskState(deps.store, claims.value.txn, now);
+  if (!state.ok) return state;
+  if (state.value.record.workload !== claims.value.req_wl) return deny('token_binding_mismatch');
+  return state;
+}
+
+/** A workload's recent history across its tasks (context.workload.history). */
+export async function readWorkloadHistory(store: TaskStore, workload: string, now: number): Promise<Outcome<WorkloadHistory>> {
   try {
-    state = await deps.store.getState(claims.value.txn, now);
+    return ok(await store.getWorkloadHistory(workload, now));
   } catch (err) {
     if (err instanceof StateUnavailableError) return deny('state_unavailable');
     throw err;
   }
-  if (state === null) return deny('task_revoked', 'unknown task');
+}
+
+/** The task's state from the store; an unknown task is task_revoked. */
+export async function readTaskState(store: TaskStore, taskId: string, now: number): Promise<Outcome<TaskState>> {
+  let state: TaskState | null;
+  try {
+    state = await store.getState(taskId, now);
+  } catch (err) {
+    if (err instanceof StateUnavailableError) return deny('state_unavailable');
+    throw err;
+  }
+  return state === null ? deny('task_revoked', 'unknown task') : ok(state);
+}
+
+/** Whether a task in this state may run this request: live, and for the tenant it targets. */
+export function checkTaskState(state: TaskState, request: DecodedRequest, match: RouteMatch, deps: TaskDeps, now: number): Outcome<TaskState> {
   if (state.endedAt !== null) return deny('task_revoked', 'the task has ended');
   if (now >= state.record.expiresAt) return deny('task_revoked', 'the task has expired');
-  if (state.record.workload !== claims.value.req_wl) return deny('token_binding_mismatch');
-
   const tenantFrom = deps.config.tenantFrom;
   if (tenantFrom !== null) {
     const target = 'header' in tenantFrom ? request.headers.get(tenantFrom.header) : match.params[tenantFrom.param];
     if (target === undefined || target === '') return deny('tenant_mismatch', 'the request names no tenant');
     if (target !== state.record.tenant) return deny('tenant_mismatch');
   }
-  if (state.record.maxCalls !== null && state.calls >= state.record.maxCalls) return deny('budget_exhausted');
   return ok(state);
+}
+
+/** A history after one more call that used `touch`: how the next call of a batch sees it. */
+export function historyAfter<H extends TaskHistory>(h: H, touch: ToolTouch | null): H {
+  if (touch === null) return h;
+  return {
+    ...h,
+    tools: h.tools.includes(touch.tool) ? h.tools : [...h.tools, touch.tool],
+    labels: [...new Set([...h.labels, ...touch.labels])],
+    egress: h.egress || touch.egress,
+    counts: { ...h.counts, [touch.tool]: (h.counts[touch.tool] ?? 0) + 1 },
+  };
+}
+
+/** The task after one more allowed call that used `touch`. */
+export function afterCall(state: TaskState, touch: ToolTouch | null): TaskState {
+  return { ...state, calls: state.calls + 1, history: historyAfter(state.history, touch) };
+}
+
+/** context.workload: what the workload did within the window, across its tasks. */
+export function workloadContext(history: WorkloadHistory, tool: string | null): Context {
+  return { history: { tools: [...history.tools], labels: [...history.labels], egress: history.egress, toolCalls: tool === null ? 0 : (history.counts[tool] ?? 0) } };
 }
 
 /**
@@ -83,11 +133,16 @@ export function callApproved(state: TaskState, tool: string | null, digest: stri
   return state.approvals.some((a) => a.scope === tool && (a.argumentsDigest === null || a.argumentsDigest === digest));
 }
 
-/** Counts an allowed call against the task; the only writer of the budget on the Check path. */
-export async function countCall(store: TaskStore, state: TaskState, touch: ToolTouch | null): Promise<Outcome<number>> {
+/**
+ * Records the calls of one allowed decision against the task it was decided on (`decidedOn`):
+ * the only writer of the budget and the history on the Check path. `conflict` means another call
+ * changed the task since; the caller decides again on the new state.
+ */
+export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[]): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
   try {
-    const r = await store.consumeCall(state.record.id, state.record.maxCalls, touch);
+    const r = await store.recordCalls(decidedOn.record.id, decidedOn.calls, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: workload.version, now });
     if (r.ok) return ok(r.calls);
+    if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
     return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');
   } catch (err) {
     if (err instanceof StateUnavailableError) return deny('state_unavailable');

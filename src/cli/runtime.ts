@@ -1,6 +1,7 @@
 // Everything a decision needs, loaded once and checked: config, routes, policies. Shared by
 // serve, check and validate so the three can never disagree about what is loaded.
 
+import { KeyedLock } from '../tasks/keyed-lock.js';
 import { TxnTokenVerifier } from '../identity/txn-token.js';
 import { RouteTable } from '../check/routes.js';
 import { createDecisionState, type DecisionState } from '../check/pipeline.js';
@@ -61,11 +62,11 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
     if (config.tasks !== null && mode !== 'validate') {
       const keys = KeyRing.open(config.tasks.keyFile, { create: mode === 'serve' });
       const taskStore = config.tasks.store.kind === 'redis'
-        ? new RedisTaskStore(config.tasks.store.url, config.tasks.store.keyPrefix, options.onStoreError === undefined ? {} : { onError: options.onStoreError })
-        : new MemoryTaskStore();
+        ? new RedisTaskStore(config.tasks.store.url, config.tasks.store.keyPrefix, { commandTimeoutMs: config.tasks.store.timeoutMs, workloadHistorySeconds: config.tasks.workloadHistorySeconds, ...(options.onStoreError === undefined ? {} : { onError: options.onStoreError }) })
+        : new MemoryTaskStore(config.tasks.workloadHistorySeconds);
       const ended = new EndedTasks();
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
-      tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks) };
+      tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks), locks: new KeyedLock() };
     }
     const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies }, actions);
     return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };

@@ -237,7 +237,7 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
     resource: readString(entry, 'resource', field, null),
     body: readBoolean(entry, 'body', field, false),
     tool: readString(entry, 'tool', field, null),
-    requireTask: readBoolean(entry, 'requireTask', field, false),
+    requireTask: entry['requireTask'] === undefined || entry['requireTask'] === null ? null : readBoolean(entry, 'requireTask', field, false),
     matrixParams: readBoolean(entry, 'matrixParams', field, false),
     methodOverride: readMethodOverride(entry, field),
     origin: field,

@@ -40,7 +40,7 @@ export function importOpenApiRoutes(file: string, field: string, defaultResource
         resource: resource ?? defaultResource,
         body: hasJsonBody(operation['requestBody']),
         tool: typeof operation['x-mandate-tool'] === 'string' ? operation['x-mandate-tool'] : null,
-        requireTask: operation['x-mandate-require-task'] === true,
+        requireTask: typeof operation['x-mandate-require-task'] === 'boolean' ? operation['x-mandate-require-task'] : null,
         matrixParams: false,
         methodOverride: null,
         mcp: null,

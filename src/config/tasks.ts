@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, expectObject, readInteger, readString } from './fields.js';
 
-export type TaskStoreConfig = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string; readonly keyPrefix: string };
+export type TaskStoreConfig = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string; readonly keyPrefix: string; readonly timeoutMs: number };
 export type TenantSource = { readonly header: string } | { readonly param: string } | null;
 
 export interface TasksConfig {
@@ -19,6 +19,8 @@ export interface TasksConfig {
   readonly keyOverlapSeconds: number;
   readonly maxApprovalTtlSeconds: number;
   readonly store: TaskStoreConfig;
+  /** How far back a workload's history (context.workload.history) reaches, across its tasks. */
+  readonly workloadHistorySeconds: number;
   /** Where a request names the tenant it targets; compared with the task's tenant. */
   readonly tenantFrom: TenantSource;
 }
@@ -32,22 +34,29 @@ export const TASK_DEFAULTS = Object.freeze({
   keyOverlapSeconds: 3600,
   maxApprovalTtlSeconds: 3600,
   redisKeyPrefix: 'mandate:',
+  // Each task-store operation on the decision path gives up after this, well inside Envoy's
+  // ext_authz timeout (250 ms in envoy/envoy.yaml): the caller gets the coded state_unavailable,
+  // not Envoy's generic 403 for a decision point that timed out.
+  storeTimeoutMs: 100,
+  // A workload's history across its tasks: an hour covers an agent's working session, so a
+  // fresh task does not launder what the workload read in the last one.
+  workloadHistorySeconds: 3600,
 });
 
 export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: readonly string[]): TasksConfig | null {
   if (raw === undefined) return null;
   const f = 'config.tasks';
-  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'defaultTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom']);
+  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'defaultTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom', 'workloadHistorySeconds']);
   const audience = readString(t, 'audience', f, trustDomains[0] ?? '');
   if (audience === '') throw new ConfigError(`${f}.audience`, 'is required when trustDomains is empty');
 
   let store: TaskStoreConfig = { kind: 'memory' };
   const s = t['store'];
   if (s !== undefined && s !== 'memory') {
-    const so = expectObject(s, `${f}.store`, ['redis', 'keyPrefix']);
+    const so = expectObject(s, `${f}.store`, ['redis', 'keyPrefix', 'timeoutMs']);
     const url = readString(so, 'redis', `${f}.store`, '');
     if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`${f}.store.redis`, 'must be a redis:// or rediss:// URL');
-    store = { kind: 'redis', url, keyPrefix: readString(so, 'keyPrefix', `${f}.store`, TASK_DEFAULTS.redisKeyPrefix) };
+    store = { kind: 'redis', url, keyPrefix: readString(so, 'keyPrefix', `${f}.store`, TASK_DEFAULTS.redisKeyPrefix), timeoutMs: readInteger(so, 'timeoutMs', `${f}.store`, TASK_DEFAULTS.storeTimeoutMs, 10, 10_000) };
   }
 
   let tenantFrom: TenantSource = null;
@@ -70,6 +79,7 @@ export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: re
     defaultTaskTtlSeconds: Math.min(readInteger(t, 'defaultTaskTtlSeconds', f, TASK_DEFAULTS.defaultTaskTtlSeconds, 10, 7 * 86_400), maxTaskTtlSeconds),
     keyOverlapSeconds: readInteger(t, 'keyOverlapSeconds', f, TASK_DEFAULTS.keyOverlapSeconds, 0, 30 * 86_400),
     maxApprovalTtlSeconds: readInteger(t, 'maxApprovalTtlSeconds', f, TASK_DEFAULTS.maxApprovalTtlSeconds, 10, 7 * 86_400),
+    workloadHistorySeconds: readInteger(t, 'workloadHistorySeconds', f, TASK_DEFAULTS.workloadHistorySeconds, 60, 7 * 86_400),
     store: Object.freeze(store),
     tenantFrom,
   });

@@ -18,8 +18,9 @@ export interface RouteConfig {
   readonly body: boolean;
   /** The tool this route represents (context.tool), matched against a task's granted tools. */
   readonly tool: string | null;
-  /** Deny with task_required when the request carries no task token. */
-  readonly requireTask: boolean;
+  /** Deny with task_required when the request carries no task token. null (the default): only
+   *  tool calls need one, i.e. a route with a `tool`, and MCP tools/call. */
+  readonly requireTask: boolean | null;
   /** The upstream reads ";" parameters in path segments (matrix parameters): decide on the path without them. */
   readonly matrixParams: boolean;
   /** The method-override header the upstream honours (x-http-method-override, x-http-method or

@@ -10,7 +10,7 @@ import { sliceByAction } from './slicing.js';
 import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope } from './scope-index.js';
 import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
-import { prepareProjection, type ActionProjection, type Projection } from './projection-plan.js';
+import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
 const SCOPE_SLICING_MIN_POLICIES = 16;
@@ -107,6 +107,7 @@ export class PolicyEngine {
     slices: ReadonlyMap<string, LazyPolicySet>,
     private readonly scoped: ReadonlyMap<string, ScopedSlices>,
     projection: { readonly byAction: ReadonlyMap<string, ActionProjection>; readonly schemaName: string | undefined },
+    private readonly bodyBlame: BodyBlame,
   ) {
     this.slices = slices;
     this.projections = projection.byAction;
@@ -227,7 +228,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection));
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version)));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
@@ -332,7 +333,7 @@ export class PolicyEngine {
         return deny('bad_request', `request does not match the schema: ${message}`);
       }
       // A body field of the wrong type is the caller's mistake, not Mandate's.
-      if (CONTEXT_INVALID.test(message) && this.projections.get(request.action.id)?.blameBody?.(request.context as Record<string, unknown>) === true) {
+      if (CONTEXT_INVALID.test(message) && this.bodyBlame.get(request.action.id)?.(request.context as Record<string, unknown>) === true) {
         return deny('bad_request', `the request body does not match the schema of ${request.action.type}::"${request.action.id}"`);
       }
       return deny('internal_error', `policy evaluation failed: ${message}`);

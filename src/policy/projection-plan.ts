@@ -13,8 +13,29 @@ export interface ActionProjection {
   readonly conforms: Conformance;
   /** With request-only entities: evaluation without the schema, when proven (schemaless.ts). */
   readonly schemaless?: SchemalessPlan;
-  /** Contexts with a body: whether a refused context fails in the body alone (compileBodyBlame). */
-  readonly blameBody?: (context: Record<string, unknown>) => boolean;
+}
+
+/** Per action whose context has a body: whether a context Cedar refused fails in the body alone. */
+export type BodyBlame = ReadonlyMap<string, (context: Record<string, unknown>) => boolean>;
+
+/**
+ * compileBodyBlame for every action of the schema whose context has a `body`. Independent of the
+ * optimizations: the reason code of a refusal must not depend on whether context is projected.
+ */
+export function prepareBodyBlame(version: PolicyVersion): BodyBlame {
+  const out = new Map<string, (context: Record<string, unknown>) => boolean>();
+  if (version.schemaText === null) return out;
+  const resolved = cedar.schemaToJsonWithResolvedTypes(version.schemaText);
+  if (resolved.type !== 'success') return out;
+  for (const namespace of Object.values(resolved.json)) {
+    const ns = namespace as unknown as { commonTypes?: Record<string, SchemaType>; actions?: Record<string, { appliesTo?: { context?: SchemaType } }> };
+    for (const [action, def] of Object.entries(ns.actions ?? {})) {
+      const type = def.appliesTo?.context;
+      const blame = type === undefined ? undefined : compileBodyBlame(type, ns.commonTypes ?? {});
+      if (blame !== undefined) out.set(action, blame as (context: Record<string, unknown>) => boolean);
+    }
+  }
+  return out;
 }
 
 export interface Projection {
@@ -64,13 +85,7 @@ export function prepareProjection(version: PolicyVersion, schemaName: string, me
     if (type === undefined) continue;
     const trie = trieFor(action);
     const plan = plans?.get(action);
-    const blameBody = compileBodyBlame(type, common);
-    byAction.set(action, {
-      project: compileProjector(trie, type, common),
-      conforms: compileConformance(type, common),
-      ...(plan === undefined ? {} : { schemaless: plan }),
-      ...(blameBody === undefined ? {} : { blameBody: blameBody as (context: Record<string, unknown>) => boolean }),
-    });
+    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common), ...(plan === undefined ? {} : { schemaless: plan }) });
     (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
   }
   const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);

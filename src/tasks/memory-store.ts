@@ -1,7 +1,8 @@
 // Task state in one process: the embedded default. Single-threaded JavaScript makes each
 // method atomic; nothing survives a restart.
 
-import type { Approval, ConsumeResult, TaskRecord, TaskState, TaskStore, ToolTouch } from './store.js';
+import { EMPTY_WORKLOAD_HISTORY, type Approval, type RecordResult, type TaskRecord, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory, type WorkloadMark } from './store.js';
+import { WorkloadWindow } from './workload-window.js';
 
 interface Entry {
   record: TaskRecord;
@@ -14,10 +15,25 @@ interface Entry {
   counts: Map<string, number>;
 }
 
+interface WorkloadEntry {
+  version: number;
+  /** Epoch seconds each label, tool and egress was last seen; call counts per bucket. */
+  labels: Map<string, number>;
+  tools: Map<string, number>;
+  egressAt: number;
+  counts: Map<string, Map<number, number>>;
+}
+
 export class MemoryTaskStore implements TaskStore {
   readonly kind = 'memory' as const;
   private readonly tasks = new Map<string, Entry>();
+  private readonly workloads = new Map<string, WorkloadEntry>();
   private readonly listeners: ((taskId: string) => void)[] = [];
+  private readonly window: WorkloadWindow;
+
+  constructor(workloadHistorySeconds = 3600) {
+    this.window = new WorkloadWindow(workloadHistorySeconds);
+  }
 
   async createTask(record: TaskRecord): Promise<void> {
     this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map() });
@@ -44,18 +60,56 @@ export class MemoryTaskStore implements TaskStore {
     return true;
   }
 
-  async consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult> {
+  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult> {
     const e = this.tasks.get(taskId);
     if (e === undefined || e.endedAt !== null) return { ok: false, reason: 'ended', calls: e?.calls ?? 0 };
-    if (maxCalls !== null && e.calls >= maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
-    e.calls++;
-    if (touch !== null) {
+    const w = this.workloads.get(workload.id);
+    if (e.calls !== expectedCalls || (w?.version ?? 0) !== workload.version) return { ok: false, reason: 'conflict', calls: e.calls };
+    if (maxCalls !== null && e.calls + touches.length > maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
+    e.calls += touches.length;
+    this.recordWorkload(workload, touches, w);
+    for (const touch of touches) {
+      if (touch === null) continue;
       e.tools.add(touch.tool);
       for (const l of touch.labels) e.labels.add(l);
       e.egress ||= touch.egress;
       e.counts.set(touch.tool, (e.counts.get(touch.tool) ?? 0) + 1);
     }
     return { ok: true, calls: e.calls };
+  }
+
+  async getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory> {
+    const w = this.workloads.get(workload);
+    if (w === undefined) return EMPTY_WORKLOAD_HISTORY;
+    const since = this.window.since(now);
+    const within = (m: Map<string, number>) => [...m].filter(([, at]) => at > since).map(([name]) => name);
+    const firstBucket = this.window.firstBucket(now);
+    const counts: Record<string, number> = {};
+    for (const [tool, buckets] of w.counts) {
+      let n = 0;
+      for (const [bucket, c] of buckets) if (bucket >= firstBucket) n += c;
+      if (n > 0) counts[tool] = n;
+    }
+    return { tools: within(w.tools), labels: within(w.labels), egress: w.egressAt > since, counts, version: w.version };
+  }
+
+  private recordWorkload(mark: WorkloadMark, touches: readonly (ToolTouch | null)[], existing: WorkloadEntry | undefined): void {
+    let w = existing;
+    if (w === undefined) this.workloads.set(mark.id, (w = { version: 0, labels: new Map(), tools: new Map(), egressAt: 0, counts: new Map() }));
+    w.version += touches.length;
+    const bucket = this.window.bucket(mark.now);
+    for (const t of touches) {
+      if (t === null) continue;
+      w.tools.set(t.tool, mark.now);
+      for (const l of t.labels) w.labels.set(l, mark.now);
+      if (t.egress) w.egressAt = mark.now;
+      let buckets = w.counts.get(t.tool);
+      if (buckets === undefined) w.counts.set(t.tool, (buckets = new Map()));
+      buckets.set(bucket, (buckets.get(bucket) ?? 0) + 1);
+    }
+    // Forget buckets that left the window, so a workload's entry stays bounded.
+    const first = this.window.firstBucket(mark.now);
+    for (const buckets of w.counts.values()) for (const b of buckets.keys()) if (b < first) buckets.delete(b);
   }
 
   async grantApproval(approval: Approval): Promise<void> {

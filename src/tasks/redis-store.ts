@@ -4,33 +4,76 @@
 //   <prefix>task:<id>:approvals  hash: approval id -> JSON
 //   <prefix>task-ended           pub/sub channel: the id of every ended task
 // All three keys expire an hour after the task's own end, so Redis holds live tasks only.
-// Commands fail fast when Redis is unreachable (no offline queue, a command timeout): a
-// decision that needs task state then denies with state_unavailable instead of waiting, and
-// recovers by itself when the connection is back.
+// Commands fail fast when Redis is unreachable (no offline queue, a command timeout of
+// tasks.store.timeoutMs, 100 ms by default): a decision that needs task state then denies with
+// state_unavailable instead of waiting, and recovers by itself when the connection is back.
+// A Redis that hangs keeps its connection open, so the store also pings it every second: a
+// timed-out command or ping marks it unhealthy at once (readyz 503, Tasks NOT_SERVING, store-up
+// metric 0), the next answered ping healthy again.
 
 import { Redis } from 'ioredis';
-import { StateUnavailableError, type Approval, type ConsumeResult, type TaskRecord, type TaskState, type TaskStore, type ToolTouch } from './store.js';
+import { WorkloadWindow } from './workload-window.js';
+import { EMPTY_WORKLOAD_HISTORY, StateUnavailableError, type Approval, type RecordResult, type WorkloadHistory, type WorkloadMark, type TaskRecord, type TaskState, type TaskStore, type ToolTouch } from './store.js';
 
 const KEEP_AFTER_END_SECONDS = 3600;
 
-// KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash.
-// ARGV: max calls (-1: none), tool ('' for none), egress ('1'/'0'), labels...
-// Returns {1, calls} counted (and the history updated); {-1, calls} budget exhausted;
-// {-2, calls} ended or unknown. A refused call records nothing.
-const CONSUME_LUA = `
+//   <prefix>wl:<workload>        hash: the workload's history (tasks.workloadHistorySeconds):
+//                                v (version), l:<label> / t:<tool> / e (epoch seconds last seen),
+//                                c:<tool>:<bucket> (calls per bucket); expires after the window
+//
+// KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash, workload hash.
+// ARGV: expected calls, max calls (-1: none), number of calls, expected workload version, now,
+// bucket seconds, window seconds, then per call: tool ('' for none), egress ('1'/'0'), number of
+// labels, labels...
+// Returns {1, calls} recorded (budget, task and workload history); {-1, calls} budget exhausted;
+// {-2, calls} ended or unknown; {-3, calls} the task or the workload recorded other calls since
+// the state they were decided on (decide again). A refused batch records nothing.
+const RECORD_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-2, 0} end
 local calls = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ended = redis.call('HGET', KEYS[1], 'endedAt')
 if ended and ended ~= '' then return {-2, calls} end
-local max = tonumber(ARGV[1])
-if max >= 0 and calls >= max then return {-1, calls} end
-calls = redis.call('INCR', KEYS[2])
-if ARGV[2] ~= '' then
-  redis.call('SADD', KEYS[3], ARGV[2])
-  redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
-  for i = 4, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
-  if ARGV[3] == '1' then redis.call('SET', KEYS[5], '1') end
+if calls ~= tonumber(ARGV[1]) then return {-3, calls} end
+local wversion = tonumber(redis.call('HGET', KEYS[7], 'v') or '0')
+if wversion ~= tonumber(ARGV[4]) then return {-3, calls} end
+local max = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+if max >= 0 and calls + n > max then return {-1, calls} end
+calls = redis.call('INCRBY', KEYS[2], n)
+redis.call('HINCRBY', KEYS[7], 'v', n)
+local now = ARGV[5]
+local bucketSeconds = tonumber(ARGV[6])
+local window = tonumber(ARGV[7])
+local bucket = math.floor(tonumber(now) / bucketSeconds)
+local i = 8
+for c = 1, n do
+  local tool = ARGV[i]
+  local egress = ARGV[i + 1]
+  local nlabels = tonumber(ARGV[i + 2])
+  if tool ~= '' then
+    redis.call('SADD', KEYS[3], tool)
+    redis.call('HINCRBY', KEYS[6], tool, 1)
+    redis.call('HSET', KEYS[7], 't:' .. tool, now)
+    redis.call('HINCRBY', KEYS[7], 'c:' .. tool .. ':' .. bucket, 1)
+    for j = 1, nlabels do
+      redis.call('SADD', KEYS[4], ARGV[i + 2 + j])
+      redis.call('HSET', KEYS[7], 'l:' .. ARGV[i + 2 + j], now)
+    end
+    if egress == '1' then
+      redis.call('SET', KEYS[5], '1')
+      redis.call('HSET', KEYS[7], 'e', now)
+    end
+  end
+  i = i + 3 + nlabels
 end
+-- Forget count buckets that left the window, so the workload's hash stays bounded.
+local first = math.floor((tonumber(now) - window) / bucketSeconds)
+local fields = redis.call('HKEYS', KEYS[7])
+for _, f in ipairs(fields) do
+  local b = string.match(f, '^c:.*:(%d+)$')
+  if b and tonumber(b) < first then redis.call('HDEL', KEYS[7], f) end
+end
+redis.call('EXPIRE', KEYS[7], window + bucketSeconds)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   for i = 2, 6 do if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl) end end
@@ -48,12 +91,16 @@ return 1
 `;
 
 interface Scripts {
-  mandateConsume(...args: (string | number)[]): Promise<[number, number]>;
+  mandateRecord(...args: (string | number)[]): Promise<[number, number]>;
   mandateEnd(taskKey: string, now: number, channel: string, taskId: string): Promise<number>;
 }
 
 export interface RedisStoreOptions {
   readonly commandTimeoutMs?: number;
+  /** How often the store pings Redis to notice one that hangs (ms). */
+  readonly probeIntervalMs?: number;
+  /** tasks.workloadHistorySeconds. */
+  readonly workloadHistorySeconds?: number;
   readonly onError?: (message: string) => void;
 }
 
@@ -72,16 +119,17 @@ export class RedisTaskStore implements TaskStore {
     const common = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 500,
+      commandTimeout: options.commandTimeoutMs ?? 100,
       connectTimeout: 1000,
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     };
     this.redis = new Redis(url, common) as Redis & Scripts;
-    this.redis.defineCommand('mandateConsume', { numberOfKeys: 6, lua: CONSUME_LUA });
+    this.redis.defineCommand('mandateRecord', { numberOfKeys: 7, lua: RECORD_LUA });
     this.redis.defineCommand('mandateEnd', { numberOfKeys: 1, lua: END_LUA });
     // Subscriptions need the offline queue: ioredis replays them after a reconnect.
     this.subscriber = new Redis(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     this.channel = `${prefix}task-ended`;
+    this.window = new WorkloadWindow(options.workloadHistorySeconds ?? 3600);
     const report = (err: Error): void => options.onError?.(err.message);
     this.redis.on('error', report);
     this.subscriber.on('error', report);
@@ -89,7 +137,20 @@ export class RedisTaskStore implements TaskStore {
       if (channel === this.channel) for (const l of this.listeners) l(taskId);
     });
     void this.subscriber.subscribe(this.channel).catch(report);
+    this.probe = setInterval(() => {
+      if (this.redis.status !== 'ready') return;
+      this.redis.ping().then(
+        () => (this.answering = true),
+        () => (this.answering = false),
+      );
+    }, options.probeIntervalMs ?? 1000);
+    this.probe.unref();
   }
+
+  private readonly window: WorkloadWindow;
+  /** False from a command or ping that Redis did not answer until the next one it answers. */
+  private answering = true;
+  private readonly probe: NodeJS.Timeout;
 
   private key(taskId: string, suffix = ''): string {
     return `${this.prefix}task:${taskId}${suffix}`;
@@ -99,6 +160,7 @@ export class RedisTaskStore implements TaskStore {
     try {
       return await op();
     } catch (err) {
+      if (/timed? ?out/i.test((err as Error).message)) this.answering = false;
       throw new StateUnavailableError(`task state store (Redis) failed to ${what}: ${(err as Error).message}`);
     }
   }
@@ -151,12 +213,36 @@ export class RedisTaskStore implements TaskStore {
     return ended === 1;
   }
 
-  async consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult> {
-    const keys = ['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s));
-    const args = [maxCalls ?? -1, touch?.tool ?? '', touch?.egress ? '1' : '0', ...(touch?.labels ?? [])];
-    const [status, calls] = await this.run('count a call', () => this.redis.mandateConsume(...keys, ...args));
+  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult> {
+    const keys = [...['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s)), this.workloadKey(workload.id)];
+    const args: (string | number)[] = [expectedCalls, maxCalls ?? -1, touches.length, workload.version, workload.now, this.window.bucketSeconds, this.window.seconds];
+    for (const t of touches) args.push(t?.tool ?? '', t?.egress ? '1' : '0', t?.labels.length ?? 0, ...(t?.labels ?? []));
+    const [status, calls] = await this.run('record calls', () => this.redis.mandateRecord(...keys, ...args));
     if (status === 1) return { ok: true, calls };
-    return { ok: false, reason: status === -1 ? 'exhausted' : 'ended', calls };
+    return { ok: false, reason: status === -1 ? 'exhausted' : status === -3 ? 'conflict' : 'ended', calls };
+  }
+
+  async getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory> {
+    const hash = (await this.run('read workload history', () => this.redis.hgetall(this.workloadKey(workload)))) as Record<string, string>;
+    if (hash['v'] === undefined) return EMPTY_WORKLOAD_HISTORY;
+    const since = this.window.since(now);
+    const first = this.window.firstBucket(now);
+    const tools: string[] = [];
+    const labels: string[] = [];
+    const counts: Record<string, number> = {};
+    for (const [field, value] of Object.entries(hash)) {
+      if (field.startsWith('t:') && Number(value) > since) tools.push(field.slice(2));
+      else if (field.startsWith('l:') && Number(value) > since) labels.push(field.slice(2));
+      else if (field.startsWith('c:')) {
+        const at = field.lastIndexOf(':');
+        if (Number(field.slice(at + 1)) >= first) counts[field.slice(2, at)] = (counts[field.slice(2, at)] ?? 0) + Number(value);
+      }
+    }
+    return { tools, labels, egress: Number(hash['e'] ?? 0) > since, counts, version: Number(hash['v']) };
+  }
+
+  private workloadKey(workload: string): string {
+    return `${this.prefix}wl:${workload}`;
   }
 
   async grantApproval(approval: Approval, taskExpiresAt: number): Promise<void> {
@@ -190,10 +276,11 @@ export class RedisTaskStore implements TaskStore {
   }
 
   healthy(): boolean {
-    return this.redis.status === 'ready';
+    return this.redis.status === 'ready' && this.answering;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.probe);
     this.redis.disconnect();
     this.subscriber.disconnect();
   }

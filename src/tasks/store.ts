@@ -38,6 +38,25 @@ export interface TaskHistory {
   readonly counts: Readonly<Record<string, number>>;
 }
 
+/**
+ * What a workload has done recently, across all its tasks: the tool calls recorded for it within
+ * the window (tasks.workloadHistorySeconds), so that a fresh task does not launder what the
+ * workload already read. Counts are kept per bucket of a sixtieth of the window.
+ */
+export interface WorkloadHistory extends TaskHistory {
+  /** Calls ever recorded for the workload: the version recordCalls compares. */
+  readonly version: number;
+}
+
+export const EMPTY_WORKLOAD_HISTORY: WorkloadHistory = Object.freeze({ tools: [], labels: [], egress: false, counts: {}, version: 0 });
+
+/** The workload whose history a recordCalls also updates, at the version the calls were decided on. */
+export interface WorkloadMark {
+  readonly id: string;
+  readonly version: number;
+  readonly now: number;
+}
+
 /** The tool an allowed call used, with its registry labels, for the history. */
 export interface ToolTouch {
   readonly tool: string;
@@ -55,7 +74,11 @@ export interface TaskState {
   readonly history: TaskHistory;
 }
 
-export type ConsumeResult = { readonly ok: true; readonly calls: number } | { readonly ok: false; readonly reason: 'exhausted' | 'ended'; readonly calls: number };
+/** What recordCalls answers: `conflict` when the task recorded other calls since the state the
+ *  calls were decided on (they must be decided again), with nothing recorded. */
+export type RecordResult =
+  | { readonly ok: true; readonly calls: number }
+  | { readonly ok: false; readonly reason: 'exhausted' | 'ended' | 'conflict'; readonly calls: number };
 
 export class StateUnavailableError extends Error {
   override name = 'StateUnavailableError';
@@ -69,10 +92,16 @@ export interface TaskStore {
   /** Marks the task ended and tells every replica. False when the task is unknown. */
   endTask(taskId: string, now: number): Promise<boolean>;
   /**
-   * Counts one allowed call, atomically, and records the tool it used in the history: refused
-   * (and nothing recorded) once maxCalls calls were counted or the task ended.
+   * Records the allowed calls of one decision (one call, or every call of a batch) in the budget
+   * and the history, atomically, and only if the task has recorded exactly `expectedCalls` calls
+   * so far: the calls counter is the version of the task's state, so calls decided on a state
+   * another call has since changed come back as `conflict` and are decided again. Refused, with
+   * nothing recorded, when the task ended or the calls would take it past maxCalls. The
+   * workload's history is recorded in the same step, compared the same way on its own version.
    */
-  consumeCall(taskId: string, maxCalls: number | null, touch: ToolTouch | null): Promise<ConsumeResult>;
+  recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult>;
+  /** The workload's history within the window at `now`; empty for a workload never recorded. */
+  getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory>;
   grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;
   revokeApproval(taskId: string, approvalId: string): Promise<boolean>;
   /** Called with the id of every task ended anywhere (this replica or another). */

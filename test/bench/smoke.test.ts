@@ -8,8 +8,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { kPackageRoot } from '../../src/package-root.js';
+import { EXAMPLE_POLICIES } from '../../bench/scenario.js';
+import { loadPolicyVersion } from '../../src/policy/loader.js';
 
 describe('npm run bench (smoke)', () => {
+  it('knows how many policies the example has', () => {
+    const dir = resolve(kPackageRoot, 'examples/agent-gateway');
+    assert.equal(loadPolicyVersion({ policies: join(dir, 'policies'), schema: join(dir, 'schema.cedarschema'), entities: join(dir, 'entities.json') }).policies.length, EXAMPLE_POLICIES);
+  });
+
   it('measures every stage, evaluation at 17 to 10,000 policies and the whole check against a same-run baseline', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-bench-')), 'latest.json');
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/run.js'), '--smoke', '--ms', '120', '--out', out], { encoding: 'utf8' });
@@ -18,7 +25,7 @@ describe('npm run bench (smoke)', () => {
     const check = report.sections.check as { name: string; ops: number; throughputRatioToBaseline: number }[];
     assert.equal(check[0]?.throughputRatioToBaseline, 1);
     const evaluation = report.sections.evaluation as { name: string }[];
-    for (const n of [17, 100, 1000, 10000]) {
+    for (const n of [EXAMPLE_POLICIES, 100, 1000, 10000]) {
       for (const how of ['sliced + projected', 'whole set and context']) assert.ok(evaluation.some((r) => r.name === `evaluate, ${n} policies, ${how}`), `evaluation at ${n} policies, ${how}`);
     }
     assert.ok(check.some((r) => r.name === 'check: 1000 policies, JWT-SVID + task token'), 'the issue #5 scenario is measured');

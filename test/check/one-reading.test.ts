@@ -9,11 +9,16 @@ import { describe, it } from 'node:test';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { decide } from '../../src/check/pipeline.js';
 import type { CheckRequestMessage } from '../../src/check/decode.js';
-import { EMBEDDED_CONFIG } from '../../src/config/load.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { exampleWith } from '../helpers/server.js';
 import { mcpRequest } from '../helpers/mcp.js';
 import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
 
-const runtime = loadRuntime(EMBEDDED_CONFIG);
+// The example with its MCP route open to calls without a task: what is tested here is how a
+// message is read, not the task rule (test/integration/task-integrity.test.ts has that).
+const { config: openMcp } = exampleWith({}, {});
+writeFileSync(openMcp, readFileSync(openMcp, 'utf8').replace('{ method: POST, path: /mcp, protocol: mcp, server: support }', '{ method: POST, path: /mcp, protocol: mcp, server: support, requireTask: false }'));
+const runtime = loadRuntime(openMcp);
 const decideOn = (request: Record<string, unknown>) => decide(request as CheckRequestMessage, runtime.state());
 const mcpText = (text: string) => mcpRequest(null, { raw: Buffer.from(text, 'utf8') });
 const caseText = (text: string) => {

@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/config/fields.js';
 import type { RouteConfig } from '../../src/config/types.js';
 
 function route(method: RouteConfig['method'], path: string, resource: string | null = null): RouteConfig {
-  return { method, path, resource, body: false, tool: null, requireTask: false, matrixParams: false, methodOverride: null, mcp: null, origin: `test ${method} ${path}` };
+  return { method, path, resource, body: false, tool: null, requireTask: null, matrixParams: false, methodOverride: null, mcp: null, origin: `test ${method} ${path}` };
 }
 
 const table = new RouteTable(

@@ -15,6 +15,8 @@ export interface RedisProcess {
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data directory. */
   restart(): Promise<void>;
+  /** Sends a signal to redis-server: SIGSTOP hangs it (connections stay open, nothing answers), SIGCONT resumes it. */
+  signal(name: NodeJS.Signals): void;
 }
 
 export function freePort(): Promise<number> {
@@ -64,5 +66,8 @@ export async function startRedis(): Promise<RedisProcess> {
     child = null;
   };
   await launch();
-  return { url: `redis://127.0.0.1:${port}`, port, stop, restart: launch };
+  const signal = (name: NodeJS.Signals): void => {
+    (child as ChildProcess | null)?.kill(name);
+  };
+  return { url: `redis://127.0.0.1:${port}`, port, stop, restart: launch, signal };
 }

@@ -20,8 +20,9 @@ const check = (body: unknown, options: Parameters<typeof mcpRequest>[1] = {}) =>
 
 describe('MCP calls', () => {
   it('allows a registered tool and answers in JSON-RPC when denying an unknown one', async () => {
-    assert.equal(rpcDeny(await check(toolCall(1, 'get_ticket', { ticketId: 'T-1' }))), null);
-    assert.deepEqual(rpcDeny(await check(toolCall('req-7', 'drop_database', {}))), { httpStatus: 200, id: 'req-7', rpcCode: -32001, code: 'policy_denied' });
+    const { token } = await f.startTask({ tools: TOOLS });
+    assert.equal(rpcDeny(await check(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token })), null);
+    assert.deepEqual(rpcDeny(await check(toolCall('req-7', 'drop_database', {}), { token })), { httpStatus: 200, id: 'req-7', rpcCode: -32001, code: 'policy_denied' });
   });
 
   const bad: [string, () => Record<string, unknown>, number][] = [
@@ -49,7 +50,8 @@ describe('MCP calls', () => {
   }
 
   it('allows an older-revision batch only if every call in it is allowed', async () => {
-    const v = { protocolVersion: '2025-06-18' };
+    const { token } = await f.startTask({ tools: TOOLS });
+    const v = { protocolVersion: '2025-06-18', token };
     assert.equal(rpcDeny(await check([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { jsonrpc: '2.0', id: 2, method: 'tools/list' }], v)), null);
     const denied = rpcDeny(await check([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'drop_database', {})], v));
     assert.equal(denied?.code, 'policy_denied');
@@ -81,22 +83,31 @@ describe('approvals bound to the arguments', () => {
 });
 
 describe('task history', () => {
-  it('denies the exfiltration chain within one task, not across two', async () => {
-    const reader = await f.startTask({ tools: TOOLS });
+  // A fixture of its own: the workload's history (shared by its tasks) starts empty here.
+  let h: TaskFixture;
+  before(async () => {
+    h = await startTaskFixture();
+  });
+  after(async () => h.close());
+  const check = (body: unknown, options: Parameters<typeof mcpRequest>[1] = {}) => h.check.check(mcpRequest(body, options));
+
+  it('denies the exfiltration chain within one task, and in a fresh task of the same workload', async () => {
+    const reader = await h.startTask({ tools: TOOLS });
     assert.equal(rpcDeny(await check(toolCall(1, 'web_fetch', { url: 'https://example.net/' }), { token: reader.token })), null, 'egress before any pii is fine');
     assert.equal(rpcDeny(await check(toolCall(2, 'get_ticket', { ticketId: 'T-1' }), { token: reader.token })), null);
     assert.equal(rpcDeny(await check(toolCall(3, 'web_fetch', { url: 'https://paste.example/' }), { token: reader.token }))?.code, 'policy_denied');
-    const other = await f.startTask({ tools: TOOLS });
-    assert.equal(rpcDeny(await check(toolCall(4, 'web_fetch', { url: 'https://example.net/' }), { token: other.token })), null, 'another task has its own history');
+    const other = await h.startTask({ tools: TOOLS });
+    const fresh = await check(toolCall(4, 'web_fetch', { url: 'https://paste.example/' }), { token: other.token });
+    assert.equal(rpcDeny(fresh)?.code, 'policy_denied', 'the workload still holds what it read: a fresh task does not launder it');
   });
 
   it('records only allowed calls', async () => {
-    const t = await f.startTask({ tools: ['support/get_ticket'] });
+    const t = await h.startTask({ tools: ['support/get_ticket'] });
     assert.equal(rpcDeny(await check(toolCall(1, 'create_case', {}), { token: t.token }))?.code, 'policy_denied', 'not granted to this task');
-    const state = await f.server.runtime.tasks!.store.getState(t.taskId, Math.floor(Date.now() / 1000));
+    const state = await h.server.runtime.tasks!.store.getState(t.taskId, Math.floor(Date.now() / 1000));
     assert.deepEqual(state?.history, { tools: [], labels: [], egress: false, counts: {} });
     assert.equal(rpcDeny(await check(toolCall(2, 'get_ticket', { ticketId: 'T-1' }), { token: t.token })), null);
-    const after = await f.server.runtime.tasks!.store.getState(t.taskId, Math.floor(Date.now() / 1000));
+    const after = await h.server.runtime.tasks!.store.getState(t.taskId, Math.floor(Date.now() / 1000));
     assert.deepEqual(after?.history, { tools: ['support/get_ticket'], labels: ['pii'], egress: false, counts: { 'support/get_ticket': 1 } });
   });
 });

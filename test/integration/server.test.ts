@@ -22,11 +22,13 @@ const EXAMPLE_DENY_CODES: Record<string, ReasonCode> = {
   'deny-support-production-datastore.json': 'no_route',
   'deny-support-namespace-bot-read-ticket.json': 'policy_denied',
   'deny-support-refund-without-task.json': 'task_required',
-  'deny-mcp-unknown-tool.json': 'policy_denied',
-  'deny-mcp-create-case-without-approval.json': 'approval_required',
+  'deny-mcp-unknown-tool-without-task.json': 'task_required',
+  'deny-mcp-create-case-without-task.json': 'task_required',
+  'deny-mcp-get-ticket-without-task.json': 'task_required',
+  'deny-support-comment-without-task.json': 'task_required',
   'deny-mcp-header-mismatch.json': 'bad_request',
   'deny-mcp-response-posted.json': 'bad_request',
-  'deny-mcp-batch-with-unapproved-call.json': 'approval_required',
+  'deny-mcp-batch-without-task.json': 'task_required',
   'deny-untrusted-domain.json': 'untrusted_domain',
 };
 

@@ -110,12 +110,13 @@ describe('two replicas on one Redis', () => {
     assert.equal(rpcDeny(await onB(toolCall(1, 'web_fetch', { url: 'https://example.net/' }))), null, 'egress before pii');
     assert.equal(rpcDeny(await onA(toolCall(2, 'get_ticket', { ticketId: 'T-1' }))), null);
     assert.equal(rpcDeny(await onB(toolCall(3, 'web_fetch', { url: 'https://paste.example/' })))?.code, 'policy_denied', 'B sees the pii A touched');
-    // Ten reads on each replica at once: every one is recorded, none lost to a race.
+    // Ten reads on each replica at once: none lost to a race, and the 20-read rule holds
+    // exactly (one read was made above, so 19 of the 20 are allowed).
     const racing = await Promise.all([...Array.from({ length: 10 }, (_, i) => onA(toolCall(10 + i, 'get_ticket', { ticketId: `T-${i}` }))), ...Array.from({ length: 10 }, (_, i) => onB(toolCall(30 + i, 'get_ticket', { ticketId: `T-${i}` })))]);
-    assert.ok(racing.every((r) => rpcDeny(r) === null));
+    assert.deepEqual(racing.map((r) => rpcDeny(r)?.code ?? null).filter((c) => c !== null), ['policy_denied']);
     const task = await tasksB.call<{ calls: number; historyCounts: Record<string, number>; historyLabels: string[]; historyEgress: boolean }>('GetTask', { taskId }, svid);
-    assert.deepEqual(task.historyCounts, { 'support/web_fetch': 1, 'support/get_ticket': 21 });
-    assert.equal(task.calls, 22);
+    assert.deepEqual(task.historyCounts, { 'support/web_fetch': 1, 'support/get_ticket': 20 });
+    assert.equal(task.calls, 21);
     assert.deepEqual(task.historyLabels, ['pii']);
     assert.equal(task.historyEgress, true);
     tasksA.close();
@@ -172,6 +173,34 @@ describe('Redis unavailable', () => {
       // under load the count can be higher, never lower.
       assert.ok(Number(task['calls']) >= 2, `no state was lost (calls: ${task['calls']})`);
     } finally {
+      await f.close();
+    }
+  });
+});
+
+describe('Redis hung (SIGSTOP)', () => {
+  it('denies with state_unavailable inside the ext_authz timeout, goes unhealthy within seconds, and recovers', async () => {
+    const f = await startTaskFixture(tasksYaml('hung:'));
+    const health = createHealthClient(f.server.address);
+    try {
+      const { token } = await f.startTask();
+      assert.equal(codeOf(await f.call('GET', '/tickets/T-1', token)), null);
+      redis.signal('SIGSTOP');
+      const started = Date.now();
+      assert.equal(codeOf(await f.call('GET', '/tickets/T-1', token)), 'state_unavailable');
+      const ms = Date.now() - started;
+      process.stdout.write(`# a task decision with Redis hung was denied in ${ms} ms\n`);
+      assert.ok(ms < 250, `denied in ${ms} ms, past Envoy's 250 ms ext_authz timeout`);
+      // Seen: the store, the Tasks health service (and so /readyz and the store-up metric).
+      await waitUntil(async () => f.server.runtime.tasks?.store.healthy() === false, 3000);
+      await waitUntil(async () => (await health.check('mandate.tasks.v1.Tasks')) === SERVING_STATUS.NOT_SERVING, 3000);
+      redis.signal('SIGCONT');
+      await waitUntil(async () => f.server.runtime.tasks?.store.healthy() === true, 5000);
+      await waitUntil(async () => (await health.check('mandate.tasks.v1.Tasks')) === SERVING_STATUS.SERVING, 3000);
+      assert.equal(codeOf(await f.call('GET', '/tickets/T-1', token)), null);
+    } finally {
+      redis.signal('SIGCONT');
+      health.close();
       await f.close();
     }
   });

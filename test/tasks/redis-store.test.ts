@@ -40,18 +40,53 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.equal(await store.getState('nope', now()), null);
     });
 
-    it('allows exactly maxCalls of 100 concurrent consumes', async () => {
+    it('records calls only against the state they were decided on: of 100 racing at one version, one wins', async () => {
       await store.createTask(record('t2', 13));
-      const results = await Promise.all(Array.from({ length: 100 }, () => store.consumeCall('t2', 13, null)));
-      assert.equal(results.filter((r) => r.ok).length, 13);
-      assert.ok(results.filter((r) => !r.ok).every((r) => !r.ok && r.reason === 'exhausted'));
-      assert.equal((await store.getState('t2', now()))?.calls, 13);
+      const touch = { tool: 'support/get_ticket', labels: ['pii'], egress: false };
+      const results = await Promise.all(Array.from({ length: 100 }, () => store.recordCalls('t2', 0, 13, [touch], { id: 'spiffe://example.org/t2', version: 0, now: now() })));
+      assert.equal(results.filter((r) => r.ok).length, 1);
+      assert.ok(results.filter((r) => !r.ok).every((r) => !r.ok && r.reason === 'conflict'));
+      const s = await store.getState('t2', now());
+      assert.equal(s?.calls, 1);
+      assert.deepEqual(s?.history.counts, { 'support/get_ticket': 1 });
+    });
+
+    it('records a batch whole or not at all against maxCalls', async () => {
+      await store.createTask(record('t4', 3));
+      const touch = (tool: string, labels: string[] = [], egress = false) => ({ tool, labels, egress });
+      const mark = (version: number) => ({ id: 'spiffe://example.org/t4', version, now: now() });
+      assert.deepEqual(await store.recordCalls('t4', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true), touch('d')], mark(0)), { ok: false, reason: 'exhausted', calls: 0 });
+      assert.deepEqual(await store.recordCalls('t4', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true)], mark(0)), { ok: true, calls: 3 });
+      const s = await store.getState('t4', now());
+      assert.deepEqual([...(s?.history.tools ?? [])].sort(), ['a', 'b', 'c']);
+      assert.deepEqual(s?.history.labels, ['pii']);
+      assert.equal(s?.history.egress, true);
+      assert.deepEqual(await store.recordCalls('t4', 3, 3, [null], mark(3)), { ok: false, reason: 'exhausted', calls: 3 });
+    });
+
+    it('keeps a workload\'s history across its tasks, within the window, and compares its version', async () => {
+      const t = now();
+      await store.createTask(record('w1'));
+      await store.createTask(record('w2'));
+      const wl = `spiffe://example.org/ns/w/${kind}-${t}`;
+      const pii = { tool: 'support/get_ticket', labels: ['pii'], egress: false };
+      assert.deepEqual(await store.getWorkloadHistory(wl, t), { tools: [], labels: [], egress: false, counts: {}, version: 0 });
+      assert.equal((await store.recordCalls('w1', 0, null, [pii, pii], { id: wl, version: 0, now: t })).ok, true);
+      // Another task of the same workload, decided on a stale workload version: a conflict.
+      assert.deepEqual(await store.recordCalls('w2', 0, null, [null], { id: wl, version: 0, now: t }), { ok: false, reason: 'conflict', calls: 0 });
+      const seen = await store.getWorkloadHistory(wl, t + 10);
+      assert.deepEqual({ ...seen, tools: [...seen.tools] }, { tools: ['support/get_ticket'], labels: ['pii'], egress: false, counts: { 'support/get_ticket': 2 }, version: 2 });
+      assert.equal((await store.recordCalls('w2', 0, null, [{ tool: 'support/web_fetch', labels: [], egress: true }], { id: wl, version: 2, now: t + 20 })).ok, true);
+      assert.equal((await store.getWorkloadHistory(wl, t + 30)).egress, true);
+      // Past the window (3600 s), nothing of it counts any more.
+      const later = await store.getWorkloadHistory(wl, t + 3600 + 120);
+      assert.deepEqual({ tools: later.tools, labels: later.labels, egress: later.egress, counts: later.counts }, { tools: [], labels: [], egress: false, counts: {} });
     });
 
     it('refuses to count a call for an ended task', async () => {
       await store.createTask(record('t3'));
       assert.equal(await store.endTask('t3', now()), true);
-      assert.deepEqual(await store.consumeCall('t3', null, null), { ok: false, reason: 'ended', calls: 0 });
+      assert.deepEqual(await store.recordCalls('t3', 0, null, [null], { id: 'spiffe://example.org/t3', version: 0, now: now() }), { ok: false, reason: 'ended', calls: 0 });
       assert.equal(await store.endTask('never-started', now()), false);
     });
 
