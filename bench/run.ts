@@ -105,7 +105,7 @@ const callerIdentity = await scenarioState.identifier.identify(caller.value, Mat
 if (!callerIdentity.ok) throw new Error(`scenario caller not identified: ${callerIdentity.message}`);
 const started = await new TaskManager(() => scenarioState, scenarioRuntime.tasks as NonNullable<typeof scenarioRuntime.tasks>).start(
   callerIdentity.value,
-  { ...SCENARIO_TASK, maxCalls: null, subject: null, parentTaskId: null },
+  { ...SCENARIO_TASK, maxCalls: null, subject: null, subjectToken: null, parentTaskId: null, parentToken: null },
   Math.floor(Date.now() / 1000),
 );
 if (!started.ok) throw new Error(`scenario task not started: ${started.message}`);

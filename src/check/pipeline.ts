@@ -10,7 +10,7 @@ import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
 import { ok, type ReasonCode } from './reasons.js';
 import type { RouteTable } from './routes.js';
-import { afterCall, callApproved, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext, type TaskDeps } from './task.js';
+import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext, type TaskDeps } from './task.js';
 import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
 
 export interface DecisionState {
@@ -99,7 +99,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     // 4. task: the task token, its binding and the task's state
     const nowSeconds = Math.floor(nowMs / 1000);
     const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds);
-    if (!task.ok) return denied(task.code, task.message, about);
+    if (!task.ok) return denied(task.code, task.message, { ...about, taskId: task.taskId ?? null });
     const verdict = (outcome: CallsOutcome): Decision => (outcome.ok
       ? { decisionId, allowed: true, code: null, message: null, ...about, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow' }
       : denied(outcome.code, outcome.message, { ...about, ...outcome.about }));
@@ -127,7 +127,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
         if (!live.ok) return denied(live.code, live.message, about);
         const outcome = await evaluateCalls(state, calls, { task: current, workload: history.value }, about, deadline, anonymous);
         if (!outcome.ok) return verdict(outcome);
-        const recorded = await recordCalls(deps.store, current, history.value, nowSeconds, outcome.touches);
+        const recorded = await recordCalls(deps.store, current, history.value, nowSeconds, outcome.touches, outcome.spend);
         if (recorded.ok) return verdict(outcome);
         if (recorded.code === 'conflict') {
           // Another replica recorded calls of this task since: decide again on its state, after a
@@ -150,7 +150,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
 const MAX_RECORD_ATTEMPTS = 32;
 
 type CallsOutcome =
-  | { readonly ok: true; readonly determining: readonly string[]; readonly errors: readonly string[]; readonly touches: readonly (ToolTouch | null)[] }
+  | { readonly ok: true; readonly determining: readonly string[]; readonly errors: readonly string[]; readonly touches: readonly (ToolTouch | null)[]; readonly spend: readonly string[] }
   | { readonly ok: false; readonly code: ReasonCode; readonly message?: string | undefined; readonly about: Partial<Decision> };
 
 /**
@@ -162,6 +162,7 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
   let determining: readonly string[] = [];
   let errors: readonly string[] = [];
   const touches: (ToolTouch | null)[] = [];
+  const spend: string[] = [];
   let sim = within?.task ?? null;
   let workload = within?.workload ?? null;
   for (const call of calls) {
@@ -171,7 +172,7 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
       if (sim.record.maxCalls !== null && sim.calls >= sim.record.maxCalls) return { ok: false, code: 'budget_exhausted', about: callAbout };
       context['task'] = taskContext(sim, call.tool);
       context['workload'] = workloadContext(workload, call.tool);
-      if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = callApproved(sim, call.tool, call.argumentsDigest);
+      if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = approvalFor(sim, call.tool, call.argumentsDigest) !== null;
     }
     const evalStarted = process.hrtime.bigint();
     const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
@@ -190,8 +191,16 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
     }
     const touch = toolTouch(state, call.tool);
     touches.push(touch);
-    if (sim !== null) sim = afterCall(sim, touch);
+    if (sim !== null) {
+      // An allowed call that a counted approval covers spends one use of it (single-use approvals).
+      const approval = approvalFor(sim, call.tool, call.argumentsDigest);
+      if (approval !== null && approval.uses !== null) {
+        spend.push(approval.id);
+        sim = afterSpending(sim, approval);
+      }
+      sim = afterCall(sim, touch);
+    }
     if (workload !== null) workload = historyAfter(workload, touch);
   }
-  return { ok: true, determining, errors, touches };
+  return { ok: true, determining, errors, touches, spend };
 }

@@ -9,10 +9,11 @@
 import type { Context } from '../policy/cedar.js';
 import type { TasksConfig } from '../config/tasks.js';
 import { TXN_TOKEN_HEADER, type TxnTokenVerifier } from '../identity/txn-token.js';
+import type { SubjectTokenVerifier } from '../identity/subject-token.js';
 import type { KeyRing } from '../tasks/keys.js';
 import type { EndedTasks } from '../tasks/ended.js';
 import type { KeyedLock } from '../tasks/keyed-lock.js';
-import { StateUnavailableError, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
+import { StateUnavailableError, type Approval, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
 import type { DecodedRequest } from './decode.js';
 import type { Identity } from './identify.js';
 import { deny, ok, type Outcome } from './reasons.js';
@@ -26,25 +27,29 @@ export interface TaskDeps {
   readonly verifier: TxnTokenVerifier;
   /** One decision at a time per task on this replica (keyed-lock.ts). */
   readonly locks: KeyedLock;
+  /** Verifies StartTask's subject tokens; null when no tasks.subjectIssuers are configured. */
+  readonly subjects: SubjectTokenVerifier | null;
 }
 
 /**
  * The task a request runs under: its token verified and bound to the identified workload, and
  * the task's state read. null when the request carries no token and needs none.
  */
-export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null>> {
+export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null> & { readonly taskId?: string }> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
   if (token === undefined) return requiresTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
   const claims = await deps.verifier.verify(token.trim(), now);
   if (!claims.ok) return claims;
+  // From here on a deny names the task it concerns (decision log, reviews).
+  const taskId = claims.value.txn;
   if (identity.kind === 'anonymous' || identity.spiffe.id !== claims.value.req_wl) {
-    return deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined);
+    return { ...deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined), taskId };
   }
-  if (deps.ended.has(claims.value.txn)) return deny('task_revoked', 'the task has ended');
-  const state = await readTaskState(deps.store, claims.value.txn, now);
-  if (!state.ok) return state;
-  if (state.value.record.workload !== claims.value.req_wl) return deny('token_binding_mismatch');
+  if (deps.ended.has(taskId)) return { ...deny('task_revoked', 'the task has ended'), taskId };
+  const state = await readTaskState(deps.store, taskId, now);
+  if (!state.ok) return { ...state, taskId };
+  if (state.value.record.workload !== claims.value.req_wl) return { ...deny('token_binding_mismatch'), taskId };
   return state;
 }
 
@@ -127,10 +132,21 @@ export function taskContext(state: TaskState, tool: string | null): Context {
   };
 }
 
-/** Whether an open approval covers this call: same tool, and either unbound or bound to these exact arguments. */
-export function callApproved(state: TaskState, tool: string | null, digest: string | null): boolean {
-  if (tool === null) return false;
-  return state.approvals.some((a) => a.scope === tool && (a.argumentsDigest === null || a.argumentsDigest === digest));
+/**
+ * The open approval that covers this call: same tool, and either unbound or bound to these exact
+ * arguments; an uncounted one before a counted one, so that a single-use approval is spent only
+ * when nothing else covers the call.
+ */
+export function approvalFor(state: TaskState, tool: string | null, digest: string | null): Approval | null {
+  if (tool === null) return null;
+  const covering = state.approvals.filter((a) => a.scope === tool && (a.argumentsDigest === null || a.argumentsDigest === digest));
+  return covering.find((a) => a.uses === null) ?? covering[0] ?? null;
+}
+
+/** The task after an allowed call spent one use of a counted approval. */
+export function afterSpending(state: TaskState, approval: Approval): TaskState {
+  const left = (approval.uses ?? 1) - 1;
+  return { ...state, approvals: left > 0 ? state.approvals.map((a) => (a.id === approval.id ? { ...a, uses: left } : a)) : state.approvals.filter((a) => a.id !== approval.id) };
 }
 
 /**
@@ -138,9 +154,9 @@ export function callApproved(state: TaskState, tool: string | null, digest: stri
  * the only writer of the budget and the history on the Check path. `conflict` means another call
  * changed the task since; the caller decides again on the new state.
  */
-export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[]): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
+export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[]): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
   try {
-    const r = await store.recordCalls(decidedOn.record.id, decidedOn.calls, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: workload.version, now });
+    const r = await store.recordCalls(decidedOn.record.id, decidedOn.calls, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: workload.version, now }, spend);
     if (r.ok) return ok(r.calls);
     if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
     return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');

@@ -2,6 +2,7 @@
 // serve, check and validate so the three can never disagree about what is loaded.
 
 import { KeyedLock } from '../tasks/keyed-lock.js';
+import { SubjectTokenVerifier } from '../identity/subject-token.js';
 import { TxnTokenVerifier } from '../identity/txn-token.js';
 import { RouteTable } from '../check/routes.js';
 import { createDecisionState, type DecisionState } from '../check/pipeline.js';
@@ -66,7 +67,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
         : new MemoryTaskStore(config.tasks.workloadHistorySeconds);
       const ended = new EndedTasks();
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
-      tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks), locks: new KeyedLock() };
+      tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks), locks: new KeyedLock(), subjects: config.tasks.subjectIssuers.length === 0 ? null : new SubjectTokenVerifier(config.tasks.subjectIssuers) };
     }
     const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies }, actions);
     return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };

@@ -10,7 +10,7 @@ const USAGE = `usage:
   mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N] [--subject USER] [--parent TASK_ID]
   mandate task renew   TASK_ID
   mandate task show    TASK_ID
-  mandate task approve TASK_ID --scope TOOL_OR_ACTION [--ttl SECONDS]
+  mandate task approve TASK_ID --scope TOOL_OR_ACTION [--ttl SECONDS] [--arguments-digest HEX] [--uses N]
   mandate task end     TASK_ID
 common: [--server HOST:PORT (default 127.0.0.1:9191)] [--svid-file FILE (else MANDATE_JWT_SVID)]
 `;
@@ -34,6 +34,8 @@ export async function runTask(args: string[]): Promise<number> {
       subject: { type: 'string' },
       parent: { type: 'string' },
       scope: { type: 'string' },
+      'arguments-digest': { type: 'string' },
+      uses: { type: 'string' },
     },
   });
   const svid = values['svid-file'] !== undefined ? readFileSync(values['svid-file'], 'utf8').trim() : process.env['MANDATE_JWT_SVID'];
@@ -61,7 +63,7 @@ export async function runTask(args: string[]): Promise<number> {
       break;
     case 'approve':
       method = 'GrantApproval';
-      request = { taskId, scope: values.scope ?? '', ttlSeconds: Number(values.ttl ?? 0) };
+      request = { taskId, scope: values.scope ?? '', ttlSeconds: Number(values.ttl ?? 0), argumentsDigest: values['arguments-digest'] ?? '', uses: Number(values.uses ?? 0) };
       break;
     default:
       process.stderr.write(USAGE);

@@ -4,6 +4,15 @@ import { resolve } from 'node:path';
 import { ConfigError, expectObject, readInteger, readString } from './fields.js';
 
 export type TaskStoreConfig = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string; readonly keyPrefix: string; readonly timeoutMs: number };
+/** An issuer whose JWTs may name the subject a task acts for (RFC 8693 subject_token). */
+export interface SubjectIssuerConfig {
+  readonly issuer: string;
+  /** Absolute path of its JWKS (JSON). */
+  readonly jwks: string;
+  /** The token's aud must contain this. */
+  readonly audience: string;
+}
+
 export type TenantSource = { readonly header: string } | { readonly param: string } | null;
 
 export interface TasksConfig {
@@ -19,6 +28,8 @@ export interface TasksConfig {
   readonly keyOverlapSeconds: number;
   readonly maxApprovalTtlSeconds: number;
   readonly store: TaskStoreConfig;
+  /** Issuers whose JWTs may name a task's subject; none: StartTask sets no subject. */
+  readonly subjectIssuers: readonly SubjectIssuerConfig[];
   /** How far back a workload's history (context.workload.history) reaches, across its tasks. */
   readonly workloadHistorySeconds: number;
   /** Where a request names the tenant it targets; compared with the task's tenant. */
@@ -46,7 +57,7 @@ export const TASK_DEFAULTS = Object.freeze({
 export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: readonly string[]): TasksConfig | null {
   if (raw === undefined) return null;
   const f = 'config.tasks';
-  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'defaultTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom', 'workloadHistorySeconds']);
+  const t = expectObject(raw, f, ['issuer', 'audience', 'keyFile', 'tokenTtlSeconds', 'maxTaskTtlSeconds', 'defaultTaskTtlSeconds', 'keyOverlapSeconds', 'maxApprovalTtlSeconds', 'store', 'tenantFrom', 'workloadHistorySeconds', 'subjectIssuers']);
   const audience = readString(t, 'audience', f, trustDomains[0] ?? '');
   if (audience === '') throw new ConfigError(`${f}.audience`, 'is required when trustDomains is empty');
 
@@ -80,7 +91,25 @@ export function parseTasksConfig(raw: unknown, baseDir: string, trustDomains: re
     keyOverlapSeconds: readInteger(t, 'keyOverlapSeconds', f, TASK_DEFAULTS.keyOverlapSeconds, 0, 30 * 86_400),
     maxApprovalTtlSeconds: readInteger(t, 'maxApprovalTtlSeconds', f, TASK_DEFAULTS.maxApprovalTtlSeconds, 10, 7 * 86_400),
     workloadHistorySeconds: readInteger(t, 'workloadHistorySeconds', f, TASK_DEFAULTS.workloadHistorySeconds, 60, 7 * 86_400),
+    subjectIssuers: Object.freeze(parseSubjectIssuers(t['subjectIssuers'], `${f}.subjectIssuers`, baseDir)),
     store: Object.freeze(store),
     tenantFrom,
+  });
+}
+
+function parseSubjectIssuers(raw: unknown, field: string, baseDir: string): SubjectIssuerConfig[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new ConfigError(field, 'must be a list of { issuer, jwks, audience }');
+  const seen = new Set<string>();
+  return raw.map((item: unknown, i) => {
+    const f = `${field}[${i}]`;
+    const o = expectObject(item, f, ['issuer', 'jwks', 'audience']);
+    const issuer = readString(o, 'issuer', f, '');
+    const jwks = readString(o, 'jwks', f, '');
+    const audience = readString(o, 'audience', f, '');
+    if (issuer === '' || jwks === '' || audience === '') throw new ConfigError(f, 'needs issuer, jwks (a JWKS file) and audience');
+    if (seen.has(issuer)) throw new ConfigError(`${f}.issuer`, `"${issuer}" is listed twice`);
+    seen.add(issuer);
+    return Object.freeze({ issuer, jwks: resolve(baseDir, jwks), audience });
   });
 }

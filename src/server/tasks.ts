@@ -58,7 +58,7 @@ function taskMessage(s: TaskState): Record<string, unknown> {
   return {
     taskId: r.id, purpose: r.purpose, tenant: r.tenant, tools: r.tools, subject: r.subject ?? '', parentTaskId: r.parent ?? '',
     workload: r.workload, maxCalls: r.maxCalls ?? 0, calls: s.calls, createdAt: r.createdAt, expiresAt: r.expiresAt, endedAt: s.endedAt ?? 0,
-    approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '' })),
+    approvals: s.approvals.map((a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '', uses: a.uses ?? 0 })),
     historyTools: s.history.tools,
     historyLabels: s.history.labels,
     historyEgress: s.history.egress,
@@ -108,7 +108,9 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
           ttlSeconds: num(req['ttlSeconds']),
           maxCalls: num(req['maxCalls']) > 0 ? num(req['maxCalls']) : null,
           subject: str(req['subject']) || null,
+          subjectToken: str(req['subjectToken']) || null,
           parentTaskId: str(req['parentTaskId']) || null,
+          parentToken: str(req['parentToken']) || null,
         }, now),
       (s) => ({ token: s.token, expiresAt: s.expiresAt, taskId: s.task.id, grantedTools: s.task.tools, deniedTools: s.deniedTools, taskExpiresAt: s.task.expiresAt }),
     ),
@@ -118,8 +120,8 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
     GrantApproval: handle(
       'GrantApproval',
       (caller, req, now) =>
-        manager.grantApproval(caller, { taskId: str(req['taskId']), scope: str(req['scope']), ttlSeconds: num(req['ttlSeconds']), argumentsDigest: str(req['argumentsDigest']) || null }, now),
-      (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '' }),
+        manager.grantApproval(caller, { taskId: str(req['taskId']), scope: str(req['scope']), ttlSeconds: num(req['ttlSeconds']), argumentsDigest: str(req['argumentsDigest']) || null, uses: num(req['uses']) > 0 ? num(req['uses']) : null }, now),
+      (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '', uses: a.uses ?? 0 }),
     ),
     RevokeApproval: handle('RevokeApproval', (caller, req, now) => manager.revokeApproval(caller, str(req['taskId']), str(req['approvalId']), now), () => ({})),
     GetJwks: (_call: Call, callback: sendUnaryData<unknown>) => callback(null, { json: JSON.stringify(keys.jwks()) }),

@@ -20,7 +20,11 @@ export interface StartTaskInput {
   readonly ttlSeconds: number;
   readonly maxCalls: number | null;
   readonly subject: string | null;
+  /** RFC 8693 subject_token: a JWT from an issuer in tasks.subjectIssuers whose sub is the subject. */
+  readonly subjectToken: string | null;
   readonly parentTaskId: string | null;
+  /** Proof of the parent, when the caller started it: a live token of the parent task. */
+  readonly parentToken: string | null;
 }
 
 export interface StartedTask {
@@ -50,6 +54,21 @@ export class TaskManager {
       parent = p.value;
       if (parent.endedAt !== null || now >= parent.record.expiresAt) return deny('task_revoked', 'the parent task has ended');
       if (parent.record.tenant !== input.tenant) return deny('tenant_mismatch', 'a delegated task keeps its parent\'s tenant');
+      const proven = await this.proveParent(caller, parent, input, now);
+      if (!proven.ok) return proven;
+    } else if (input.parentToken !== null) {
+      return deny('bad_request', 'parentToken without parentTaskId');
+    }
+    // Who the task acts for comes from a verified subject token, never from the agent's word.
+    let subject: string | null = null;
+    if (input.subjectToken !== null) {
+      if (this.deps.subjects === null) return deny('invalid_token', 'subject tokens are not accepted: no tasks.subjectIssuers are configured');
+      const verified = await this.deps.subjects.verify(input.subjectToken, now);
+      if (!verified.ok) return verified;
+      if (input.subject !== null && input.subject !== verified.value.sub) return deny('bad_request', 'subject differs from the sub of the subject token');
+      subject = verified.value.sub;
+    } else if (input.subject !== null) {
+      return deny('bad_request', 'a subject must come from a verified subject token (subjectToken, RFC 8693); it is not taken on the agent\'s word');
     }
     const ttl = Math.min(input.ttlSeconds > 0 ? input.ttlSeconds : cfg.defaultTaskTtlSeconds, cfg.maxTaskTtlSeconds);
     const expiresAt = Math.min(now + ttl, parent?.record.expiresAt ?? Infinity);
@@ -59,7 +78,7 @@ export class TaskManager {
       tools: [...input.tools],
       ttlSeconds: expiresAt - now,
       maxCalls: input.maxCalls ?? 0,
-      subject: input.subject ?? '',
+      subject: subject ?? '',
       parent: input.parentTaskId ?? '',
     };
     const tenant = { type: 'Tenant', id: input.tenant };
@@ -80,7 +99,7 @@ export class TaskManager {
       purpose: input.purpose,
       tenant: input.tenant,
       tools: granted,
-      subject: input.subject,
+      subject,
       parent: input.parentTaskId,
       workload: caller.spiffe.id,
       maxCalls: input.maxCalls,
@@ -94,6 +113,25 @@ export class TaskManager {
       throw err;
     }
     return ok({ ...(await this.token(record, caller, parent, now)), task: record, deniedTools });
+  }
+
+  /**
+   * A child task needs proof of its parent. The parent's own workload proves it with a live token
+   * of the parent task (so it is acting inside that task, not naming any task it once started);
+   * another workload only when policy delegates the parent to it: Action::"DelegateTask" with the
+   * caller as principal, the parent's workload as resource and the parent in the context.
+   */
+  private async proveParent(caller: Identity & { spiffe: { id: string } }, parent: TaskState, input: StartTaskInput, now: number): Promise<Outcome<void>> {
+    if (parent.record.workload === caller.spiffe.id) {
+      if (input.parentToken === null) return deny('invalid_token', 'a child task needs parentToken: a live token of the parent task');
+      const claims = await this.deps.verifier.verify(input.parentToken.trim(), now);
+      if (!claims.ok) return claims;
+      if (claims.value.txn !== parent.record.id || claims.value.req_wl !== caller.spiffe.id) return deny('token_binding_mismatch', 'parentToken is not a token of the parent task for this workload');
+      return ok(undefined);
+    }
+    const context: Context = { parentTaskId: parent.record.id, parentPurpose: parent.record.purpose, tenant: parent.record.tenant, tools: [...parent.record.tools] };
+    const allowed = this.authorize(caller, 'DelegateTask', { type: 'Workload', id: parent.record.workload }, context);
+    return allowed.ok ? allowed : deny('policy_denied', 'the parent task belongs to another workload, and no policy delegates it to the caller (Action::"DelegateTask")');
   }
 
   /** A fresh token for a live task, for the workload that started it. */
@@ -122,10 +160,11 @@ export class TaskManager {
     return this.owned(caller, taskId, now, 'GetTask');
   }
 
-  async grantApproval(caller: Identity, input: { taskId: string; scope: string; ttlSeconds: number; argumentsDigest: string | null }, now: number): Promise<Outcome<Approval>> {
+  async grantApproval(caller: Identity, input: { taskId: string; scope: string; ttlSeconds: number; argumentsDigest: string | null; uses: number | null }, now: number): Promise<Outcome<Approval>> {
     if (caller.kind === 'anonymous') return deny('unauthenticated', 'GrantApproval needs a workload identity');
     if (!NAME.test(input.scope)) return deny('bad_request', 'scope must name an action or tool');
     if (input.argumentsDigest !== null && !/^[0-9a-f]{64}$/.test(input.argumentsDigest)) return deny('bad_request', 'argumentsDigest must be a hex SHA-256 digest');
+    if (input.uses !== null && (!Number.isInteger(input.uses) || input.uses < 1 || input.uses > 1_000_000)) return deny('bad_request', 'uses must be a positive integer');
     const s = await this.read(input.taskId, now);
     if (!s.ok) return s;
     if (s.value.endedAt !== null || now >= s.value.record.expiresAt) return deny('task_revoked');
@@ -140,6 +179,7 @@ export class TaskManager {
       approver: caller.spiffe.id,
       expiresAt: Math.min(now + ttl, s.value.record.expiresAt),
       argumentsDigest: input.argumentsDigest,
+      uses: input.uses,
     };
     try {
       await this.deps.store.grantApproval(approval, s.value.record.expiresAt);
@@ -234,6 +274,7 @@ function validateStart(input: StartTaskInput): string | null {
   if (input.tools.length > 100) return 'at most 100 tools per task';
   for (const t of input.tools) if (!NAME.test(t)) return `tool "${t.slice(0, 40)}" is not a valid name`;
   if (input.subject !== null && !NAME.test(input.subject)) return 'subject is not a valid name';
+  if (input.parentToken !== null && input.parentToken.length > 16384) return 'parentToken is too long';
   if (input.maxCalls !== null && (!Number.isInteger(input.maxCalls) || input.maxCalls < 1)) return 'maxCalls must be a positive integer';
   return null;
 }

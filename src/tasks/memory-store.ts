@@ -9,6 +9,8 @@ interface Entry {
   endedAt: number | null;
   calls: number;
   approvals: Map<string, Approval>;
+  /** Uses left of counted approvals (Approval.uses). */
+  usesLeft: Map<string, number>;
   tools: Set<string>;
   labels: Set<string>;
   egress: boolean;
@@ -36,7 +38,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async createTask(record: TaskRecord): Promise<void> {
-    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map() });
+    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), usesLeft: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map() });
     this.sweep(record.createdAt);
   }
 
@@ -47,7 +49,9 @@ export class MemoryTaskStore implements TaskStore {
       record: e.record,
       endedAt: e.endedAt,
       calls: e.calls,
-      approvals: [...e.approvals.values()].filter((a) => a.expiresAt > now),
+      approvals: [...e.approvals.values()]
+        .map((a) => (a.uses === null ? a : { ...a, uses: e.usesLeft.get(a.id) ?? 0 }))
+        .filter((a) => a.expiresAt > now && (a.uses === null || a.uses > 0)),
       history: { tools: [...e.tools], labels: [...e.labels], egress: e.egress, counts: Object.fromEntries(e.counts) },
     };
   }
@@ -60,12 +64,14 @@ export class MemoryTaskStore implements TaskStore {
     return true;
   }
 
-  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult> {
+  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
     const e = this.tasks.get(taskId);
     if (e === undefined || e.endedAt !== null) return { ok: false, reason: 'ended', calls: e?.calls ?? 0 };
     const w = this.workloads.get(workload.id);
     if (e.calls !== expectedCalls || (w?.version ?? 0) !== workload.version) return { ok: false, reason: 'conflict', calls: e.calls };
+    if (spend.some((id) => (e.usesLeft.get(id) ?? 0) <= 0)) return { ok: false, reason: 'conflict', calls: e.calls };
     if (maxCalls !== null && e.calls + touches.length > maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
+    for (const id of spend) e.usesLeft.set(id, (e.usesLeft.get(id) as number) - 1);
     e.calls += touches.length;
     this.recordWorkload(workload, touches, w);
     for (const touch of touches) {
@@ -113,7 +119,9 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async grantApproval(approval: Approval): Promise<void> {
-    this.tasks.get(approval.taskId)?.approvals.set(approval.id, approval);
+    const e = this.tasks.get(approval.taskId);
+    e?.approvals.set(approval.id, approval);
+    if (approval.uses !== null) e?.usesLeft.set(approval.id, approval.uses);
   }
 
   async revokeApproval(taskId: string, approvalId: string): Promise<boolean> {

@@ -2,6 +2,7 @@
 //   <prefix>task:<id>            hash: record (JSON), endedAt ('' while running)
 //   <prefix>task:<id>:calls      counter of allowed calls
 //   <prefix>task:<id>:approvals  hash: approval id -> JSON
+//   <prefix>task:<id>:uses       hash: approval id -> uses left (counted approvals only)
 //   <prefix>task-ended           pub/sub channel: the id of every ended task
 // All three keys expire an hour after the task's own end, so Redis holds live tasks only.
 // Commands fail fast when Redis is unreachable (no offline queue, a command timeout of
@@ -21,10 +22,11 @@ const KEEP_AFTER_END_SECONDS = 3600;
 //                                v (version), l:<label> / t:<tool> / e (epoch seconds last seen),
 //                                c:<tool>:<bucket> (calls per bucket); expires after the window
 //
-// KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash, workload hash.
+// KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash, workload hash,
+// approval uses hash.
 // ARGV: expected calls, max calls (-1: none), number of calls, expected workload version, now,
-// bucket seconds, window seconds, then per call: tool ('' for none), egress ('1'/'0'), number of
-// labels, labels...
+// bucket seconds, window seconds, number of approvals to spend, their ids, then per call: tool
+// ('' for none), egress ('1'/'0'), number of labels, labels...
 // Returns {1, calls} recorded (budget, task and workload history); {-1, calls} budget exhausted;
 // {-2, calls} ended or unknown; {-3, calls} the task or the workload recorded other calls since
 // the state they were decided on (decide again). A refused batch records nothing.
@@ -36,16 +38,22 @@ if ended and ended ~= '' then return {-2, calls} end
 if calls ~= tonumber(ARGV[1]) then return {-3, calls} end
 local wversion = tonumber(redis.call('HGET', KEYS[7], 'v') or '0')
 if wversion ~= tonumber(ARGV[4]) then return {-3, calls} end
+local nspend = tonumber(ARGV[8])
+for s = 1, nspend do
+  local left = tonumber(redis.call('HGET', KEYS[8], ARGV[8 + s]) or '0')
+  if left <= 0 then return {-3, calls} end
+end
 local max = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 if max >= 0 and calls + n > max then return {-1, calls} end
+for s = 1, nspend do redis.call('HINCRBY', KEYS[8], ARGV[8 + s], -1) end
 calls = redis.call('INCRBY', KEYS[2], n)
 redis.call('HINCRBY', KEYS[7], 'v', n)
 local now = ARGV[5]
 local bucketSeconds = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
 local bucket = math.floor(tonumber(now) / bucketSeconds)
-local i = 8
+local i = 9 + nspend
 for c = 1, n do
   local tool = ARGV[i]
   local egress = ARGV[i + 1]
@@ -124,7 +132,7 @@ export class RedisTaskStore implements TaskStore {
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     };
     this.redis = new Redis(url, common) as Redis & Scripts;
-    this.redis.defineCommand('mandateRecord', { numberOfKeys: 7, lua: RECORD_LUA });
+    this.redis.defineCommand('mandateRecord', { numberOfKeys: 8, lua: RECORD_LUA });
     this.redis.defineCommand('mandateEnd', { numberOfKeys: 1, lua: END_LUA });
     // Subscriptions need the offline queue: ioredis replays them after a reconnect.
     this.subscriber = new Redis(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
@@ -188,12 +196,21 @@ export class RedisTaskStore implements TaskStore {
         .smembers(this.key(taskId, ':labels'))
         .get(this.key(taskId, ':egress'))
         .hgetall(this.key(taskId, ':counts'))
+        .hgetall(this.key(taskId, ':uses'))
         .exec()
         .then(checkExec),
     );
     const hash = results[0] as Record<string, string>;
     if (hash['record'] === undefined) return null;
-    const approvals = (results[2] as string[]).map((a) => JSON.parse(a) as Approval).filter((a) => a.expiresAt > now);
+    const uses = results[7] as Record<string, string>;
+    const approvals = (results[2] as string[])
+      .map((a): Approval => {
+        // Approvals written before counted approvals existed have no `uses`: uncounted.
+        const stored = JSON.parse(a) as Omit<Approval, 'uses'> & { uses?: number | null };
+        const approval: Approval = { ...stored, uses: stored.uses ?? null };
+        return approval.uses === null ? approval : { ...approval, uses: Number(uses[approval.id] ?? 0) };
+      })
+      .filter((a) => a.expiresAt > now && (a.uses === null || a.uses > 0));
     return {
       record: JSON.parse(hash['record']) as TaskRecord,
       endedAt: hash['endedAt'] ? Number(hash['endedAt']) : null,
@@ -213,9 +230,9 @@ export class RedisTaskStore implements TaskStore {
     return ended === 1;
   }
 
-  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult> {
-    const keys = [...['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s)), this.workloadKey(workload.id)];
-    const args: (string | number)[] = [expectedCalls, maxCalls ?? -1, touches.length, workload.version, workload.now, this.window.bucketSeconds, this.window.seconds];
+  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
+    const keys = [...['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s)), this.workloadKey(workload.id), this.key(taskId, ':uses')];
+    const args: (string | number)[] = [expectedCalls, maxCalls ?? -1, touches.length, workload.version, workload.now, this.window.bucketSeconds, this.window.seconds, spend.length, ...spend];
     for (const t of touches) args.push(t?.tool ?? '', t?.egress ? '1' : '0', t?.labels.length ?? 0, ...(t?.labels ?? []));
     const [status, calls] = await this.run('record calls', () => this.redis.mandateRecord(...keys, ...args));
     if (status === 1) return { ok: true, calls };
@@ -247,9 +264,11 @@ export class RedisTaskStore implements TaskStore {
 
   async grantApproval(approval: Approval, taskExpiresAt: number): Promise<void> {
     const key = this.key(approval.taskId, ':approvals');
-    await this.run('grant an approval', () =>
-      this.redis.multi().hset(key, approval.id, JSON.stringify(approval)).expireat(key, taskExpiresAt + KEEP_AFTER_END_SECONDS).exec().then(checkExec),
-    );
+    const usesKey = this.key(approval.taskId, ':uses');
+    const expireAt = taskExpiresAt + KEEP_AFTER_END_SECONDS;
+    const tx = this.redis.multi().hset(key, approval.id, JSON.stringify(approval)).expireat(key, expireAt);
+    if (approval.uses !== null) tx.hset(usesKey, approval.id, approval.uses).expireat(usesKey, expireAt);
+    await this.run('grant an approval', () => tx.exec().then(checkExec));
   }
 
   async revokeApproval(taskId: string, approvalId: string): Promise<boolean> {

@@ -26,6 +26,8 @@ export interface Approval {
   readonly expiresAt: number;
   /** When set, the approval covers only a call whose arguments have this digest (RFC 8785 + SHA-256). */
   readonly argumentsDigest: string | null;
+  /** Calls it may allow before it is spent (uses: 1 is single-use); null: any number until it expires. */
+  readonly uses: number | null;
 }
 
 /** What a task has done so far: updated with each allowed call, never by a denied one. */
@@ -69,7 +71,7 @@ export interface TaskState {
   /** Epoch seconds when the task was ended, or null while it runs. */
   readonly endedAt: number | null;
   readonly calls: number;
-  /** Unexpired approvals only. */
+  /** Unexpired, unspent approvals only; `uses` is the uses left. */
   readonly approvals: readonly Approval[];
   readonly history: TaskHistory;
 }
@@ -98,8 +100,9 @@ export interface TaskStore {
    * another call has since changed come back as `conflict` and are decided again. Refused, with
    * nothing recorded, when the task ended or the calls would take it past maxCalls. The
    * workload's history is recorded in the same step, compared the same way on its own version.
+   * `spend`: counted approvals the calls used, one use each; one already spent is a conflict.
    */
-  recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark): Promise<RecordResult>;
+  recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend?: readonly string[]): Promise<RecordResult>;
   /** The workload's history within the window at `now`; empty for a workload never recorded. */
   getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory>;
   grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;

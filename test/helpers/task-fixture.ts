@@ -27,15 +27,16 @@ export function codeOf(res: CheckResponseObject): string | null {
   return (JSON.parse(res.deniedResponse?.body ?? '{}') as { code: string }).code;
 }
 
-export async function startTaskFixture(tasksYaml = 'tasks:\n  store: memory\n  tenantFrom: { header: x-tenant-id }\n'): Promise<TaskFixture> {
+export async function startTaskFixture(tasksYaml = 'tasks:\n  store: memory\n  tenantFrom: { header: x-tenant-id }\n', files: Record<string, string> = {}, edit: (dir: string) => void = () => undefined): Promise<TaskFixture> {
   const td = makeTrustDomain('example.org');
-  const { config } = exampleWith(
+  const { dir, config } = exampleWith(
     {
       identity: 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n',
       tasks: tasksYaml,
     },
-    { 'example.org.json': td.bundle() },
+    { 'example.org.json': td.bundle(), ...files },
   );
+  edit(dir);
   const server = await startExampleServer(config);
   const tasks = createTasksClient(server.address);
   const check = createCheckClient(server.address);

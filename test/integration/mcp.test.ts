@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJson } from '../../src/check/jcs.js';
 import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
-import { SUPERVISOR, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
+import { SUPERVISOR, SUPPORT_AGENT, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 
 let f: TaskFixture;
 before(async () => {
@@ -79,6 +79,22 @@ describe('approvals bound to the arguments', () => {
     // 4. The approval expires: denied again.
     await sleep(2200);
     assert.equal(rpcDeny(await check(toolCall(5, 'create_case', args), { token }))?.code, 'approval_required');
+  });
+});
+
+describe('single-use approvals', () => {
+  it('allow exactly one call, also when two come in one batch', async () => {
+    const { token, taskId } = await f.startTask({ tools: TOOLS });
+    const args = { ticketId: 'T-7', priority: 'high' };
+    const digest = createHash('sha256').update(canonicalJson(args)).digest('hex');
+    await f.tasks.call('GrantApproval', { taskId, scope: 'support/create_case', argumentsDigest: digest, ttlSeconds: 60, uses: 1 }, await f.svid(SUPERVISOR));
+    // Two identical calls in one (older-revision) batch: the second is not covered, so neither runs.
+    const v = { protocolVersion: '2025-06-18', token };
+    assert.equal(rpcDeny(await check([toolCall(1, 'create_case', args), toolCall(2, 'create_case', args)], v))?.code, 'approval_required');
+    assert.equal(rpcDeny(await check(toolCall(3, 'create_case', args), { token })), null, 'the approval was not spent by the denied batch');
+    assert.equal(rpcDeny(await check(toolCall(4, 'create_case', args), { token }))?.code, 'approval_required', 'spent');
+    const task = await f.tasks.call<{ approvals?: unknown[] }>('GetTask', { taskId }, await f.svid(SUPPORT_AGENT));
+    assert.deepEqual(task.approvals ?? [], []);
   });
 });
 

@@ -57,6 +57,19 @@ describe('mandate task and mandate keys against a running server', () => {
     assert.equal(codeOf(await call('/tickets/T-9', token)), 'task_revoked');
   });
 
+  it('binds an approval to an arguments digest and makes it single-use from the command line', async () => {
+    const { taskId } = JSON.parse((await task(['start', '--purpose', 'p', '--tenant', 'acme', '--tool', 'cases.refund'])).stdout) as { taskId: string };
+    const digest = 'ab'.repeat(32);
+    const approved = await task(['approve', taskId, '--scope', 'support/create_case', '--arguments-digest', digest, '--uses', '1'], SUPERVISOR);
+    assert.equal(approved.code, 0, approved.stderr);
+    const body = JSON.parse(approved.stdout) as { argumentsDigest: string; uses: number };
+    assert.equal(body.argumentsDigest, digest);
+    assert.equal(body.uses, 1);
+    const refused = await task(['approve', taskId, '--scope', 'support/create_case', '--arguments-digest', 'not-hex'], SUPERVISOR);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /bad_request: argumentsDigest must be a hex SHA-256 digest/);
+  });
+
   it('exits 2 with the reason code when the server refuses', async () => {
     const unauthenticated = await runCli(['task', 'start', '--purpose', 'p', '--tenant', 'acme', '--tool', 'tickets.read', '--server', server.address], undefined, { MANDATE_JWT_SVID: '' });
     assert.equal(unauthenticated.code, 2);

@@ -7,7 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import { makeTrustDomain, mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { exampleWith, spawnServer, type ChildServer } from '../helpers/server.js';
-import { SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
+import { BILLING_AGENT, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
+import { checkRequest } from '../helpers/requests.js';
+import { decide } from '../../src/check/pipeline.js';
+import type { CheckRequestMessage } from '../../src/check/decode.js';
 import { createTasksClient } from '../helpers/tasks.js';
 import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
 import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
@@ -47,6 +50,35 @@ describe('tool calls need a task', () => {
   it('lets a task make the tool call it was refused without one', async () => {
     const { token } = await f.startTask({ tools: HISTORY_TOOLS });
     assert.equal(rpcDeny(await f.check.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token }))), null);
+  });
+});
+
+describe('task denials name their task', () => {
+  let f: TaskFixture;
+  before(async () => {
+    f = await startTaskFixture();
+  });
+  after(async () => f.close());
+
+  it('puts the task id on task_revoked, token_binding_mismatch, tenant_mismatch and budget_exhausted decisions', async () => {
+    const decideWith = (token: string, principal: string, tenant = 'acme') =>
+      decide(checkRequest('GET', '/tickets/T-1', { principal, headers: { 'txn-token': token, 'x-tenant-id': tenant } }) as CheckRequestMessage, f.server.server.state());
+    const { token, taskId } = await f.startTask({ tools: ['tickets.read'], maxCalls: 1 });
+    const cases: [Promise<{ code: string | null; taskId: string | null }>, string][] = [
+      [decideWith(token, BILLING_AGENT), 'token_binding_mismatch'],
+      [decideWith(token, SUPPORT_AGENT, 'globex'), 'tenant_mismatch'],
+    ];
+    for (const [decision, code] of cases) {
+      const d = await decision;
+      assert.equal(d.code, code);
+      assert.equal(d.taskId, taskId, code);
+    }
+    assert.equal((await decideWith(token, SUPPORT_AGENT)).code, null);
+    const exhausted = await decideWith(token, SUPPORT_AGENT);
+    assert.deepEqual([exhausted.code, exhausted.taskId], ['budget_exhausted', taskId]);
+    await f.tasks.call('EndTask', { taskId }, await f.svid(SUPPORT_AGENT));
+    const revoked = await decideWith(token, SUPPORT_AGENT);
+    assert.deepEqual([revoked.code, revoked.taskId], ['task_revoked', taskId]);
   });
 });
 

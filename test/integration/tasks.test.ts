@@ -120,11 +120,11 @@ describe('a task from start to end (memory store)', () => {
     });
     it('never lets a delegated task hold more than its parent', async () => {
       const parent = await f.startTask({ tools: ['tickets.read'] });
-      const child = await f.startTask({ tools: ['tickets.read', 'cases.refund'], parentTaskId: parent.taskId, subject: 'alice@example.org' });
+      const child = await f.startTask({ tools: ['tickets.read', 'cases.refund'], parentTaskId: parent.taskId, parentToken: parent.token });
       assert.deepEqual(child.grantedTools, ['tickets.read']);
       assert.deepEqual(child.deniedTools, ['cases.refund']);
       const claims = decodeJwt(child.token);
-      assert.equal(claims.sub, 'alice@example.org');
+      assert.equal(claims.sub, SUPPORT_AGENT);
       assert.deepEqual(claims['act'], { sub: SUPPORT_AGENT, act: { sub: SUPPORT_AGENT } });
       assert.ok(Number(child.taskExpiresAt) <= Number(parent.taskExpiresAt));
     });

@@ -52,16 +52,16 @@ for (const kind of ['memory', 'redis'] as const) {
     });
 
     it('records a batch whole or not at all against maxCalls', async () => {
-      await store.createTask(record('t4', 3));
+      await store.createTask(record('t5', 3));
       const touch = (tool: string, labels: string[] = [], egress = false) => ({ tool, labels, egress });
-      const mark = (version: number) => ({ id: 'spiffe://example.org/t4', version, now: now() });
-      assert.deepEqual(await store.recordCalls('t4', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true), touch('d')], mark(0)), { ok: false, reason: 'exhausted', calls: 0 });
-      assert.deepEqual(await store.recordCalls('t4', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true)], mark(0)), { ok: true, calls: 3 });
-      const s = await store.getState('t4', now());
+      const mark = (version: number) => ({ id: 'spiffe://example.org/t5', version, now: now() });
+      assert.deepEqual(await store.recordCalls('t5', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true), touch('d')], mark(0)), { ok: false, reason: 'exhausted', calls: 0 });
+      assert.deepEqual(await store.recordCalls('t5', 0, 3, [touch('a'), touch('b', ['pii']), touch('c', [], true)], mark(0)), { ok: true, calls: 3 });
+      const s = await store.getState('t5', now());
       assert.deepEqual([...(s?.history.tools ?? [])].sort(), ['a', 'b', 'c']);
       assert.deepEqual(s?.history.labels, ['pii']);
       assert.equal(s?.history.egress, true);
-      assert.deepEqual(await store.recordCalls('t4', 3, 3, [null], mark(3)), { ok: false, reason: 'exhausted', calls: 3 });
+      assert.deepEqual(await store.recordCalls('t5', 3, 3, [null], mark(3)), { ok: false, reason: 'exhausted', calls: 3 });
     });
 
     it('keeps a workload\'s history across its tasks, within the window, and compares its version', async () => {
@@ -90,10 +90,23 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.equal(await store.endTask('never-started', now()), false);
     });
 
+    it('spends a counted approval one use per call, and never below zero under a race', async () => {
+      await store.createTask(record('t6'));
+      await store.grantApproval({ id: 'once', taskId: 't6', scope: 'support/create_case', approver: 'spiffe://example.org/s', expiresAt: now() + 60, argumentsDigest: null, uses: 1 }, now() + 600);
+      assert.equal((await store.getState('t6', now()))?.approvals[0]?.uses, 1);
+      const mark = { id: 'spiffe://example.org/t6', version: 0, now: now() };
+      const touch = { tool: 'support/create_case', labels: [], egress: false };
+      // Two decisions spend it at once: one records, the other is a conflict (decided again).
+      const both = await Promise.all([store.recordCalls('t6', 0, null, [touch], mark, ['once']), store.recordCalls('t6', 0, null, [touch], mark, ['once'])]);
+      assert.equal(both.filter((r) => r.ok).length, 1);
+      assert.deepEqual((await store.getState('t6', now()))?.approvals, [], 'a spent approval is gone');
+      assert.deepEqual(await store.recordCalls('t6', 1, null, [touch], { ...mark, version: 1 }, ['once']), { ok: false, reason: 'conflict', calls: 1 });
+    });
+
     it('lists only unexpired approvals, and revokes one', async () => {
       await store.createTask(record('t4'));
-      await store.grantApproval({ id: 'a1', taskId: 't4', scope: 'cases.refund', approver: 'spiffe://example.org/s', expiresAt: now() + 60, argumentsDigest: null }, now() + 600);
-      await store.grantApproval({ id: 'a2', taskId: 't4', scope: 'old', approver: 'spiffe://example.org/s', expiresAt: now() - 1, argumentsDigest: null }, now() + 600);
+      await store.grantApproval({ id: 'a1', taskId: 't4', scope: 'cases.refund', approver: 'spiffe://example.org/s', expiresAt: now() + 60, argumentsDigest: null, uses: null }, now() + 600);
+      await store.grantApproval({ id: 'a2', taskId: 't4', scope: 'old', approver: 'spiffe://example.org/s', expiresAt: now() - 1, argumentsDigest: null, uses: null }, now() + 600);
       assert.deepEqual((await store.getState('t4', now()))?.approvals.map((a) => a.id), ['a1']);
       assert.equal(await store.revokeApproval('t4', 'a1'), true);
       assert.deepEqual((await store.getState('t4', now()))?.approvals, []);
