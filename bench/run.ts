@@ -13,7 +13,7 @@ import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { mapRequest } from '../src/check/map.js';
 import { decide } from '../src/check/pipeline.js';
 import { respond } from '../src/check/respond.js';
-import { parseSpiffeId } from '../src/identity/spiffe-id.js';
+import { parseSpiffeId } from '../src/core/spiffe-id.js';
 import { EMBEDDED_CONFIG } from '../src/config/load.js';
 import { kPackageRoot } from '../src/package-root.js';
 import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../src/server/protos.js';

@@ -8,7 +8,7 @@
 // Anything else unrepresentable is a bad_request with a message that says what and where.
 
 import { readStrictJson } from '../json/strict.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 
 type CedarJson = boolean | number | string | CedarJson[] | { [key: string]: CedarJson };
 

@@ -4,7 +4,7 @@
 
 import { HTTP_METHODS } from '../config/types.js';
 import type { Limits } from '../config/types.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 
 // The object shape @grpc/proto-loader produces (camelCase, int64 as string, bytes as Buffer).
 export interface PeerMessage {

@@ -13,20 +13,15 @@
 import { BlockList, isIP } from 'node:net';
 import type { MandateConfig } from '../config/types.js';
 import type { BundleSet } from '../identity/bundles.js';
-import { JwtSvidVerifier, type JwtSvid } from '../identity/jwt-svid.js';
-import { parseSpiffeId, type SpiffeId } from '../identity/spiffe-id.js';
+import { JwtSvidVerifier } from '../identity/jwt-svid.js';
+import { parseSpiffeId, type SpiffeId } from '../core/spiffe-id.js';
 import { X509SvidChecker } from '../identity/x509.js';
 import { parseXfcc } from '../identity/xfcc.js';
 import type { DecodedRequest } from './decode.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
+import type { JwtSvid } from '../core/identity.js';
+import { ANONYMOUS, type Identity } from '../core/identity.js';
 
-export type IdentityKind = 'x509' | 'xfcc' | 'jwt-svid';
-
-export type Identity =
-  | { readonly kind: 'anonymous' }
-  | { readonly kind: IdentityKind; readonly spiffe: SpiffeId; readonly jwt: JwtSvid | null };
-
-export const ANONYMOUS: Identity = Object.freeze({ kind: 'anonymous' });
 const XFCC = 'x-forwarded-client-cert';
 const BEARER = /^bearer\s+/i;
 

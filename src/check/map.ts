@@ -6,18 +6,19 @@
 
 import type { Context, EntityJson } from '../policy/cedar.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
-import type { CedarRequest, EntityUid, PolicyEngine } from '../policy/engine.js';
+import type { PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
 import { ReadNames, type JsonValue } from '../json/strict.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
 import type { DecodedRequest } from './decode.js';
-import type { Identity } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
-import { deny, ok, type Denial, type Outcome } from './reasons.js';
+import { deny, ok, type Denial, type Outcome } from '../core/reasons.js';
 import type { CompiledRoute, RouteMatch, RouteTable } from './routes.js';
+import type { CedarRequest, EntityUid } from '../core/cedar-request.js';
+import type { Identity } from '../core/identity.js';
+import { buildPrincipal, buildResource } from '../policy/principal.js';
 
-export const ANONYMOUS_PRINCIPAL: EntityUid = Object.freeze({ type: 'Unauthenticated', id: 'anonymous' });
 
 export interface MappedCall {
   readonly cedar: CedarRequest;
@@ -91,7 +92,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     context['body'] = body.value;
   }
   if (route.tool !== null) context['tool'] = route.tool;
-  const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, [])];
+  const own: EntityJson[] = [principalEntity, buildResource(resource, inputs)];
   const cedar: CedarRequest = { principal, action: { type: 'Action', id: route.action }, resource, context, entities: inputs.engine.entitiesFor(own) };
   return ok({ match: matched.value, route, cedar, calls: [{ cedar, tool: route.tool, argumentsDigest: null }], rpcId: null, requiresTask: route.requireTask ?? route.tool !== null });
 }
@@ -137,7 +138,7 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
       mcp: { method: call.method, protocolVersion, requestId: call.id === null ? '' : String(call.id), arguments: { __entity: argsUid }, argumentsDigest: digest, approved: false },
     };
     if (tool !== null) context['tool'] = tool;
-    const own: EntityJson[] = [principalEntity, entityWithStaticParents(inputs.engine, resource, {}, []), { uid: argsUid, attrs: {}, parents: [], tags }];
+    const own: EntityJson[] = [principalEntity, buildResource(resource, inputs), { uid: argsUid, attrs: {}, parents: [], tags }];
     mapped.push({
       cedar: { principal: principalEntity.uid as EntityUid, action: { type: 'Action', id: `mcp:${call.method}` }, resource, context, entities: inputs.engine.entitiesFor(own) },
       tool,
@@ -190,27 +191,6 @@ function depthOf(value: unknown, limit: number, depth = 0): number {
     if (max >= limit) break;
   }
   return max;
-}
-
-/** The principal entity for an identity: Workload with its attributes, static parents and pattern groups. */
-export function buildPrincipal(identity: Identity, inputs: Pick<MapInputs, 'engine' | 'groups'>): EntityJson {
-  if (identity.kind === 'anonymous') return entityWithStaticParents(inputs.engine, ANONYMOUS_PRINCIPAL, {}, []);
-  const uid = { type: 'Workload', id: identity.spiffe.id };
-  const attrs = { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path };
-  return entityWithStaticParents(inputs.engine, uid, attrs, inputs.groups.size === 0 ? [] : inputs.groups.groupsFor(identity.spiffe.id));
-}
-
-/** An entity for a resource, keeping what the static entities file says of it. */
-export function buildResource(uid: EntityUid, inputs: Pick<MapInputs, 'engine'>): EntityJson {
-  return entityWithStaticParents(inputs.engine, uid, {}, []);
-}
-
-/** The request's own entity, keeping the parents and attributes the static entities file gives it. */
-function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>, extraParents: EntityUid[]): EntityJson {
-  const known = engine.staticEntity(uid);
-  const parents = engine.parentsFor(uid, extraParents) as EntityJson['parents'];
-  if (known === undefined) return { uid, attrs, parents };
-  return { uid, attrs: { ...known.attrs, ...attrs }, parents, ...(known.tags ? { tags: known.tags } : {}) };
 }
 
 /** context.identity: how the caller was identified (docs/identity.md). */

@@ -5,7 +5,7 @@
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
 import { ReadNames, readStrictJson, type JsonObject } from '../json/strict.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 
 export const MCP_METHODS: ReadonlySet<string> = new Set([
   'initialize', 'ping',

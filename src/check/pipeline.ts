@@ -3,15 +3,19 @@
 
 import { randomUUID } from 'node:crypto';
 import type { MandateConfig } from '../config/types.js';
-import { INLINE_EVALUATOR, type CedarRequest, type Evaluator, type PolicyEngine } from '../policy/engine.js';
+import { INLINE_EVALUATOR, type Evaluator, type PolicyEngine } from '../policy/engine.js';
 import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
-import type { Identifier, Identity } from './identify.js';
+import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
-import { ok, type ReasonCode } from './reasons.js';
+import { ok, type ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
-import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext, type TaskDeps } from './task.js';
+import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext } from './task.js';
+import type { TaskDeps } from '../tasks/deps.js';
 import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
+import type { CedarRequest } from '../core/cedar-request.js';
+import type { Identity } from '../core/identity.js';
+import type { Decision } from '../core/decision.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -25,32 +29,6 @@ export interface DecisionState {
   readonly evaluator: Evaluator;
 }
 
-export interface Decision {
-  readonly decisionId: string;
-  readonly allowed: boolean;
-  /** null exactly when allowed. */
-  readonly code: ReasonCode | null;
-  readonly message: string | null;
-  readonly identity: Identity | null;
-  readonly action: string | null;
-  readonly resource: string | null;
-  readonly determining: readonly string[];
-  readonly errors: readonly string[];
-  readonly policyVersion: string;
-  /** The Cedar request, kept for --explain and the decision log. */
-  readonly cedar: CedarRequest | null;
-  /** MCP routes: answer a deny as a JSON-RPC error to this id (docs/tool-calls.md). */
-  readonly rpc: { readonly id: string | number | null; readonly errorCode: number | null; readonly denyStatus: 200 | 400 | 403 } | null;
-  /** What Cedar answered (the last call evaluated), or null when the request never reached policy. */
-  readonly policyDecision: 'allow' | 'deny' | null;
-  /** The task the request ran under, when it carried a valid task token, and the user it acts for. */
-  readonly taskId: string | null;
-  readonly subject: string | null;
-  /** Time spent in Cedar evaluation for this request, in microseconds (0 when it never got there). */
-  readonly evaluationUs: number;
-  /** approval_required: what approval would unlock the call. */
-  readonly approval: { readonly task: string | null; readonly tool: string; readonly argumentsDigest: string | null } | null;
-}
 
 /** The registry's labels and egress flag for a tool (static entity Tool::"<tool>"), for the task history. */
 function toolTouch(state: DecisionState, tool: string | null): ToolTouch | null {

@@ -2,8 +2,8 @@
 // what @grpc/proto-loader serializes (camelCase fields, enums by number).
 
 import type { MandateConfig } from '../config/types.js';
-import type { Decision } from './pipeline.js';
-import { GRPC_OK, REASONS } from './reasons.js';
+import { GRPC_OK, REASONS } from '../core/reasons.js';
+import type { Decision } from '../core/decision.js';
 
 export const DECISION_ID_HEADER = 'x-mandate-decision-id';
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;

@@ -11,7 +11,7 @@
 
 import { ConfigError } from '../config/fields.js';
 import type { HttpMethod, RouteConfig } from '../config/types.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 
 export interface CompiledRoute {
   readonly method: HttpMethod;

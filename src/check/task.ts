@@ -7,29 +7,14 @@
 // (recordCalls): a batch, or calls racing on several replicas, can never together pass a limit.
 
 import type { Context } from '../policy/cedar.js';
-import type { TasksConfig } from '../config/tasks.js';
-import { TXN_TOKEN_HEADER, type TxnTokenVerifier } from '../identity/txn-token.js';
-import type { SubjectTokenVerifier } from '../identity/subject-token.js';
-import type { KeyRing } from '../tasks/keys.js';
-import type { EndedTasks } from '../tasks/ended.js';
-import type { KeyedLock } from '../tasks/keyed-lock.js';
+import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
+import type { TaskDeps } from '../tasks/deps.js';
 import { StateUnavailableError, type Approval, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
 import type { DecodedRequest } from './decode.js';
-import type { Identity } from './identify.js';
-import { deny, ok, type Outcome } from './reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { RouteMatch } from './routes.js';
+import type { Identity } from '../core/identity.js';
 
-export interface TaskDeps {
-  readonly config: TasksConfig;
-  readonly keys: KeyRing;
-  readonly store: TaskStore;
-  readonly ended: EndedTasks;
-  readonly verifier: TxnTokenVerifier;
-  /** One decision at a time per task on this replica (keyed-lock.ts). */
-  readonly locks: KeyedLock;
-  /** Verifies StartTask's subject tokens; null when no tasks.subjectIssuers are configured. */
-  readonly subjects: SubjectTokenVerifier | null;
-}
 
 /**
  * The task a request runs under: its token verified and bound to the identified workload, and

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decide } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
-import { REASONS } from '../check/reasons.js';
+import { REASONS } from '../core/reasons.js';
 import type { CheckRequestMessage } from '../check/decode.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../server/protos.js';
 import { loadRuntimeForCommand } from './runtime.js';

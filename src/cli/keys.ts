@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/fields.js';
-import { KeyFileError, KeyRing } from '../tasks/keys.js';
+import { KeyFileError, KeyRing } from '../identity/task-keys.js';
 
 export async function runKeys(args: string[]): Promise<number> {
   const [sub, ...rest] = args;

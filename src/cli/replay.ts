@@ -4,8 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { CedarRequest } from '../policy/engine.js';
 import { loadRuntimeForCommand } from './runtime.js';
+import type { CedarRequest } from '../core/cedar-request.js';
 
 interface LoggedLine {
   decisionId?: string;

@@ -6,10 +6,10 @@ import { startAdmin } from '../server/admin.js';
 import { createLogger } from '../telemetry/log.js';
 import { loadRuntimeForCommand } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
-import type { Decision } from '../check/pipeline.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { ShadowEvaluator } from '../policy/shadow.js';
+import type { Decision } from '../core/decision.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });

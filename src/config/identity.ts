@@ -2,7 +2,7 @@
 
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { parseSpiffeId } from '../identity/spiffe-id.js';
+import { parseSpiffeId } from '../core/spiffe-id.js';
 import { ConfigError, expectObject, readInteger, readString, readStringList } from './fields.js';
 
 export type BundleSource =

@@ -7,7 +7,7 @@ import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
 import { parseIdentityConfig } from './identity.js';
 import { parseTasksConfig } from './tasks.js';
-import { parseSpiffeId } from '../identity/spiffe-id.js';
+import { parseSpiffeId } from '../core/spiffe-id.js';
 import { importOpenApiRoutes } from './openapi.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';

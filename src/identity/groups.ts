@@ -1,7 +1,7 @@
+import type { EntityUid } from '../core/cedar-request.js';
 // Workload groups by SPIFFE ID pattern, e.g. spiffe://example.org/ns/support/* -> WorkloadGroup::"support".
 // "*" stands for one path segment; a trailing "/*" for one or more. Compiled once at load.
 
-import type { EntityUid } from '../policy/engine.js';
 
 interface CompiledGroup {
   readonly pattern: RegExp;

@@ -12,20 +12,15 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JwtSvidConfig } from '../config/identity.js';
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { BundleSet } from './bundles.js';
-import { parseSpiffeId, type SpiffeId } from './spiffe-id.js';
+import { parseSpiffeId, type SpiffeId } from '../core/spiffe-id.js';
+import type { JwtSvid } from '../core/identity.js';
 
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
 const ALLOWED_ALGS = new Set(JWT_SVID_ALGORITHMS);
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-export interface JwtSvid {
-  readonly spiffe: SpiffeId;
-  readonly aud: readonly string[];
-  readonly exp: number;
-  readonly iat: number | null;
-}
 
 export interface JwtCacheStats {
   hits: number;

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { SubjectIssuerConfig } from '../config/tasks.js';
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 const MAX_TOKEN_BYTES = 16384;

@@ -6,8 +6,8 @@
 
 import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { deny, ok, type Outcome } from '../check/reasons.js';
-import { TASK_TOKEN_ALG, type KeyRing } from '../tasks/keys.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
+import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
 
 export const TXN_TOKEN_TYP = 'txntoken+jwt';
 export const TXN_TOKEN_HEADER = 'txn-token';

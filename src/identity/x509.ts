@@ -7,7 +7,7 @@
 // Envoy reported is exactly the one the certificate carries.
 
 import { X509Certificate } from 'node:crypto';
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 import { KEY_USAGE_CRL_SIGN, KEY_USAGE_DIGITAL_SIGNATURE, KEY_USAGE_KEY_CERT_SIGN, readSvidExtensions } from './der.js';
 
 const MAX_CERTIFICATE_CHARS = 64 * 1024;

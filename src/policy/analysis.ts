@@ -13,13 +13,13 @@
 
 import * as cedar from './cedar.js';
 import type { EntityJson } from './cedar.js';
-import type { PolicySource } from './loader.js';
 
 type Json = unknown;
 
 const OWN_CONTEXT_ENTITY_TYPES = new Set(['McpArguments']);
 
-export function requestEntitiesSuffice(policies: readonly PolicySource[], schemaText: string | null): boolean {
+/** `policies`: a version's policies (loader.ts PolicySource); only their facts are read. */
+export function requestEntitiesSuffice(policies: readonly { readonly facts: { readonly confined: boolean } | null }[], schemaText: string | null): boolean {
   if (schemaText !== null && !contextHoldsNoForeignEntities(schemaText)) return false;
   return policies.every((p) => p.facts !== null && p.facts.confined);
 }

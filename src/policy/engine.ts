@@ -3,7 +3,8 @@
 
 import * as cedar from './cedar.js';
 import type { Context, EntityJson, EntityUidJson } from './cedar.js';
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
+import type { CedarRequest, EntityUid } from '../core/cedar-request.js';
 import type { PolicyVersion } from './loader.js';
 import { actionHierarchyInEntities, requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
@@ -30,19 +31,6 @@ function policyScopes(version: PolicyVersion): Map<string, PolicyScopes> {
   return out;
 }
 
-export interface EntityUid {
-  readonly type: string;
-  readonly id: string;
-}
-
-export interface CedarRequest {
-  readonly principal: EntityUid;
-  readonly action: EntityUid;
-  readonly resource: EntityUid;
-  readonly context: Context;
-  /** Built per request: the principal and the resource (with their static parents merged in). */
-  readonly entities: readonly EntityJson[];
-}
 
 export interface Evaluation {
   readonly decision: 'allow' | 'deny';

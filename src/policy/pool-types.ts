@@ -1,9 +1,10 @@
 // The one message type shared by the evaluation pool (pool.ts) and its workers (worker.ts).
 // Results are values, never thrown errors: errors cross postMessage without their class.
 
-import type { Outcome } from '../check/reasons.js';
-import type { CedarRequest, Evaluation } from './engine.js';
+import type { Outcome } from '../core/reasons.js';
+import type { Evaluation } from './engine.js';
 import type { PolicyVersion } from './loader.js';
+import type { CedarRequest } from '../core/cedar-request.js';
 
 /** A policy version as a worker prepares it: what the main thread loaded, never re-read from disk. */
 export interface VersionPayload {

@@ -16,9 +16,10 @@
 //   every request of that batch is answered `internal_error`. Nothing is lost, nothing allowed.
 
 import { Piscina } from 'piscina';
-import { deny, type Outcome } from '../check/reasons.js';
-import type { CedarRequest, Evaluation, PolicyEngine } from './engine.js';
+import { deny, type Outcome } from '../core/reasons.js';
+import type { Evaluation, PolicyEngine } from './engine.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
+import type { CedarRequest } from '../core/cedar-request.js';
 
 export interface PoolOptions {
   /**

@@ -2,8 +2,8 @@
 // request, after the answer has been sent. Its answer is never used; every disagreement is
 // reported (decision log and a counter). This is how a team rolls out a policy change.
 
-import type { Decision } from '../check/pipeline.js';
 import type { PolicyStore } from './store.js';
+import type { Decision } from '../core/decision.js';
 
 export interface ShadowDisagreement {
   readonly type: 'shadow-disagreement';

@@ -2,7 +2,7 @@
 // cedar-wasm instance, pushed by the main thread (pool.ts), and evaluates batches of Cedar
 // requests against them. Synchronous, no timers, no file access.
 
-import { deny } from '../check/reasons.js';
+import { deny } from '../core/reasons.js';
 import { PolicyEngine } from './engine.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
 

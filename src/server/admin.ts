@@ -2,7 +2,7 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KeyRing } from '../tasks/keys.js';
+import type { KeyRing } from '../identity/task-keys.js';
 import type { TaskStore } from '../tasks/store.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { HealthService } from './health.js';

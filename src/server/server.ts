@@ -9,7 +9,7 @@ import type { PeerCertificate } from 'node:tls';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
-import { decide, createDecisionState, type Decision, type DecisionState } from '../check/pipeline.js';
+import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -24,7 +24,8 @@ import { HealthService, SERVING_STATUS } from './health.js';
 import { AUTHORIZATION_SERVICE, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE, TASKS_SERVICE, TASKS_SERVICE_NAME } from './protos.js';
 import { tasksImplementation } from './tasks.js';
 import { TaskManager } from '../tasks/manager.js';
-import type { TaskDeps } from '../check/task.js';
+import type { TaskDeps } from '../tasks/deps.js';
+import type { Decision } from '../core/decision.js';
 
 export interface MandateServer {
   /** The bound address, e.g. 127.0.0.1:9191 (the real port when 0 was asked for). */

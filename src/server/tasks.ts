@@ -3,16 +3,17 @@
 // details start with the reason code ("policy_denied: ...").
 
 import { X509Certificate } from 'node:crypto';
-import { type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { DecodedRequest } from '../check/decode.js';
-import type { Identifier, Identity } from '../check/identify.js';
-import { REASONS, type Denial, type Outcome } from '../check/reasons.js';
-import type { KeyRing } from '../tasks/keys.js';
+import type { Identifier } from '../check/identify.js';
+import { REASONS, type Denial, type Outcome } from '../core/reasons.js';
+import type { KeyRing } from '../identity/task-keys.js';
 import type { TaskManager } from '../tasks/manager.js';
 import type { TaskState } from '../tasks/store.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { uriSans } from '../identity/x509.js';
+import type { Identity } from '../core/identity.js';
 
 type Call = ServerUnaryCall<Record<string, unknown>, unknown>;
 

@@ -3,15 +3,14 @@
 // time-bounded approvals. Transport-free: src/server/tasks.ts maps it to gRPC.
 
 import { randomUUID } from 'node:crypto';
-import type { Identity } from '../check/identify.js';
-import { buildPrincipal, buildResource } from '../check/map.js';
-import type { DecisionState } from '../check/pipeline.js';
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { buildPrincipal, buildResource, type EntityInputs } from '../policy/principal.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 import { issueTxnToken, type Actor } from '../identity/txn-token.js';
 import type { Context } from '../policy/cedar.js';
-import type { CedarRequest, EntityUid } from '../policy/engine.js';
-import type { TaskDeps } from '../check/task.js';
+import type { TaskDeps } from './deps.js';
 import { StateUnavailableError, type Approval, type TaskRecord, type TaskState } from './store.js';
+import type { Identity } from '../core/identity.js';
+import type { CedarRequest, EntityUid } from '../core/cedar-request.js';
 
 export interface StartTaskInput {
   readonly purpose: string;
@@ -38,7 +37,8 @@ const NAME = /^[A-Za-z0-9._:\/@ -]{1,200}$/;
 
 export class TaskManager {
   constructor(
-    private readonly state: () => DecisionState,
+    /** The live policy version and pattern groups (the server's current state satisfies it). */
+    private readonly state: () => EntityInputs,
     private readonly deps: TaskDeps,
   ) {}
 

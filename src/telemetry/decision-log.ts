@@ -13,7 +13,7 @@
 // tries again on the next batch.
 
 import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
-import type { Decision } from '../check/pipeline.js';
+import type { Decision } from '../core/decision.js';
 
 export interface DecisionLogStats {
   written: number;

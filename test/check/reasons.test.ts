@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { REASONS, REASON_CODES } from '../../src/check/reasons.js';
+import { REASONS, REASON_CODES } from '../../src/core/reasons.js';
 import { kPackageRoot } from '../../src/package-root.js';
 
 describe('the reason-code catalogue', () => {

@@ -1,6 +1,6 @@
+import type { Decision } from '../../src/core/decision.js';
 // One Decision to start from in tests that build responses or log lines by hand.
 
-import type { Decision } from '../../src/check/pipeline.js';
 
 export function makeDecision(overrides: Partial<Decision> = {}): Decision {
   return {

@@ -6,9 +6,10 @@
 
 import * as cedar from '../../src/policy/cedar.js';
 import type { EntityJson } from '../../src/policy/cedar.js';
-import type { CedarRequest, EntityUid, PolicyEngine } from '../../src/policy/engine.js';
+import type { PolicyEngine } from '../../src/policy/engine.js';
 import type { PolicyVersion } from '../../src/policy/loader.js';
 import { resolveType, type CommonTypes, type SchemaType } from '../../src/policy/projection.js';
+import type { CedarRequest, EntityUid } from '../../src/core/cedar-request.js';
 
 /** mulberry32: a small seeded PRNG, so a failing case can be replayed from its seed. */
 export function seeded(seed: number): () => number {

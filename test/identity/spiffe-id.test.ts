@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
+import { parseSpiffeId } from '../../src/core/spiffe-id.js';
 
 const td255 = `${'a'.repeat(251)}.org`;
 const longPath = `/${'p'.repeat(2048 - 'spiffe://example.org/'.length)}`;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { issueTxnToken, TxnTokenVerifier } from '../../src/identity/txn-token.js';
-import { KeyRing } from '../../src/tasks/keys.js';
+import { KeyRing } from '../../src/identity/task-keys.js';
 
 const OPTIONS = { issuer: 'https://mandate.example.org', audience: 'example.org' };
 const NOW = 1_900_000_000;

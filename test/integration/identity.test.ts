@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ReasonCode } from '../../src/check/reasons.js';
+import type { ReasonCode } from '../../src/core/reasons.js';
 import { makeSvid, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN } from '../helpers/certs.js';
 import { makeTrustDomain, mint } from '../helpers/jwt.js';
 import { BILLING_AGENT, SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SERVING_STATUS } from '../../src/server/health.js';
-import { REASONS, type ReasonCode } from '../../src/check/reasons.js';
+import { REASONS, type ReasonCode } from '../../src/core/reasons.js';
 import { encodeUpstream, patchBytes, sendRawCheck } from '../helpers/raw-client.js';
 import { BILLING_AGENT, SUPPORT_AGENT, caseBody, checkRequest } from '../helpers/requests.js';
 import { createHealthClient, exampleRequests, startExampleServer, type RunningServer } from '../helpers/server.js';

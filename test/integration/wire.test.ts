@@ -3,12 +3,12 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Decision } from '../../src/check/pipeline.js';
 import { respond } from '../../src/check/respond.js';
 import { makeDecision } from '../helpers/decisions.js';
-import { REASON_CODES } from '../../src/check/reasons.js';
+import { REASON_CODES } from '../../src/core/reasons.js';
 import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../../src/server/protos.js';
 import { loadUpstreamRoot } from '../helpers/upstream.js';
+import type { Decision } from '../../src/core/decision.js';
 
 const upstream = loadUpstreamRoot();
 const UpstreamCheckRequest = upstream.lookupType('envoy.service.auth.v3.CheckRequest');

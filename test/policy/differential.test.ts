@@ -8,12 +8,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadRuntime } from '../../src/cli/runtime.js';
-import { PolicyEngine, type CedarRequest } from '../../src/policy/engine.js';
+import { PolicyEngine } from '../../src/policy/engine.js';
 import type { PolicyVersion } from '../../src/policy/loader.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 import { writeGrownExample } from '../../bench/policy-set.js';
 import { generateRequests, materialize } from '../helpers/generate.js';
 import * as cedar from '../../src/policy/cedar.js';
+import type { CedarRequest } from '../../src/core/cedar-request.js';
 
 function versionOf(config: string): PolicyVersion {
   return loadRuntime(config, { mode: 'validate' }).store.current.version;

@@ -13,13 +13,14 @@ import { createDecisionState, decide } from '../../src/check/pipeline.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 import { kPackageRoot } from '../../src/package-root.js';
-import type { CedarRequest, PolicyEngine } from '../../src/policy/engine.js';
+import type { PolicyEngine } from '../../src/policy/engine.js';
 import { EvaluationPool } from '../../src/policy/pool.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../../src/server/protos.js';
 import { copyExample, exampleRequests, exampleWith, startExampleServer } from '../helpers/server.js';
 import { createCheckClient } from '../helpers/upstream.js';
 import { checkRequest } from '../helpers/requests.js';
 import { codeOf } from '../helpers/task-fixture.js';
+import type { CedarRequest } from '../../src/core/cedar-request.js';
 
 const message = (json: unknown): CheckRequestMessage => decodeCheckRequestBytes(encodeCheckRequest(json)) as CheckRequestMessage;
 

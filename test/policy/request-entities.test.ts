@@ -10,11 +10,12 @@ import { describe, it } from 'node:test';
 import type { CheckRequestMessage } from '../../src/check/decode.js';
 import { decide, createDecisionState, type DecisionState } from '../../src/check/pipeline.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
-import { PolicyEngine, type CedarRequest } from '../../src/policy/engine.js';
+import { PolicyEngine } from '../../src/policy/engine.js';
 import { EvaluationPool } from '../../src/policy/pool.js';
 import { loadPolicyVersion } from '../../src/policy/loader.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../../src/server/protos.js';
 import { copyExample, exampleRequests } from '../helpers/server.js';
+import type { CedarRequest } from '../../src/core/cedar-request.js';
 
 const PRINCIPALS = [
   'spiffe://example.org/ns/support/sa/support-agent',

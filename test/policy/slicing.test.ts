@@ -7,10 +7,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PolicyEngine, type CedarRequest } from '../../src/policy/engine.js';
+import { PolicyEngine } from '../../src/policy/engine.js';
 import { loadPolicyVersion } from '../../src/policy/loader.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
+import type { CedarRequest } from '../../src/core/cedar-request.js';
 
 const POLICIES = `
 @id("permit-all")

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { Decision } from '../../src/check/pipeline.js';
 import { makeDecision } from '../helpers/decisions.js';
 import { DecisionLog, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
+import type { Decision } from '../../src/core/decision.js';
 
 function decision(n: number, allowed: boolean): Decision {
   return makeDecision({

@@ -8,7 +8,7 @@
 //      domain; Mandate refuses anything longer, so every ID it accepts fits every other
 //      conforming implementation. All allowed characters are ASCII, so length === bytes.
 
-import { deny, ok, type Outcome } from '../check/reasons.js';
+import { deny, ok, type Outcome } from './reasons.js';
 
 export const SPIFFE_SCHEME_PREFIX = 'spiffe://';
 export const MAX_SPIFFE_ID_BYTES = 2048;
