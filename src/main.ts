@@ -1,25 +1,19 @@
 #!/usr/bin/env node
-// mandate: serve | check | validate. Exit codes: 0 ok/allow, 2 deny (check), 1 error.
+// mandate: serve | check | validate | task | keys | replay. Exit codes: 0 ok/allow, 2 deny
+// (check) or refused (task), 1 error. A user's mistake (a bad flag, a bad config, a port in
+// use) is one line on stderr, never a stack trace; --debug shows the trace of anything else.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCheck } from './cli/check.js';
 import { runServe } from './cli/serve.js';
 import { runValidate } from './cli/validate.js';
 import { runTask } from './cli/task.js';
 import { runKeys } from './cli/keys.js';
 import { runReplay } from './cli/replay.js';
+import { commandUsage, GLOBAL_USAGE, isParseArgsError, UsageError } from './cli/usage.js';
+import { kPackageRoot } from './package-root.js';
 
-const USAGE = `usage:
-  mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off]
-  mandate check    --request FILE|- [--config FILE] [--explain]
-  mandate validate [--config FILE]
-  mandate task     start|renew|show|approve|end ...   (mandate task for details)
-  mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]
-  mandate replay   --log FILE [--config FILE] [--json]   re-decide logged requests under other policies
-
-With no --config, the embedded example (examples/agent-gateway) is used, or MANDATE_CONFIG.
-`;
-
-const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve: runServe,
   check: runCheck,
@@ -29,18 +23,55 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   replay: runReplay,
 };
 
-const run = command === undefined ? undefined : commands[command];
-if (run === undefined) {
-  process.stderr.write(command === undefined || command === '--help' || command === 'help' ? USAGE : `mandate: unknown command "${command}"\n${USAGE}`);
-  process.exitCode = command === '--help' || command === 'help' ? 0 : 1;
-} else {
-  run(rest).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`mandate: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const args = argv.filter((a) => a !== '--debug');
+  const [command, ...rest] = args;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    (command === undefined ? process.stderr : process.stdout).write(GLOBAL_USAGE);
+    return command === undefined ? 1 : 0;
+  }
+  if (command === '--version' || command === '-V') {
+    process.stdout.write(`${(JSON.parse(readFileSync(join(kPackageRoot, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    return 0;
+  }
+  const run = commands[command];
+  if (run === undefined) {
+    process.stderr.write(`mandate: unknown command "${command}"\n${GLOBAL_USAGE}`);
+    return 1;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandUsage(command));
+    return 0;
+  }
+  try {
+    return await run(rest);
+  } catch (err) {
+    if (isParseArgsError(err) || err instanceof UsageError) {
+      process.stderr.write(`mandate ${command}: ${(err as Error).message}\n${commandUsage(command)}`);
+      return 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`mandate ${command}: ${describe(e)}\n`);
+    if (debug) process.stderr.write(`${e?.stack ?? String(err)}\n`);
+    return 1;
+  }
 }
+
+/** One line for an error: a file or address problem says which, anything else its message. */
+function describe(e: NodeJS.ErrnoException): string {
+  if (e?.code === 'EADDRINUSE' && 'address' in e) return `address ${String((e as { address: unknown }).address)}:${String((e as { port?: unknown }).port ?? '')} is in use`;
+  if (e?.code === 'EACCES' && e.path !== undefined) return `permission denied: ${e.path}`;
+  if (e?.code === 'ENOENT' && e.path !== undefined) return `no such file or directory: ${e.path}`;
+  return e?.message ?? String(e);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mandate: ${String((err as Error)?.message ?? err)}\n`);
+    process.exitCode = 1;
+  },
+);

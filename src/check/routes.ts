@@ -28,6 +28,8 @@ export interface CompiledRoute {
   readonly matrixParams: boolean;
   readonly methodOverride: string | null;
   readonly mcp: RouteConfig['mcp'];
+  /** Where the route came from (config.routes[i], or the OpenAPI file and operation). */
+  readonly origin: string;
 }
 
 export interface RouteMatch {
@@ -197,6 +199,7 @@ function compileRoute(config: RouteConfig, application: string): CompiledRoute {
     matrixParams: config.matrixParams,
     methodOverride: config.methodOverride,
     mcp: config.mcp,
+    origin: config.origin,
   };
 }
 

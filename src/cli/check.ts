@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { UsageError } from './usage.js';
 import { decide } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
 import { REASONS } from '../core/reasons.js';
@@ -16,10 +17,7 @@ export async function runCheck(args: string[]): Promise<number> {
     options: { request: { type: 'string' }, config: { type: 'string' }, explain: { type: 'boolean', default: false } },
     strict: true,
   });
-  if (values.request === undefined) {
-    process.stderr.write('mandate check: --request FILE (or - for stdin) is required\n');
-    return 1;
-  }
+  if (values.request === undefined) throw new UsageError('--request FILE (or - for stdin) is required');
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(values.request === '-' ? 0 : values.request, 'utf8'));

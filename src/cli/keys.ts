@@ -2,6 +2,7 @@
 // server picks up a rotation on SIGHUP; the previous key keeps verifying for the overlap.
 
 import { parseArgs } from 'node:util';
+import { UsageError } from './usage.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/fields.js';
 import { KeyFileError, KeyRing } from '../identity/task-keys.js';
@@ -9,13 +10,15 @@ import { KeyFileError, KeyRing } from '../identity/task-keys.js';
 export async function runKeys(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values } = parseArgs({ args: rest, strict: true, options: { config: { type: 'string' }, overlap: { type: 'string' } } });
+  if (sub !== 'rotate' && sub !== 'jwks') throw new UsageError(sub === undefined ? 'rotate or jwks?' : `unknown subcommand "${sub}"`);
   try {
     const config = loadConfig({ file: values.config ?? null });
     if (config.tasks === null) {
       process.stderr.write('mandate keys: the config has no tasks section\n');
       return 1;
     }
-    const ring = KeyRing.open(config.tasks.keyFile, { create: true });
+    // Only rotate writes: jwks reads the key file as it is (an absent one has no keys).
+    const ring = KeyRing.open(config.tasks.keyFile, { create: sub === 'rotate' });
     if (sub === 'rotate') {
       const overlap = values.overlap === undefined ? config.tasks.keyOverlapSeconds : Number(values.overlap);
       if (!Number.isInteger(overlap) || overlap < 0) {
@@ -31,7 +34,6 @@ export async function runKeys(args: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(ring.jwks(), null, 2)}\n`);
       return 0;
     }
-    process.stderr.write('usage: mandate keys rotate|jwks [--config FILE] [--overlap SECONDS]\n');
     return 1;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof KeyFileError) {

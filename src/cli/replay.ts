@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { UsageError } from './usage.js';
 import { loadRuntimeForCommand } from './runtime.js';
 import type { CedarRequest } from '../core/cedar-request.js';
 
@@ -22,8 +23,7 @@ interface LoggedLine {
 export async function runReplay(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, strict: true, options: { log: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean', default: false } } });
   if (values.log === undefined) {
-    process.stderr.write('usage: mandate replay --log FILE [--config FILE] [--json]\n');
-    return 1;
+    throw new UsageError('--log FILE is required');
   }
   const runtime = loadRuntimeForCommand(values.config ?? null, { mode: 'validate' });
   if (runtime === null) return 1;

@@ -54,14 +54,16 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
     const config = loadConfig({ file, listen: options.listen, adminListen: options.adminListen });
     const routes = new RouteTable(config.routes, config.application);
     const actions = routes.routes.map((r) => r.action);
-    const store = PolicyStore.open(config, actions);
+    const routeNeeds = routes.routes.filter((r) => r.mcp === null).map((r) => ({ action: r.action, resourceType: r.resourceType, origin: r.origin }));
+    const store = PolicyStore.open({ ...config, routeNeeds }, actions);
     const bundles = BundleSet.open(config.identity.bundles);
     const identifier = new Identifier(config, bundles);
     const groups = new WorkloadGroups(config.identity.groups);
     const mode = options.mode ?? 'check';
     let tasks: TaskDeps | null = null;
     if (config.tasks !== null && mode !== 'validate') {
-      const keys = KeyRing.open(config.tasks.keyFile, { create: mode === 'serve' });
+      // Nothing is written here: `mandate serve` creates a missing key file once its ports are bound.
+      const keys = KeyRing.open(config.tasks.keyFile, { create: false });
       const taskStore = config.tasks.store.kind === 'redis'
         ? new RedisTaskStore(config.tasks.store.url, config.tasks.store.keyPrefix, { commandTimeoutMs: config.tasks.store.timeoutMs, workloadHistorySeconds: config.tasks.workloadHistorySeconds, ...(options.onStoreError === undefined ? {} : { onError: options.onStoreError }) })
         : new MemoryTaskStore(config.tasks.workloadHistorySeconds);

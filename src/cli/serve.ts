@@ -3,7 +3,11 @@
 import { parseArgs } from 'node:util';
 import { startServer } from '../server/server.js';
 import { startAdmin } from '../server/admin.js';
-import { createLogger } from '../telemetry/log.js';
+import { bindAdminPort, bindCheckPort } from '../server/bind.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../telemetry/log.js';
+import { logLevelFromEnv } from '../config/load.js';
+import { UsageError } from './usage.js';
+import { isIP } from 'node:net';
 import { loadRuntimeForCommand } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
@@ -12,8 +16,10 @@ import { ShadowEvaluator } from '../policy/shadow.js';
 import type { Decision } from '../core/decision.js';
 
 export async function runServe(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' } }, strict: true });
-  const logger = createLogger('info');
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true });
+  const level = values['log-level'] ?? logLevelFromEnv() ?? 'info';
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level (or MANDATE_LOG_LEVEL) must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  const logger = createLogger(level as LogLevel);
   let lastStoreError = '';
   let storeErrorHook: () => void = () => undefined;
   const runtime = loadRuntimeForCommand(
@@ -33,6 +39,19 @@ export async function runServe(args: string[]): Promise<number> {
   );
   if (runtime === null) return 1;
   const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
+  // Then both ports, before anything is written or SERVING said: a busy one stops here.
+  let checkPort: Awaited<ReturnType<typeof bindCheckPort>> | null = null;
+  let adminPort: Awaited<ReturnType<typeof bindAdminPort>> | null = null;
+  try {
+    checkPort = await bindCheckPort(config.listen);
+    adminPort = config.adminListen === 'off' ? null : await bindAdminPort(config.adminListen);
+    tasks?.keys.ensureSigningKey();
+  } catch (err) {
+    checkPort?.close();
+    adminPort?.close();
+    await tasks?.store.close();
+    throw err;
+  }
   const shadow = runtime.shadow === null ? null : new ShadowEvaluator(runtime.shadow);
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
@@ -60,9 +79,11 @@ export async function runServe(args: string[]): Promise<number> {
     shadow,
     onShadowDisagreement: (d) => decisionLog?.recordLine(d),
     logger,
+    listener: checkPort as NonNullable<typeof checkPort>,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
-  const admin = config.adminListen === 'off' ? null : await startAdmin(config.adminListen, {
+  const admin = adminPort === null ? null : await startAdmin(config.adminListen, {
+    server: adminPort,
     health: server.health,
     keys: tasks?.keys ?? null,
     store: tasks?.store ?? null,
@@ -78,6 +99,10 @@ export async function runServe(args: string[]): Promise<number> {
       tracing: telemetry?.tracing ?? false,
     }),
   });
+  const host = server.address.slice(0, server.address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+  if (config.tls === null && !isLoopback(host)) {
+    logger.warn('serving ext_authz in plaintext on a non-loopback address: anyone who reaches it can ask for decisions; serve TLS with tls.clientCa and tls.checkClients (envoy/README.md)', { address: server.address });
+  }
   logger.info('listening', {
     address: server.address,
     admin: admin?.address ?? null,
@@ -139,4 +164,10 @@ export async function runServe(args: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
 }

@@ -5,15 +5,8 @@ import { Metadata, credentials, makeClientConstructor, type Client, type Service
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TASKS_SERVICE } from '../server/protos.js';
+import { UsageError } from './usage.js';
 
-const USAGE = `usage:
-  mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N] [--subject USER] [--parent TASK_ID]
-  mandate task renew   TASK_ID
-  mandate task show    TASK_ID
-  mandate task approve TASK_ID --scope TOOL_OR_ACTION [--ttl SECONDS] [--arguments-digest HEX] [--uses N]
-  mandate task end     TASK_ID
-common: [--server HOST:PORT (default 127.0.0.1:9191)] [--svid-file FILE (else MANDATE_JWT_SVID)]
-`;
 
 const TasksClient = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
 
@@ -32,7 +25,9 @@ export async function runTask(args: string[]): Promise<number> {
       ttl: { type: 'string' },
       'max-calls': { type: 'string' },
       subject: { type: 'string' },
+      'subject-token': { type: 'string' },
       parent: { type: 'string' },
+      'parent-token': { type: 'string' },
       scope: { type: 'string' },
       'arguments-digest': { type: 'string' },
       uses: { type: 'string' },
@@ -52,7 +47,9 @@ export async function runTask(args: string[]): Promise<number> {
         ttlSeconds: Number(values.ttl ?? 0),
         maxCalls: Number(values['max-calls'] ?? 0),
         subject: values.subject ?? '',
+        subjectToken: values['subject-token'] ?? '',
         parentTaskId: values.parent ?? '',
+        parentToken: values['parent-token'] ?? '',
       };
       break;
     case 'renew':
@@ -66,13 +63,9 @@ export async function runTask(args: string[]): Promise<number> {
       request = { taskId, scope: values.scope ?? '', ttlSeconds: Number(values.ttl ?? 0), argumentsDigest: values['arguments-digest'] ?? '', uses: Number(values.uses ?? 0) };
       break;
     default:
-      process.stderr.write(USAGE);
-      return 1;
+      throw new UsageError(sub === undefined ? 'start, renew, show, approve or end?' : `unknown subcommand "${sub}"`);
   }
-  if (sub !== 'start' && taskId === '') {
-    process.stderr.write(`mandate task ${sub}: TASK_ID is required\n${USAGE}`);
-    return 1;
-  }
+  if (sub !== 'start' && taskId === '') throw new UsageError(`${sub} needs TASK_ID`);
   const client = new TasksClient(values.server, credentials.createInsecure()) as Client & Record<string, Function>;
   const metadata = new Metadata();
   if (svid !== undefined && svid !== '') metadata.set('authorization', `Bearer ${svid}`);

@@ -243,3 +243,9 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
     origin: field,
   };
 }
+
+/** MANDATE_LOG_LEVEL, when set (serve's --log-level wins over it). */
+export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const level = env['MANDATE_LOG_LEVEL'];
+  return level === undefined || level === '' ? undefined : level;
+}

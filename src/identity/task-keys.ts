@@ -46,6 +46,14 @@ export class KeyRing {
     return new KeyRing(path, keys, toObjects(keys, path));
   }
 
+  /** Writes a first key (mode 0600) when the ring has none: `mandate serve` does so once its ports are bound. */
+  ensureSigningKey(now = nowSeconds()): void {
+    if (this.keys.length > 0) return;
+    this.keys = [newKey(now)];
+    this.save();
+    this.objects = toObjects(this.keys, this.path);
+  }
+
   /** Re-reads the file (after `mandate keys rotate`); a bad file keeps the current keys. */
   reload(): void {
     const keys = readKeys(this.path);

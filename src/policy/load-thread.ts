@@ -23,7 +23,7 @@ function start(paths: PolicyPaths): { worker: Worker; port: MessagePort; done: I
   const { port1, port2 } = new MessageChannel();
   const done = new Int32Array(new SharedArrayBuffer(4));
   // Plain fields only: the paths object may carry the whole config.
-  const plain: PolicyPaths = { policies: paths.policies, schema: paths.schema, entities: paths.entities, allowEmptyPolicies: paths.allowEmptyPolicies === true };
+  const plain: PolicyPaths = { policies: paths.policies, schema: paths.schema, entities: paths.entities, allowEmptyPolicies: paths.allowEmptyPolicies === true, routeNeeds: paths.routeNeeds ?? [] };
   const worker = new Worker(WORKER_URL, { workerData: { paths: plain, port: port2, done }, transferList: [port2] });
   return { worker, port: port1, done };
 }

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from '
 import { basename, join, sep } from 'node:path';
 import { lineAt, readStrictJson } from '../json/strict.js';
 import * as cedar from './cedar.js';
+import { routeProblems, type RouteNeed } from './route-check.js';
 import type { EntityJson, DetailedError } from './cedar.js';
 import { FactsInterner, policyFacts, type PolicyFacts } from './facts.js';
 
@@ -37,6 +38,8 @@ export interface PolicyPaths {
   readonly entities: string | null;
   /** A version with no policies denies everything: refused unless the config says it is meant. */
   readonly allowEmptyPolicies?: boolean;
+  /** The HTTP routes, checked against the schema with every version (route-check.ts). */
+  readonly routeNeeds?: readonly RouteNeed[];
 }
 
 export class PolicyLoadError extends Error {
@@ -51,10 +54,16 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
   const problems: string[] = [];
 
   const schemaText = paths.schema === null ? null : readText(paths.schema, problems);
+  // A schema that does not parse is reported once, in its own file; entities are then checked
+  // without it rather than blamed for the schema's error.
+  let schemaParses = schemaText !== null;
   if (schemaText !== null && paths.schema !== null) {
     hash.update(`schema\0${schemaText}\0`);
     const parsed = cedar.checkParseSchema(schemaText);
-    if (parsed.type === 'failure') problems.push(...formatErrors(paths.schema, schemaText, 0, parsed.errors));
+    if (parsed.type === 'failure') {
+      schemaParses = false;
+      problems.push(...formatErrors(paths.schema, schemaText, 0, parsed.errors));
+    }
   }
 
   const policies: PolicySource[] = [];
@@ -80,10 +89,13 @@ export function loadPolicyVersion(paths: PolicyPaths): PolicyVersion {
     const text = readText(paths.entities, problems);
     if (text !== null) {
       hash.update(`entities\0${text}\0`);
-      entities = parseEntities(paths.entities, text, schemaText, problems);
+      entities = parseEntities(paths.entities, text, schemaParses ? schemaText : null, problems);
     }
   }
 
+  if (problems.length === 0 && schemaText !== null && paths.schema !== null) {
+    problems.push(...routeProblems(schemaText, paths.schema, paths.routeNeeds ?? []));
+  }
   if (problems.length === 0 && schemaText !== null) {
     const answer = cedar.validate({
       schema: schemaText,

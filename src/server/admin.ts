@@ -1,6 +1,7 @@
 // The admin HTTP port (loopback by default): the JWKS that verifies task tokens, and health.
 
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { bindAdminPort } from './bind.js';
 import type { AddressInfo } from 'node:net';
 import type { KeyRing } from '../identity/task-keys.js';
 import type { TaskStore } from '../tasks/store.js';
@@ -13,8 +14,10 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdmin(listen: string, parts: { health: HealthService; keys: KeyRing | null; store: TaskStore | null; telemetry: Telemetry | null; status?: () => Record<string, unknown> }): Promise<AdminServer> {
-  const server: Server = createServer((req, res) => {
+export async function startAdmin(listen: string, parts: { health: HealthService; keys: KeyRing | null; store: TaskStore | null; telemetry: Telemetry | null; status?: () => Record<string, unknown>; server?: Server }): Promise<AdminServer> {
+  // Already bound by `mandate serve` (bind.ts), or bound here.
+  const server: Server = parts.server ?? (await bindAdminPort(listen));
+  server.on('request', (req, res) => {
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
     };
@@ -34,11 +37,7 @@ export async function startAdmin(listen: string, parts: { health: HealthService;
     }
     json(404, { error: 'not found' });
   });
-  const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))];
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(port, host.replace(/^\[|\]$/g, ''), () => resolveListen());
-  });
+  const host = listen.slice(0, listen.lastIndexOf(':'));
   const bound = server.address() as AddressInfo;
   return {
     address: `${host}:${bound.port}`,

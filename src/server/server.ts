@@ -4,7 +4,8 @@
 // failure_mode_allow: false and denies).
 
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { bindCheckPort } from './bind.js';
 import type { PeerCertificate } from 'node:tls';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
@@ -52,6 +53,8 @@ export interface StartOptions {
   readonly onShadowDisagreement?: (d: ShadowDisagreement) => void;
   /** Called after each answer is sent, with the time the decision took. */
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
+  /** The Check port, already bound (bind.ts); else config.listen is bound here. */
+  readonly listener?: NetServer;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
@@ -144,16 +147,11 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   // Our own listener hands each connection to grpc-js, so that connections can be capped
   // (net.Server.maxConnections: the next one is closed at once); grpc-js has no such option.
   const injector = server.createConnectionInjector(serverCredentials(config));
-  const listener = createNetServer((socket) => injector.injectConnection(socket));
+  const listener = options.listener ?? (await bindCheckPort(config.listen));
+  listener.on('connection', (socket) => injector.injectConnection(socket));
   listener.maxConnections = limits.maxConnections;
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
-  const port = await new Promise<number>((resolvePort, reject) => {
-    listener.once('error', reject);
-    listener.listen(Number(config.listen.slice(config.listen.lastIndexOf(':') + 1)), host.replace(/^\[(.*)\]$/, '$1'), () => {
-      listener.off('error', reject);
-      resolvePort((listener.address() as AddressInfo).port);
-    });
-  });
+  const port = (listener.address() as AddressInfo).port;
   health.setAll(SERVING_STATUS.SERVING);
   if (tasks !== null) {
     // The Tasks service is only as available as its state store; Check stays SERVING and denies

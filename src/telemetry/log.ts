@@ -1,7 +1,8 @@
 // Operational log: one JSON object per line on stderr. Levels are checked before anything is
 // formatted. Callers pass plain fields; nothing here ever receives a token or header value.
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {

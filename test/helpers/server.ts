@@ -39,7 +39,8 @@ export async function startExampleServer(configFile = EMBEDDED_CONFIG, telemetry
 /** A private copy of the example, so a test can edit policies without touching the repo. */
 export function copyExample(): { dir: string; config: string } {
   const dir = mkdtempSync(join(tmpdir(), 'mandate-example-'));
-  cpSync(EXAMPLE_DIR, dir, { recursive: true });
+  // Not the task keys a local `npm start` may have left in the example: every copy starts clean.
+  cpSync(EXAMPLE_DIR, dir, { recursive: true, filter: (src) => !src.split('/').includes('.mandate') });
   return { dir, config: join(dir, 'mandate.yaml') };
 }
 

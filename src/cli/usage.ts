@@ -1,0 +1,41 @@
+// What each command takes, printed for --help/-h (exit 0) and after a usage error (exit 1).
+
+export const COMMAND_USAGE: Readonly<Record<string, string>> = Object.freeze({
+  serve: 'mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off] [--log-level debug|info|warn|error|silent]',
+  check: 'mandate check    --request FILE|- [--config FILE] [--explain]      exit 0 allow, 2 deny, 1 error',
+  validate: 'mandate validate [--config FILE]',
+  task: `mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N]
+                    [--subject-token JWT [--subject USER]] [--parent TASK_ID [--parent-token TOKEN]]
+  mandate task renew   TASK_ID
+  mandate task show    TASK_ID
+  mandate task approve TASK_ID --scope TOOL_OR_ACTION [--ttl SECONDS] [--arguments-digest HEX] [--uses N]
+  mandate task end     TASK_ID
+  common: [--server HOST:PORT (default 127.0.0.1:9191)] [--svid-file FILE (else MANDATE_JWT_SVID)]`,
+  keys: 'mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]',
+  replay: 'mandate replay   --log FILE [--config FILE] [--json]   re-decide logged requests under other policies',
+});
+
+export const GLOBAL_USAGE = `usage:
+${Object.values(COMMAND_USAGE)
+  .map((u) => `  ${u}`)
+  .join('\n')}
+  mandate --version
+
+With no --config, the embedded example (examples/agent-gateway) is used, or MANDATE_CONFIG.
+Every command takes --help (-h); --debug shows the stack trace of an unexpected error.
+`;
+
+export function commandUsage(command: string): string {
+  return `usage:\n  ${COMMAND_USAGE[command] ?? ''}\n`;
+}
+
+/** A mistake in how a command was called: one line, then the command's usage, exit 1. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** node:util parseArgs' own errors (unknown option, missing value, unexpected positional). */
+export function isParseArgsError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
