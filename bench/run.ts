@@ -98,6 +98,7 @@ for (const n of policyCounts) evaluation.push(...(await evaluationAt(n)));
 // The whole pipeline as issue #5 asks: 1,000 policies, a JWT-SVID, a task token (memory store).
 const scenario = writeScenario(1000 - EXAMPLE_POLICIES);
 const scenarioRuntime = loadRuntime(scenario.config, { mode: 'serve' });
+scenarioRuntime.tasks?.keys.ensureSigningKey();
 const scenarioState = scenarioRuntime.state();
 const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, scenarioState.config.limits, 0);
 if (!caller.ok) throw new Error('scenario request does not decode');

@@ -165,16 +165,15 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
   const entries = http.headerMap?.headers;
   // Bounded before anything is copied: Envoy itself never forwards more than its own limits
   // (max_headers_count, max_request_headers_kb), so a larger set did not come through it.
-  const count = entries !== undefined && entries.length > 0 ? entries.length : http.headers === undefined ? 0 : Object.keys(http.headers).length;
+  const useMap = entries !== undefined && entries.length > 0;
+  const keys = useMap || http.headers === undefined ? null : Object.keys(http.headers);
+  const count = useMap ? (entries as HeaderValueMessage[]).length : (keys?.length ?? 0);
   if (count > limits.maxHeaders) return deny('bad_request', `the request has ${count} headers, more than ${limits.maxHeaders} (limits.maxHeaders)`);
   let bytes = 0;
-  if (entries !== undefined && entries.length > 0) {
-    for (const e of entries) bytes += (e.key?.length ?? 0) + Math.max(e.value?.length ?? 0, e.rawValue?.length ?? 0);
-  } else if (http.headers !== undefined) {
-    for (const [k, v] of Object.entries(http.headers)) bytes += k.length + (typeof v === 'string' ? v.length : 0);
-  }
+  if (useMap) for (const e of entries as HeaderValueMessage[]) bytes += (e.key?.length ?? 0) + Math.max(e.value?.length ?? 0, e.rawValue?.length ?? 0);
+  else if (keys !== null) for (const k of keys) bytes += k.length + ((http.headers as Record<string, string>)[k] as string).length;
   if (bytes > limits.maxHeaderBytes) return deny('bad_request', `the request's headers add up to more than ${limits.maxHeaderBytes} bytes (limits.maxHeaderBytes)`);
-  if (entries !== undefined && entries.length > 0) {
+  if (useMap) {
     // encode_raw_headers: one entry per header line, values possibly as raw bytes.
     for (const entry of entries) {
       const key = (entry.key ?? '').toLowerCase();
@@ -199,8 +198,8 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
     return ok(out);
   }
   const map = http.headers;
-  if (map !== undefined) {
-    for (const key of Object.keys(map)) {
+  if (map !== undefined && keys !== null) {
+    for (const key of keys) {
       const value = map[key] as string;
       // Invalid UTF-8 in a proto3 string decodes to U+FFFD; refuse rather than decide on a guess.
       if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {

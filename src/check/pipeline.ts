@@ -10,7 +10,7 @@ import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
 import { ok, type ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
-import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskState, readWorkloadHistory, recordCalls, resolveTask, taskContext, workloadContext } from './task.js';
+import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext } from './task.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
 import type { CedarRequest } from '../core/cedar-request.js';
@@ -86,26 +86,24 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     // 6. then record them all at once against the state they were decided on. One decision at a
     //    time per task here; a conflict (another replica recorded calls meanwhile) decides again.
     const deps = state.tasks;
-    const taskId = task.value.record.id;
-    Object.assign(about, { taskId, subject: task.value.record.subject });
+    const first = task.value;
+    const taskId = first.task.record.id;
+    Object.assign(about, { taskId, subject: first.task.record.subject });
     const anonymous = identity.value.kind === 'anonymous';
     return await deps.locks.run(taskId, async (waited) => {
-      // The state resolveTask read is stale if another decision of this task ran meanwhile.
-      let current: TaskState = task.value as TaskState;
-      const workload = current.record.workload;
+      // What resolveTask read is stale if another decision of this task ran meanwhile.
+      let view = first;
       for (let attempt = 0; attempt < MAX_RECORD_ATTEMPTS; attempt++) {
-        const [reread, history] = await Promise.all([
-          attempt > 0 || waited ? readTaskState(deps.store, taskId, nowSeconds) : ok(current),
-          readWorkloadHistory(deps.store, workload, nowSeconds),
-        ]);
-        if (!reread.ok) return denied(reread.code, reread.message, about);
-        if (!history.ok) return denied(history.code, history.message, about);
-        current = reread.value;
-        const live = checkTaskState(current, decoded.value, mapped.value.match, deps, nowSeconds);
+        if (attempt > 0 || waited) {
+          const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds);
+          if (!reread.ok) return denied(reread.code, reread.message, about);
+          view = reread.value;
+        }
+        const live = checkTaskState(view.task, decoded.value, mapped.value.match, deps, nowSeconds);
         if (!live.ok) return denied(live.code, live.message, about);
-        const outcome = await evaluateCalls(state, calls, { task: current, workload: history.value }, about, deadline, anonymous);
+        const outcome = await evaluateCalls(state, calls, view, about, deadline, anonymous);
         if (!outcome.ok) return verdict(outcome);
-        const recorded = await recordCalls(deps.store, current, history.value, nowSeconds, outcome.touches, outcome.spend);
+        const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend);
         if (recorded.ok) return verdict(outcome);
         if (recorded.code === 'conflict') {
           // Another replica recorded calls of this task since: decide again on its state, after a

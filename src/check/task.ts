@@ -20,7 +20,13 @@ import type { Identity } from '../core/identity.js';
  * The task a request runs under: its token verified and bound to the identified workload, and
  * the task's state read. null when the request carries no token and needs none.
  */
-export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskState | null> & { readonly taskId?: string }> {
+/** A task's state and its workload's history, read together (one round trip's time). */
+export interface TaskView {
+  readonly task: TaskState;
+  readonly workload: WorkloadHistory;
+}
+
+export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskView | null> & { readonly taskId?: string }> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
   if (token === undefined) return requiresTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
@@ -32,10 +38,18 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, r
     return { ...deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined), taskId };
   }
   if (deps.ended.has(taskId)) return { ...deny('task_revoked', 'the task has ended'), taskId };
-  const state = await readTaskState(deps.store, taskId, now);
-  if (!state.ok) return { ...state, taskId };
-  if (state.value.record.workload !== claims.value.req_wl) return { ...deny('token_binding_mismatch'), taskId };
-  return state;
+  const view = await readTaskView(deps.store, taskId, claims.value.req_wl, now);
+  if (!view.ok) return { ...view, taskId };
+  if (view.value.task.record.workload !== claims.value.req_wl) return { ...deny('token_binding_mismatch'), taskId };
+  return view;
+}
+
+/** The task's state and the workload's history, read at once. */
+export async function readTaskView(store: TaskStore, taskId: string, workload: string, now: number): Promise<Outcome<TaskView>> {
+  const [task, history] = await Promise.all([readTaskState(store, taskId, now), readWorkloadHistory(store, workload, now)]);
+  if (!task.ok) return task;
+  if (!history.ok) return history;
+  return ok({ task: task.value, workload: history.value });
 }
 
 /** A workload's recent history across its tasks (context.workload.history). */

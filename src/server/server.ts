@@ -148,6 +148,8 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   // (net.Server.maxConnections: the next one is closed at once); grpc-js has no such option.
   const injector = server.createConnectionInjector(serverCredentials(config));
   const listener = options.listener ?? (await bindCheckPort(config.listen));
+  // The port is ours: a missing task key file may be written now (never before a bind succeeded).
+  tasks?.keys.ensureSigningKey();
   listener.on('connection', (socket) => injector.injectConnection(socket));
   listener.maxConnections = limits.maxConnections;
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
