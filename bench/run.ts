@@ -24,6 +24,7 @@ import { PolicyEngine } from '../src/policy/engine.js';
 import { TaskManager } from '../src/tasks/manager.js';
 import { EvaluationPool } from '../src/policy/pool.js';
 import { SCENARIO_TASK, writeScenario, EXAMPLE_POLICIES } from './scenario.js';
+import { readStrictJson } from '../src/json/strict.js';
 
 const { values } = parseArgs({
   options: { smoke: { type: 'boolean', default: false }, ms: { type: 'string' }, out: { type: 'string' }, 'max-policies': { type: 'string' } },
@@ -129,6 +130,8 @@ const poolSection = await compare(
 );
 await pool.close();
 
+const MCP_BODY = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"ticketId":"T-1042","expand":["comments"],"limit":20}}}';
+
 const sections: Record<string, Result[]> = {
   evaluation,
   pool: poolSection,
@@ -142,6 +145,9 @@ const sections: Record<string, Result[]> = {
       [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
       'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),
       'telemetry alone: span + counters + histogram': () => telemetry.recordDecision(allowDecision, 100, telemetry.startCheck(traceHeaders(message))),
+      // The strict reader (json.ts) replaced JSON.parse for bodies and MCP messages: its price.
+      'JSON.parse, an MCP tools/call (144 bytes)': () => JSON.parse(MCP_BODY),
+      'readStrictJson, the same message': () => readStrictJson(MCP_BODY, { maxDepth: 35 }),
     },
     ms,
   ),

@@ -47,6 +47,7 @@ class JsonRefusal extends Error {
 }
 
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const SMALL_OBJECT = 16;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 // Characters other readers drop or ignore inside a name: controls and Unicode's default
@@ -183,30 +184,38 @@ class Scanner {
       this.at++;
       return out;
     }
-    let keys: Map<string, string> | null = null;
-    let first: string | null = null;
+    // Names seen so far and their fold keys: a linear scan while the object is small (most
+    // are), a map past SMALL_OBJECT members.
+    const names: string[] = [];
+    const folds: string[] = [];
+    let index: Map<string, string> | null = null;
     for (;;) {
       if (this.text.charCodeAt(this.at) !== 0x22) throw new JsonRefusal('expected a member name', this.at, 'syntax');
       const nameAt = this.at;
       const name = this.string();
-      if (CONTROL.test(name)) throw new JsonRefusal(`member name "${printable(name)}" has a control character`, nameAt);
+      if (!this.simple && CONTROL.test(name)) throw new JsonRefusal(`member name "${printable(name)}" has a control character`, nameAt);
       if (name === '__proto__') throw new JsonRefusal('member name "__proto__" is refused', nameAt);
-      // Duplicates: exact always; folded when asked. The first name is kept without a map so
-      // that one-member objects (most of them) cost nothing.
-      const key = this.folded ? foldName(name) : name;
-      if (first === null) first = name;
+      // Duplicates: exact always; folded when asked.
+      const key = !this.folded ? name : this.simple ? name.toLowerCase() : foldName(name);
+      let other: string | undefined;
+      if (index !== null) other = index.get(key);
       else {
-        if (keys === null) keys = new Map([[this.folded ? foldName(first) : first, first]]);
-        const other = keys.get(key);
-        if (other !== undefined) {
-          throw new JsonRefusal(
-            other === name
-              ? `member name "${printable(name)}" appears twice in one object`
-              : `member names "${printable(other)}" and "${printable(name)}" are one name to case-insensitive parsers`,
-            nameAt,
-          );
-        }
-        keys.set(key, name);
+        const at = folds.indexOf(key);
+        if (at >= 0) other = names[at];
+      }
+      if (other !== undefined) {
+        throw new JsonRefusal(
+          other === name
+            ? `member name "${printable(name)}" appears twice in one object`
+            : `member names "${printable(other)}" and "${printable(name)}" are one name to case-insensitive parsers`,
+          nameAt,
+        );
+      }
+      if (index !== null) index.set(key, name);
+      else {
+        names.push(name);
+        folds.push(key);
+        if (names.length > SMALL_OBJECT) index = new Map(folds.map((f, i) => [f, names[i] as string]));
       }
       this.skipSpace();
       if (this.text.charCodeAt(this.at) !== 0x3a) throw new JsonRefusal('expected ":"', this.at, 'syntax');
@@ -254,11 +263,15 @@ class Scanner {
     }
   }
 
+  /** `simple`: the string holds printable ASCII only (no escape, nothing to fold), so names skip the fold. */
+  simple = true;
+
   private string(): string {
     const t = this.text;
     const start = this.at;
     let i = start + 1;
     let escaped = false;
+    let plain = true; // printable ASCII only
     for (;;) {
       if (i >= t.length) throw new JsonRefusal('unterminated string', start, 'syntax');
       const c = t.charCodeAt(i);
@@ -269,9 +282,12 @@ class Scanner {
         continue;
       }
       if (c < 0x20) throw new JsonRefusal('a control character in a string must be escaped', i, 'syntax');
+      if (c > 0x7e) plain = false;
       i++;
     }
     this.at = i + 1;
+    this.simple = plain && !escaped;
+    if (this.simple) return t.slice(start + 1, i);
     let value: string;
     if (!escaped) value = t.slice(start + 1, i);
     else {
@@ -296,6 +312,8 @@ class Scanner {
     const start = this.at;
     this.at += lexeme.length;
     const value = Number(lexeme);
+    // Up to 15 digits and no fraction or exponent: always exact, nothing to compare.
+    if (lexeme.length <= 15 && !/[.eE]/.test(lexeme)) return value === 0 ? 0 : value;
     const problem = inexactNumber(lexeme, value);
     if (problem !== null) throw new JsonRefusal(`the number ${lexeme.length > 40 ? `${lexeme.slice(0, 40)}...` : lexeme} ${problem}`, start);
     return value === 0 ? 0 : value; // -0 reads as 0
