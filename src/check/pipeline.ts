@@ -90,6 +90,18 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const taskId = first.task.record.id;
     Object.assign(about, { taskId, subject: first.task.record.subject });
     const anonymous = identity.value.kind === 'anonymous';
+    // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
+    // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact.
+    if (!calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id))) {
+      const live = checkTaskState(first.task, decoded.value, mapped.value.match, deps, nowSeconds);
+      if (!live.ok) return denied(live.code, live.message, about);
+      const outcome = await evaluateCalls(state, calls, first, about, deadline, anonymous);
+      if (!outcome.ok) return verdict(outcome);
+      const recorded = await recordCalls(deps.store, first.task, first.workload, nowSeconds, outcome.touches, outcome.spend, false);
+      if (recorded.ok) return verdict(outcome);
+      if (recorded.code !== 'conflict') return denied(recorded.code, 'message' in recorded ? recorded.message : undefined, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
+      // A single-use approval another call spent meanwhile: decide again below, on the new state.
+    }
     return await deps.locks.run(taskId, async (waited) => {
       // What resolveTask read is stale if another decision of this task ran meanwhile.
       let view = first;
@@ -103,7 +115,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
         if (!live.ok) return denied(live.code, live.message, about);
         const outcome = await evaluateCalls(state, calls, view, about, deadline, anonymous);
         if (!outcome.ok) return verdict(outcome);
-        const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend);
+        const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend, true);
         if (recorded.ok) return verdict(outcome);
         if (recorded.code === 'conflict') {
           // Another replica recorded calls of this task since: decide again on its state, after a

@@ -150,12 +150,12 @@ export function afterSpending(state: TaskState, approval: Approval): TaskState {
 
 /**
  * Records the calls of one allowed decision against the task it was decided on (`decidedOn`):
- * the only writer of the budget and the history on the Check path. `conflict` means another call
- * changed the task since; the caller decides again on the new state.
+ * the only writer of the budget and the history on the Check path. With `compare`, `conflict`
+ * means another call changed the task since; the caller decides again on the new state.
  */
-export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[]): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
+export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[], compare: boolean): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
   try {
-    const r = await store.recordCalls(decidedOn.record.id, decidedOn.calls, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: workload.version, now }, spend);
+    const r = await store.recordCalls(decidedOn.record.id, compare ? decidedOn.calls : null, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: compare ? workload.version : null, now }, spend);
     if (r.ok) return ok(r.calls);
     if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
     return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');

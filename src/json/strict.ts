@@ -222,18 +222,7 @@ class Scanner {
       this.at++;
       this.skipSpace();
       out[name] = this.value(depth + 1);
-      this.skipSpace();
-      const c = this.text.charCodeAt(this.at);
-      if (c === 0x2c) {
-        this.at++;
-        this.skipSpace();
-        continue;
-      }
-      if (c === 0x7d) {
-        this.at++;
-        return out;
-      }
-      throw new JsonRefusal('expected "," or "}"', this.at, 'syntax');
+      if (this.endsWith(0x7d, '}')) return out;
     }
   }
 
@@ -248,19 +237,19 @@ class Scanner {
     }
     for (;;) {
       out.push(this.value(depth + 1));
-      this.skipSpace();
-      const c = this.text.charCodeAt(this.at);
-      if (c === 0x2c) {
-        this.at++;
-        this.skipSpace();
-        continue;
-      }
-      if (c === 0x5d) {
-        this.at++;
-        return out;
-      }
-      throw new JsonRefusal('expected "," or "]"', this.at, 'syntax');
+      if (this.endsWith(0x5d, ']')) return out;
     }
+  }
+
+  /** After a member or element: true at the closing bracket (consumed), false after a comma. */
+  private endsWith(close: number, closeText: string): boolean {
+    this.skipSpace();
+    const c = this.text.charCodeAt(this.at);
+    this.at++;
+    if (c === close) return true;
+    if (c !== 0x2c) throw new JsonRefusal(`expected "," or "${closeText}"`, this.at - 1, 'syntax');
+    this.skipSpace();
+    return false;
   }
 
   /** `simple`: the string holds printable ASCII only (no escape, nothing to fold), so names skip the fold. */

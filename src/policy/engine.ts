@@ -11,6 +11,7 @@ import { sliceByAction } from './slicing.js';
 import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope } from './scope-index.js';
 import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
+import { HistoryDependence } from './history-reads.js';
 import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
@@ -96,6 +97,8 @@ export class PolicyEngine {
     private readonly scoped: ReadonlyMap<string, ScopedSlices>,
     projection: { readonly byAction: ReadonlyMap<string, ActionProjection>; readonly schemaName: string | undefined },
     private readonly bodyBlame: BodyBlame,
+    /** Which actions decide on what recorded calls change (history-reads.ts). */
+    readonly history: HistoryDependence,
   ) {
     this.slices = slices;
     this.projections = projection.byAction;
@@ -163,6 +166,7 @@ export class PolicyEngine {
     const slices = new Map<string, LazyPolicySet>();
     const scopedSlices = new Map<string, ScopedSlices>();
     let byAction: Map<string, string[]> | null = null;
+    let otherIds: readonly string[] | null = null;
     let other = whole;
     if (slicing) {
       const text = new Map(version.policies.map((p) => [p.id, p.text]));
@@ -182,6 +186,7 @@ export class PolicyEngine {
           byAction = sliced.byAction;
           // Any other action (unknown at load) needs only the policies with no action constraint.
           other = setFor(sliced.other);
+          otherIds = sliced.other;
         }
       } catch {
         byAction = null;
@@ -216,7 +221,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version)));
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version), new HistoryDependence(version, byAction, otherIds)));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */

@@ -76,30 +76,31 @@ export function addContextReads(trie: PathTrie, conditions: Json): void {
  * by no policy.
  */
 export function addAttributeNames(names: Set<string>, conditions: Json): void {
-  const visit = (e: Json): void => {
-    if (Array.isArray(e)) return e.forEach(visit);
-    if (typeof e !== 'object' || e === null) return;
-    const node = e as Record<string, Json>;
-    if ('Value' in node) return;
+  eachNode(conditions, (node) => {
     const access = (node['.'] ?? node['has']) as { attr?: string | string[] } | undefined;
     if (access !== undefined) for (const a of Array.isArray(access.attr) ? access.attr : [access.attr]) if (typeof a === 'string') names.add(a);
-    for (const value of Object.values(node)) visit(value);
-  };
-  visit(conditions);
+  });
 }
 
 /** Adds every tag name a condition reads by a literal name (hasTag / getTag): MCP arguments are tags. */
 export function addTagNames(names: Set<string>, conditions: Json): void {
-  const visit = (e: Json): void => {
-    if (Array.isArray(e)) return e.forEach(visit);
+  eachNode(conditions, (node) => {
+    const tag = (node['hasTag'] ?? node['getTag']) as { right?: { Value?: unknown } } | undefined;
+    if (tag !== undefined && typeof tag.right?.Value === 'string') names.add(tag.right.Value);
+  });
+}
+
+/** Calls `visit` on every expression node of a condition tree, literals (Value) excepted. */
+function eachNode(conditions: Json, visit: (node: Record<string, Json>) => void): void {
+  const walk = (e: Json): void => {
+    if (Array.isArray(e)) return e.forEach(walk);
     if (typeof e !== 'object' || e === null) return;
     const node = e as Record<string, Json>;
     if ('Value' in node) return;
-    const tag = (node['hasTag'] ?? node['getTag']) as { right?: { Value?: unknown } } | undefined;
-    if (tag !== undefined && typeof tag.right?.Value === 'string') names.add(tag.right.Value);
-    for (const value of Object.values(node)) visit(value);
+    visit(node);
+    for (const value of Object.values(node)) walk(value);
   };
-  visit(conditions);
+  walk(conditions);
 }
 
 // ---- schema types (cedar-wasm's schemaToJsonWithResolvedTypes form, empty namespace) ----

@@ -64,11 +64,11 @@ export class MemoryTaskStore implements TaskStore {
     return true;
   }
 
-  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
+  async recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
     const e = this.tasks.get(taskId);
     if (e === undefined || e.endedAt !== null) return { ok: false, reason: 'ended', calls: e?.calls ?? 0 };
     const w = this.workloads.get(workload.id);
-    if (e.calls !== expectedCalls || (w?.version ?? 0) !== workload.version) return { ok: false, reason: 'conflict', calls: e.calls };
+    if ((expectedCalls !== null && e.calls !== expectedCalls) || (workload.version !== null && (w?.version ?? 0) !== workload.version)) return { ok: false, reason: 'conflict', calls: e.calls };
     if (spend.some((id) => (e.usesLeft.get(id) ?? 0) <= 0)) return { ok: false, reason: 'conflict', calls: e.calls };
     if (maxCalls !== null && e.calls + touches.length > maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
     for (const id of spend) e.usesLeft.set(id, (e.usesLeft.get(id) as number) - 1);

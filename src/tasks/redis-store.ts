@@ -24,7 +24,8 @@ const KEEP_AFTER_END_SECONDS = 3600;
 //
 // KEYS: task hash, calls counter, tools set, labels set, egress flag, counts hash, workload hash,
 // approval uses hash.
-// ARGV: expected calls, max calls (-1: none), number of calls, expected workload version, now,
+// ARGV: expected calls (-1: not compared), max calls (-1: none), number of calls, expected
+// workload version (-1: not compared), now,
 // bucket seconds, window seconds, number of approvals to spend, their ids, then per call: tool
 // ('' for none), egress ('1'/'0'), number of labels, labels...
 // Returns {1, calls} recorded (budget, task and workload history); {-1, calls} budget exhausted;
@@ -35,9 +36,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {-2, 0} end
 local calls = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ended = redis.call('HGET', KEYS[1], 'endedAt')
 if ended and ended ~= '' then return {-2, calls} end
-if calls ~= tonumber(ARGV[1]) then return {-3, calls} end
+if tonumber(ARGV[1]) >= 0 and calls ~= tonumber(ARGV[1]) then return {-3, calls} end
 local wversion = tonumber(redis.call('HGET', KEYS[7], 'v') or '0')
-if wversion ~= tonumber(ARGV[4]) then return {-3, calls} end
+if tonumber(ARGV[4]) >= 0 and wversion ~= tonumber(ARGV[4]) then return {-3, calls} end
 local nspend = tonumber(ARGV[8])
 for s = 1, nspend do
   local left = tonumber(redis.call('HGET', KEYS[8], ARGV[8 + s]) or '0')
@@ -230,9 +231,9 @@ export class RedisTaskStore implements TaskStore {
     return ended === 1;
   }
 
-  async recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
+  async recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
     const keys = [...['', ':calls', ':tools', ':labels', ':egress', ':counts'].map((s) => this.key(taskId, s)), this.workloadKey(workload.id), this.key(taskId, ':uses')];
-    const args: (string | number)[] = [expectedCalls, maxCalls ?? -1, touches.length, workload.version, workload.now, this.window.bucketSeconds, this.window.seconds, spend.length, ...spend];
+    const args: (string | number)[] = [expectedCalls ?? -1, maxCalls ?? -1, touches.length, workload.version ?? -1, workload.now, this.window.bucketSeconds, this.window.seconds, spend.length, ...spend];
     for (const t of touches) args.push(t?.tool ?? '', t?.egress ? '1' : '0', t?.labels.length ?? 0, ...(t?.labels ?? []));
     const [status, calls] = await this.run('record calls', () => this.redis.mandateRecord(...keys, ...args));
     if (status === 1) return { ok: true, calls };

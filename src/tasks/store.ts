@@ -55,7 +55,8 @@ export const EMPTY_WORKLOAD_HISTORY: WorkloadHistory = Object.freeze({ tools: []
 /** The workload whose history a recordCalls also updates, at the version the calls were decided on. */
 export interface WorkloadMark {
   readonly id: string;
-  readonly version: number;
+  /** null: not compared (see recordCalls). */
+  readonly version: number | null;
   readonly now: number;
 }
 
@@ -101,8 +102,10 @@ export interface TaskStore {
    * nothing recorded, when the task ended or the calls would take it past maxCalls. The
    * workload's history is recorded in the same step, compared the same way on its own version.
    * `spend`: counted approvals the calls used, one use each; one already spent is a conflict.
+   * `expectedCalls` null (and the mark's version null): record whatever the state now, for
+   * decisions that read nothing recorded calls change; maxCalls and spends stay atomic.
    */
-  recordCalls(taskId: string, expectedCalls: number, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend?: readonly string[]): Promise<RecordResult>;
+  recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend?: readonly string[]): Promise<RecordResult>;
   /** The workload's history within the window at `now`; empty for a workload never recorded. */
   getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory>;
   grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;

@@ -4,16 +4,17 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { makeTrustDomain, mint } from '../helpers/jwt.js';
+import { mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import { exampleWith, spawnServer, type ChildServer } from '../helpers/server.js';
+import type { ChildServer } from '../helpers/server.js';
+import { startReplicas, type Replicas } from '../helpers/replicas.js';
 import { BILLING_AGENT, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { checkRequest } from '../helpers/requests.js';
 import { decide } from '../../src/check/pipeline.js';
 import type { CheckRequestMessage } from '../../src/check/decode.js';
 import { createTasksClient } from '../helpers/tasks.js';
 import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
-import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
+import type { CheckClient } from '../helpers/upstream.js';
 
 const OLD_REVISION = '2025-06-18'; // batches exist before 2026-07-28
 const HISTORY_TOOLS = ['support/get_ticket', 'support/web_fetch'];
@@ -140,34 +141,21 @@ describe('batches decide exactly, all or nothing', () => {
 });
 
 describe('concurrent calls across two replicas on one Redis, with the worker pool', () => {
-  const td = makeTrustDomain('example.org');
   let redis: RedisProcess;
+  let r: Replicas;
   let a: ChildServer;
   let b: ChildServer;
   let checkA: CheckClient;
   let checkB: CheckClient;
+  let td: Replicas['td'];
 
   before(async () => {
     redis = await startRedis();
-    const { config } = exampleWith(
-      {
-        identity: 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n',
-        tasks: `tasks:\n  store: { redis: "${redis.url}", keyPrefix: "race:" }\n  tenantFrom: { header: x-tenant-id }\n`,
-        decisionLog: 'decisionLog:\n  sink: "off"\n',
-        evaluation: 'evaluation:\n  mode: pool\n  workers: 1\n',
-      },
-      { 'example.org.json': td.bundle() },
-    );
-    a = await spawnServer(['--config', config]);
-    b = await spawnServer(['--config', config]);
-    checkA = createCheckClient(a.address);
-    checkB = createCheckClient(b.address);
+    r = await startReplicas(redis.url, 'race:', { evaluation: 'evaluation:\n  mode: pool\n  workers: 1\n' });
+    ({ a, b, checkA, checkB, td } = r);
   });
   after(async () => {
-    checkA.close();
-    checkB.close();
-    for (const s of [a, b]) if (s.child.exitCode === null) s.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
+    await r.close();
     await redis.stop();
   });
 

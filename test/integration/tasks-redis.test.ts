@@ -4,15 +4,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeTrustDomain, mint } from '../helpers/jwt.js';
+import { mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { checkRequest } from '../helpers/requests.js';
-import { createHealthClient, exampleWith, spawnServer, type ChildServer } from '../helpers/server.js';
+import { createHealthClient, type ChildServer } from '../helpers/server.js';
+import { startReplicas, type Replicas } from '../helpers/replicas.js';
 import { SERVING_STATUS } from '../../src/server/health.js';
 import { SUPERVISOR, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { createTasksClient, reasonOf } from '../helpers/tasks.js';
 import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
-import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
+import type { CheckClient } from '../helpers/upstream.js';
 
 let redis: RedisProcess;
 before(async () => {
@@ -48,33 +49,18 @@ describe('the task flow on Redis', () => {
 });
 
 describe('two replicas on one Redis', () => {
-  const td = makeTrustDomain('example.org');
+  let r: Replicas;
   let a: ChildServer;
   let b: ChildServer;
   let checkA: CheckClient;
   let checkB: CheckClient;
+  let td: Replicas['td'];
 
   before(async () => {
-    const { config } = exampleWith(
-      {
-        identity: 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n',
-        tasks: tasksYaml('replicas:'),
-        decisionLog: 'decisionLog:\n  sink: "off"\n',
-      },
-      { 'example.org.json': td.bundle() },
-    );
-    // A creates the shared signing key file; B starts after it and reads the same file.
-    a = await spawnServer(['--config', config]);
-    b = await spawnServer(['--config', config]);
-    checkA = createCheckClient(a.address);
-    checkB = createCheckClient(b.address);
+    r = await startReplicas(redis.url, 'replicas:');
+    ({ a, b, checkA, checkB, td } = r);
   });
-  after(async () => {
-    checkA.close();
-    checkB.close();
-    for (const s of [a, b]) if (s.child.exitCode === null) s.child.kill('SIGTERM');
-    await Promise.all([a.exited, b.exited]);
-  });
+  after(async () => r.close());
 
   const call = (client: CheckClient, token: string) =>
     client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'txn-token': token, 'x-tenant-id': 'acme' } }));
