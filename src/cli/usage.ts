@@ -2,7 +2,7 @@
 
 export const COMMAND_USAGE: Readonly<Record<string, string>> = Object.freeze({
   serve: 'mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off] [--log-level debug|info|warn|error|silent]',
-  check: 'mandate check    --request FILE|- [--config FILE] [--explain]      exit 0 allow, 2 deny, 1 error',
+  check: 'mandate check    --request FILE|FOLDER|- ... [FILE|FOLDER ...] [--config FILE | --server HOST:PORT] [--explain]\n                   exit 0 all allowed, 2 any denied, 1 error; several requests: one JSON line each',
   validate: 'mandate validate [--config FILE]',
   task: `mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N]
                     [--subject-token JWT [--subject USER]] [--parent TASK_ID [--parent-token TOKEN]]

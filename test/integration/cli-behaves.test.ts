@@ -4,13 +4,13 @@
 // read-only commands write nothing.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MAIN_JS, copyExample, createHealthClient, runCli, spawnServer } from '../helpers/server.js';
+import { MAIN_JS, REQUESTS_DIR, copyExample, createHealthClient, runCli, spawnServer } from '../helpers/server.js';
 import { freePort } from '../helpers/redis.js';
 import { SERVING_STATUS } from '../../src/server/health.js';
 import { kPackageRoot } from '../../src/package-root.js';
@@ -161,5 +161,33 @@ describe('a CLI that behaves', () => {
       local.child.kill('SIGTERM');
       await local.exited;
     }
+  });
+
+  it('mandate check decides a folder of requests, one line each, and exits 2 when any is denied', async () => {
+    const cli = await runCli(['check', REQUESTS_DIR]);
+    assert.equal(cli.code, 2, cli.stderr);
+    const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; decision: string });
+    assert.equal(lines.length, readdirSync(REQUESTS_DIR).filter((f) => f.endsWith('.json')).length);
+    for (const l of lines) assert.equal(l.decision, basename(l.file).startsWith('allow-') ? 'allow' : 'deny', l.file);
+    const allows = readdirSync(REQUESTS_DIR).filter((f) => f.startsWith('allow-')).map((f) => join(REQUESTS_DIR, f));
+    assert.equal((await runCli(['check', ...allows])).code, 0);
+  });
+
+  it('mandate check --server asks a running server, and gets what it answers', async () => {
+    const server = await spawnServer([]);
+    try {
+      const allow = await runCli(['check', '--server', server.address, '--request', join(REQUESTS_DIR, 'allow-support-read-ticket.json')]);
+      assert.equal(allow.code, 0, allow.stderr);
+      assert.equal((JSON.parse(allow.stdout) as { decision: string }).decision, 'allow');
+      const deny = await runCli(['check', '--server', server.address, join(REQUESTS_DIR, 'deny-support-internal-ticket.json')]);
+      assert.equal(deny.code, 2);
+      assert.deepEqual(((o) => [o.decision, o.code, o.httpStatus])(JSON.parse(deny.stdout) as { decision: string; code: string; httpStatus: number }), ['deny', 'policy_denied', 403]);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    const unreachable = await runCli(['check', '--server', '127.0.0.1:1', join(REQUESTS_DIR, 'allow-public-status.json')]);
+    assert.equal(unreachable.code, 1);
+    assert.doesNotMatch(unreachable.stderr, STACK);
   });
 });
