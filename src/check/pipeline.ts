@@ -10,7 +10,7 @@ import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
 import { ok, type ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
-import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext } from './task.js';
+import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext, type TaskView } from './task.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
 import type { CedarRequest } from '../core/cedar-request.js';
@@ -90,40 +90,39 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const taskId = first.task.record.id;
     Object.assign(about, { taskId, subject: first.task.record.subject });
     const anonymous = identity.value.kind === 'anonymous';
-    // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
-    // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact.
-    if (!calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id))) {
-      const live = checkTaskState(first.task, decoded.value, mapped.value.match, deps, nowSeconds);
+    // One attempt: live checks, every call in order, then one record of them all. null: another
+    // call changed the task since (compare-and-record said so): decide again on the new state.
+    const attempt = async (view: TaskView, compare: boolean): Promise<Decision | null> => {
+      const live = checkTaskState(view.task, decoded.value, mapped.value.match, deps, nowSeconds);
       if (!live.ok) return denied(live.code, live.message, about);
-      const outcome = await evaluateCalls(state, calls, first, about, deadline, anonymous);
+      const outcome = await evaluateCalls(state, calls, view, about, deadline, anonymous);
       if (!outcome.ok) return verdict(outcome);
-      const recorded = await recordCalls(deps.store, first.task, first.workload, nowSeconds, outcome.touches, outcome.spend, false);
+      const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend, compare);
       if (recorded.ok) return verdict(outcome);
-      if (recorded.code !== 'conflict') return denied(recorded.code, 'message' in recorded ? recorded.message : undefined, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
-      // A single-use approval another call spent meanwhile: decide again below, on the new state.
+      if (recorded.code === 'conflict') return null;
+      return denied(recorded.code, recorded.message, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
+    };
+    // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
+    // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact. Its
+    // only conflict is a single-use approval another call spent meanwhile: decided again below.
+    if (!calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id))) {
+      const decided = await attempt(first, false);
+      if (decided !== null) return decided;
     }
     return await deps.locks.run(taskId, async (waited) => {
       // What resolveTask read is stale if another decision of this task ran meanwhile.
       let view = first;
-      for (let attempt = 0; attempt < MAX_RECORD_ATTEMPTS; attempt++) {
-        if (attempt > 0 || waited) {
+      for (let n = 0; n < MAX_RECORD_ATTEMPTS; n++) {
+        if (n > 0 || waited) {
           const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds);
           if (!reread.ok) return denied(reread.code, reread.message, about);
           view = reread.value;
         }
-        const live = checkTaskState(view.task, decoded.value, mapped.value.match, deps, nowSeconds);
-        if (!live.ok) return denied(live.code, live.message, about);
-        const outcome = await evaluateCalls(state, calls, view, about, deadline, anonymous);
-        if (!outcome.ok) return verdict(outcome);
-        const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend, true);
-        if (recorded.ok) return verdict(outcome);
-        if (recorded.code === 'conflict') {
-          // Another replica recorded calls of this task since: decide again on its state, after a
-          // short random pause so that two replicas do not keep colliding in step.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt + 1, 5)));
-          continue;
-        }
-        return denied(recorded.code, 'message' in recorded ? recorded.message : undefined, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
+        const decided = await attempt(view, true);
+        if (decided !== null) return decided;
+        // Another replica recorded calls of this task since: after a short random pause, so that
+        // two replicas do not keep colliding in step.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(n + 1, 5)));
       }
       return denied('state_unavailable', `the task's state changed under ${MAX_RECORD_ATTEMPTS} decisions in a row`, about);
     });
