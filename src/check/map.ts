@@ -9,7 +9,7 @@ import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../co
 import type { PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
-import { ReadNames, type JsonValue } from '../json/strict.js';
+import type { JsonValue } from '../json/strict.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
 import type { DecodedRequest } from './decode.js';
 import type { WorkloadGroups } from '../identity/groups.js';
@@ -87,7 +87,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     if (!isJsonContentType(request.headers.get('content-type'))) return deny('bad_request', `${route.action} expects content-type application/json`);
     const body = parseJsonBody(text.value, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
     if (!body.ok) return body;
-    const alias = readNamesOf(inputs.engine).findAlias(body.value as JsonValue, 'body');
+    const alias = inputs.engine.readNames().findAlias(body.value as JsonValue, 'body');
     if (alias !== null) return deny('bad_request', `body is refused: ${alias}`);
     context['body'] = body.value;
   }
@@ -128,7 +128,7 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
     if (call.arguments !== null) {
       const depth = depthOf(call.arguments, limits.maxBodyDepth + 1);
       if (depth > limits.maxBodyDepth) return { ...deny('bad_request', `params.arguments is nested deeper than ${limits.maxBodyDepth} levels`), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
-      const alias = readNamesOf(inputs.engine).findAlias(call.arguments as JsonValue, 'params.arguments');
+      const alias = inputs.engine.readNames().findAlias(call.arguments as JsonValue, 'params.arguments');
       if (alias !== null) return { ...deny('bad_request', alias), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
       for (const [k, v] of Object.entries(call.arguments)) if (v !== null) tags[k] = typeof v === 'string' ? v : canonicalJson(v);
       digest = argumentsDigest(call.arguments);
@@ -148,14 +148,6 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
   const first = mapped[0] as MappedCall;
   const requiresTask = route.requireTask ?? calls.some((c) => c.method === 'tools/call');
   return ok({ match, route, cedar: first.cedar, calls: mapped, rpcId: batch ? null : (calls[0] as McpCall).id, requiresTask });
-}
-
-// The names the policies of a version read, as a ReadNames (json.ts), built once per version.
-const readNamesByEngine = new WeakMap<PolicyEngine, ReadNames>();
-function readNamesOf(engine: PolicyEngine): ReadNames {
-  let names = readNamesByEngine.get(engine);
-  if (names === undefined) readNamesByEngine.set(engine, (names = new ReadNames(engine.attributeNames())));
-  return names;
 }
 
 /**

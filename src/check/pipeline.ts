@@ -12,7 +12,7 @@ import { ok, type ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
 import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext, type TaskView } from './task.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
+import type { ToolTouch } from '../tasks/store.js';
 import type { CedarRequest } from '../core/cedar-request.js';
 import type { Identity } from '../core/identity.js';
 import type { Decision } from '../core/decision.js';
@@ -76,7 +76,10 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0 };
     // 4. task: the task token, its binding and the task's state
     const nowSeconds = Math.floor(nowMs / 1000);
-    const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds);
+    // Whether the policies of these calls read what recorded calls change (history-reads.ts):
+    // then the workload's history is fetched too, and the calls are recorded by compare-and-record.
+    const dependent = calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id));
+    const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds, dependent);
     if (!task.ok) return denied(task.code, task.message, { ...about, taskId: task.taskId ?? null });
     const verdict = (outcome: CallsOutcome): Decision => (outcome.ok
       ? { decisionId, allowed: true, code: null, message: null, ...about, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow' }
@@ -105,7 +108,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
     // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact. Its
     // only conflict is a single-use approval another call spent meanwhile: decided again below.
-    if (!calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id))) {
+    if (!dependent) {
       const decided = await attempt(first, false);
       if (decided !== null) return decided;
     }
@@ -114,7 +117,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
       let view = first;
       for (let n = 0; n < MAX_RECORD_ATTEMPTS; n++) {
         if (n > 0 || waited) {
-          const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds);
+          const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds, dependent);
           if (!reread.ok) return denied(reread.code, reread.message, about);
           view = reread.value;
         }
@@ -145,7 +148,7 @@ type CallsOutcome =
  * the task as the calls before it would leave it (afterCall): its budget, its history, its
  * per-tool counts. Nothing is recorded here.
  */
-async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: { task: TaskState; workload: WorkloadHistory } | null, about: { evaluationUs: number }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
+async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: TaskView | null, about: { evaluationUs: number }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
   let determining: readonly string[] = [];
   let errors: readonly string[] = [];
   const touches: (ToolTouch | null)[] = [];
@@ -155,10 +158,11 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
   for (const call of calls) {
     const callAbout = { action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
     const context = call.cedar.context as Record<string, unknown>;
-    if (sim !== null && workload !== null) {
+    if (sim !== null) {
       if (sim.record.maxCalls !== null && sim.calls >= sim.record.maxCalls) return { ok: false, code: 'budget_exhausted', about: callAbout };
       context['task'] = taskContext(sim, call.tool);
-      context['workload'] = workloadContext(workload, call.tool);
+      // Only when a policy of the call reads it (else it was not fetched): history-reads.ts.
+      if (workload !== null) context['workload'] = workloadContext(workload, call.tool);
       if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = approvalFor(sim, call.tool, call.argumentsDigest) !== null;
     }
     const evalStarted = process.hrtime.bigint();

@@ -20,13 +20,15 @@ import type { Identity } from '../core/identity.js';
  * The task a request runs under: its token verified and bound to the identified workload, and
  * the task's state read. null when the request carries no token and needs none.
  */
-/** A task's state and its workload's history, read together (one round trip's time). */
+/** A task's state and, when the decision reads it, its workload's history, read together. */
 export interface TaskView {
   readonly task: TaskState;
-  readonly workload: WorkloadHistory;
+  /** null when no policy of the decision reads it (history-reads.ts): it is not fetched then. */
+  readonly workload: WorkloadHistory | null;
 }
 
-export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number): Promise<Outcome<TaskView | null> & { readonly taskId?: string }> {
+/** `withHistory`: the decision reads what recorded calls change, the workload's history among it. */
+export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number, withHistory: boolean): Promise<Outcome<TaskView | null> & { readonly taskId?: string }> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
   if (token === undefined) return requiresTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
@@ -38,15 +40,15 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, r
     return { ...deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined), taskId };
   }
   if (deps.ended.has(taskId)) return { ...deny('task_revoked', 'the task has ended'), taskId };
-  const view = await readTaskView(deps.store, taskId, claims.value.req_wl, now);
+  const view = await readTaskView(deps.store, taskId, claims.value.req_wl, now, withHistory);
   if (!view.ok) return { ...view, taskId };
   if (view.value.task.record.workload !== claims.value.req_wl) return { ...deny('token_binding_mismatch'), taskId };
   return view;
 }
 
-/** The task's state and the workload's history, read at once. */
-export async function readTaskView(store: TaskStore, taskId: string, workload: string, now: number): Promise<Outcome<TaskView>> {
-  const [task, history] = await Promise.all([readTaskState(store, taskId, now), readWorkloadHistory(store, workload, now)]);
+/** The task's state and, with `withHistory`, the workload's history, read at once. */
+export async function readTaskView(store: TaskStore, taskId: string, workload: string, now: number, withHistory: boolean): Promise<Outcome<TaskView>> {
+  const [task, history] = await Promise.all([readTaskState(store, taskId, now), withHistory ? readWorkloadHistory(store, workload, now) : ok(null)]);
   if (!task.ok) return task;
   if (!history.ok) return history;
   return ok({ task: task.value, workload: history.value });
@@ -153,9 +155,9 @@ export function afterSpending(state: TaskState, approval: Approval): TaskState {
  * the only writer of the budget and the history on the Check path. With `compare`, `conflict`
  * means another call changed the task since; the caller decides again on the new state.
  */
-export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[], compare: boolean): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
+export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory | null, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[], compare: boolean): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
   try {
-    const r = await store.recordCalls(decidedOn.record.id, compare ? decidedOn.calls : null, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: compare ? workload.version : null, now }, spend);
+    const r = await store.recordCalls(decidedOn.record.id, compare ? decidedOn.calls : null, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: compare && workload !== null ? workload.version : null, now }, spend);
     if (r.ok) return ok(r.calls);
     if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
     return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');

@@ -130,7 +130,6 @@ export class ReadNames {
   }
 }
 
-export const NO_READ_NAMES = new ReadNames([]);
 
 class Scanner {
   at = 0;

@@ -12,6 +12,7 @@ import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope 
 import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { HistoryDependence } from './history-reads.js';
+import { ReadNames } from '../json/strict.js';
 import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
@@ -271,16 +272,14 @@ export class PolicyEngine {
     return n;
   }
 
-  private attributeNamesCache: ReadonlySet<string> | null = null;
+  private readNamesCache: ReadNames | null = null;
 
-  /** Every attribute and tag name some policy reads or tests (facts.ts), for the JSON alias check (check/json.ts). */
-  attributeNames(): ReadonlySet<string> {
-    if (this.attributeNamesCache === null) {
-      const names = new Set<string>();
-      for (const p of this.version.policies) for (const name of [...(p.facts?.attributes ?? []), ...(p.facts?.tags ?? [])]) names.add(name);
-      this.attributeNamesCache = names;
+  /** Every attribute and tag name some policy reads or tests (facts.ts), for the JSON alias check (json/strict.ts). */
+  readNames(): ReadNames {
+    if (this.readNamesCache === null) {
+      this.readNamesCache = new ReadNames(this.version.policies.flatMap((p) => [...(p.facts?.attributes ?? []), ...(p.facts?.tags ?? [])]));
     }
-    return this.attributeNamesCache;
+    return this.readNamesCache;
   }
 
   /** Static entity for a uid, so the mapper can merge its parents and attributes. */

@@ -20,9 +20,4 @@ export class KeyedLock {
     });
     return result;
   }
-
-  /** Keys with work queued or running (tests). */
-  get size(): number {
-    return this.tails.size;
-  }
 }

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
-import type { ChildServer } from '../helpers/server.js';
 import { startReplicas, type Replicas } from '../helpers/replicas.js';
 import { BILLING_AGENT, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { checkRequest } from '../helpers/requests.js';
@@ -83,6 +82,33 @@ describe('task denials name their task', () => {
   });
 });
 
+describe('what a task decision reads from the store', () => {
+  let f: TaskFixture;
+  before(async () => {
+    f = await startTaskFixture();
+  });
+  after(async () => f.close());
+
+  it('fetches the workload\'s history only for decisions whose policies read it', async () => {
+    const store = f.server.runtime.tasks!.store;
+    const read = store.getWorkloadHistory.bind(store);
+    let fetched = 0;
+    store.getWorkloadHistory = (workload, now) => {
+      fetched++;
+      return read(workload, now);
+    };
+    try {
+      const { token } = await f.startTask({ tools: ['tickets.read', ...HISTORY_TOOLS] });
+      assert.equal(codeOf(await f.call('GET', '/tickets/T-1', token)), null);
+      assert.equal(fetched, 0, 'ticket reads: no policy reads the history');
+      assert.equal(rpcDeny(await f.check.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token }))), null);
+      assert.equal(fetched, 1, 'MCP tool calls: the exfiltration rule reads it');
+    } finally {
+      store.getWorkloadHistory = read;
+    }
+  });
+});
+
 describe('workload-wide history', () => {
   let f: TaskFixture;
   before(async () => {
@@ -143,16 +169,10 @@ describe('batches decide exactly, all or nothing', () => {
 describe('concurrent calls across two replicas on one Redis, with the worker pool', () => {
   let redis: RedisProcess;
   let r: Replicas;
-  let a: ChildServer;
-  let b: ChildServer;
-  let checkA: CheckClient;
-  let checkB: CheckClient;
-  let td: Replicas['td'];
 
   before(async () => {
     redis = await startRedis();
     r = await startReplicas(redis.url, 'race:', { evaluation: 'evaluation:\n  mode: pool\n  workers: 1\n' });
-    ({ a, b, checkA, checkB, td } = r);
   });
   after(async () => {
     await r.close();
@@ -160,12 +180,12 @@ describe('concurrent calls across two replicas on one Redis, with the worker poo
   });
 
   it('allows exactly the one read left of the 20-read rule to 30 racing calls, and counts exactly', async () => {
-    const tasksA = createTasksClient(a.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const { token, taskId } = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'race', tenant: 'acme', tools: HISTORY_TOOLS, ttlSeconds: 600 }, svid);
     const read = (client: CheckClient, id: number) => client.check(mcpRequest(toolCall(id, 'get_ticket', { ticketId: `T-${id}` }), { token }));
-    for (let i = 0; i < 19; i++) assert.equal(rpcDeny(await read(i % 2 === 0 ? checkA : checkB, i)), null);
-    const racing = await Promise.all(Array.from({ length: 30 }, (_, i) => read(i % 2 === 0 ? checkA : checkB, 100 + i)));
+    for (let i = 0; i < 19; i++) assert.equal(rpcDeny(await read(i % 2 === 0 ? r.checkA : r.checkB, i)), null);
+    const racing = await Promise.all(Array.from({ length: 30 }, (_, i) => read(i % 2 === 0 ? r.checkA : r.checkB, 100 + i)));
     const codes = racing.map((r) => rpcDeny(r)?.code ?? null);
     assert.equal(codes.filter((c) => c === null).length, 1, `allowed: ${codes.filter((c) => c === null).length}; codes: ${[...new Set(codes)].join(', ')}`);
     assert.equal(codes.filter((c) => c === 'policy_denied').length, 29);
@@ -176,10 +196,10 @@ describe('concurrent calls across two replicas on one Redis, with the worker poo
   });
 
   it('keeps a budget exact under 30 racing calls on both replicas', async () => {
-    const tasksB = createTasksClient(b.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksB = createTasksClient(r.b.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const { token, taskId } = await tasksB.call<{ token: string; taskId: string }>('StartTask', { purpose: 'budget race', tenant: 'acme', tools: HISTORY_TOOLS, ttlSeconds: 600, maxCalls: 9 }, svid);
-    const racing = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? checkA : checkB).check(mcpRequest(toolCall(i, 'get_ticket', { ticketId: `T-${i}` }), { token }))));
+    const racing = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? r.checkA : r.checkB).check(mcpRequest(toolCall(i, 'get_ticket', { ticketId: `T-${i}` }), { token }))));
     const codes = racing.map((r) => rpcDeny(r)?.code ?? null);
     assert.equal(codes.filter((c) => c === null).length, 9);
     assert.equal(codes.filter((c) => c === 'budget_exhausted').length, 21);
@@ -188,21 +208,21 @@ describe('concurrent calls across two replicas on one Redis, with the worker poo
   });
 
   it('denies egress from a fresh task on one replica after the workload read pii in another task on the other', async () => {
-    const tasksA = createTasksClient(a.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const first = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'read', tenant: 'acme', tools: HISTORY_TOOLS, ttlSeconds: 600 }, svid);
-    assert.equal(rpcDeny(await checkA.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token: first.token }))), null);
+    assert.equal(rpcDeny(await r.checkA.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token: first.token }))), null);
     const fresh = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'send', tenant: 'acme', tools: HISTORY_TOOLS, ttlSeconds: 600 }, svid);
-    assert.equal(rpcDeny(await checkB.check(mcpRequest(toolCall(2, 'web_fetch', { url: 'https://paste.example/' }), { token: fresh.token })))?.code, 'policy_denied');
+    assert.equal(rpcDeny(await r.checkB.check(mcpRequest(toolCall(2, 'web_fetch', { url: 'https://paste.example/' }), { token: fresh.token })))?.code, 'policy_denied');
     tasksA.close();
   });
 
   it('decides a batch on one replica against calls recorded on the other', async () => {
-    const tasksA = createTasksClient(a.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const { token, taskId } = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'batch across', tenant: 'acme', tools: HISTORY_TOOLS, ttlSeconds: 600 }, svid);
-    assert.equal(rpcDeny(await checkA.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token }))), null);
-    const denied = await checkB.check(mcpRequest([toolCall(2, 'web_fetch', { url: 'https://paste.example/' })], { token, protocolVersion: OLD_REVISION }));
+    assert.equal(rpcDeny(await r.checkA.check(mcpRequest(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token }))), null);
+    const denied = await r.checkB.check(mcpRequest([toolCall(2, 'web_fetch', { url: 'https://paste.example/' })], { token, protocolVersion: OLD_REVISION }));
     assert.equal(rpcDeny(denied)?.code, 'policy_denied');
     assert.equal((await tasksA.call<TaskView>('GetTask', { taskId }, svid)).calls, 1);
     tasksA.close();

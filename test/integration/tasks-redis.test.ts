@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mint } from '../helpers/jwt.js';
 import { startRedis, type RedisProcess } from '../helpers/redis.js';
 import { checkRequest } from '../helpers/requests.js';
-import { createHealthClient, type ChildServer } from '../helpers/server.js';
+import { createHealthClient } from '../helpers/server.js';
 import { startReplicas, type Replicas } from '../helpers/replicas.js';
 import { SERVING_STATUS } from '../../src/server/health.js';
 import { SUPERVISOR, SUPPORT_AGENT, codeOf, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
@@ -50,15 +50,9 @@ describe('the task flow on Redis', () => {
 
 describe('two replicas on one Redis', () => {
   let r: Replicas;
-  let a: ChildServer;
-  let b: ChildServer;
-  let checkA: CheckClient;
-  let checkB: CheckClient;
-  let td: Replicas['td'];
 
   before(async () => {
     r = await startReplicas(redis.url, 'replicas:');
-    ({ a, b, checkA, checkB, td } = r);
   });
   after(async () => r.close());
 
@@ -66,15 +60,15 @@ describe('two replicas on one Redis', () => {
     client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'txn-token': token, 'x-tenant-id': 'acme' } }));
 
   it('denies on replica B a task ended through replica A, within milliseconds', async () => {
-    const tasksA = createTasksClient(a.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const started = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'replica test', tenant: 'acme', tools: ['tickets.read'], ttlSeconds: 600 }, svid);
-    assert.equal(codeOf(await call(checkB, started.token)), null, 'a token issued by A works on B');
+    assert.equal(codeOf(await call(r.checkB, started.token)), null, 'a token issued by A works on B');
     const ended = tasksA.call('EndTask', { taskId: started.taskId }, svid);
     await ended;
     const endedAt = process.hrtime.bigint();
     let denied = false;
-    while (!denied) denied = codeOf(await call(checkB, started.token)) === 'task_revoked';
+    while (!denied) denied = codeOf(await call(r.checkB, started.token)) === 'task_revoked';
     const ms = Number(process.hrtime.bigint() - endedAt) / 1e6;
     // The figure for the closing note: how long B took to deny after A confirmed the end.
     process.stdout.write(`# replica B denied the ended task ${ms.toFixed(2)} ms after EndTask returned on A\n`);
@@ -83,16 +77,16 @@ describe('two replicas on one Redis', () => {
   });
 
   it('shares task history between replicas: pii read on A, egress refused on B; racing updates all counted', async () => {
-    const tasksA = createTasksClient(a.address);
-    const tasksB = createTasksClient(b.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const tasksB = createTasksClient(r.b.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const { token, taskId } = await tasksA.call<{ token: string; taskId: string }>(
       'StartTask',
       { purpose: 'history', tenant: 'acme', tools: ['support/get_ticket', 'support/web_fetch'], ttlSeconds: 600 },
       svid,
     );
-    const onA = (body: unknown) => checkA.check(mcpRequest(body, { token }));
-    const onB = (body: unknown) => checkB.check(mcpRequest(body, { token }));
+    const onA = (body: unknown) => r.checkA.check(mcpRequest(body, { token }));
+    const onB = (body: unknown) => r.checkB.check(mcpRequest(body, { token }));
     assert.equal(rpcDeny(await onB(toolCall(1, 'web_fetch', { url: 'https://example.net/' }))), null, 'egress before pii');
     assert.equal(rpcDeny(await onA(toolCall(2, 'get_ticket', { ticketId: 'T-1' }))), null);
     assert.equal(rpcDeny(await onB(toolCall(3, 'web_fetch', { url: 'https://paste.example/' })))?.code, 'policy_denied', 'B sees the pii A touched');
@@ -110,17 +104,17 @@ describe('two replicas on one Redis', () => {
   });
 
   it('keeps serving a task when the replica that started it dies', async () => {
-    const tasksA = createTasksClient(a.address);
-    const svid = await mint({ key: td.keys[0]!, sub: SUPPORT_AGENT });
+    const tasksA = createTasksClient(r.a.address);
+    const svid = await mint({ key: r.td.keys[0]!, sub: SUPPORT_AGENT });
     const started = await tasksA.call<{ token: string; taskId: string }>('StartTask', { purpose: 'survive A', tenant: 'acme', tools: ['tickets.read'], ttlSeconds: 600, maxCalls: 3 }, svid);
     tasksA.close();
-    assert.equal(codeOf(await call(checkA, started.token)), null);
-    a.child.kill('SIGKILL');
-    await a.exited;
+    assert.equal(codeOf(await call(r.checkA, started.token)), null);
+    r.a.child.kill('SIGKILL');
+    await r.a.exited;
     // The call A counted is not lost: B sees 1 of 3 used.
-    assert.equal(codeOf(await call(checkB, started.token)), null);
-    assert.equal(codeOf(await call(checkB, started.token)), null);
-    assert.equal(codeOf(await call(checkB, started.token)), 'budget_exhausted');
+    assert.equal(codeOf(await call(r.checkB, started.token)), null);
+    assert.equal(codeOf(await call(r.checkB, started.token)), null);
+    assert.equal(codeOf(await call(r.checkB, started.token)), 'budget_exhausted');
   });
 });
 
