@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mandate: serve | check | validate | task | keys | replay. Exit codes: 0 ok/allow, 2 deny
+// mandate: serve | check | test | validate | task | keys | replay. Exit codes: 0 ok/allow, 2 deny
 // (check) or refused (task), 1 error. A user's mistake (a bad flag, a bad config, a port in
 // use) is one line on stderr, never a stack trace; --debug shows the trace of anything else.
 
@@ -11,6 +11,7 @@ import { runValidate } from './cli/validate.js';
 import { runTask } from './cli/task.js';
 import { runKeys } from './cli/keys.js';
 import { runReplay } from './cli/replay.js';
+import { runTest } from './cli/test.js';
 import { commandUsage, GLOBAL_USAGE, isParseArgsError, UsageError } from './cli/usage.js';
 import { kPackageRoot } from './package-root.js';
 
@@ -21,6 +22,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   task: runTask,
   keys: runKeys,
   replay: runReplay,
+  test: runTest,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,7 @@
 export const COMMAND_USAGE: Readonly<Record<string, string>> = Object.freeze({
   serve: 'mandate serve    [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT|off] [--log-level debug|info|warn|error|silent]',
   check: 'mandate check    --request FILE|FOLDER|- ... [FILE|FOLDER ...] [--config FILE | --server HOST:PORT] [--explain]\n                   exit 0 all allowed, 2 any denied, 1 error; several requests: one JSON line each',
+  test: 'mandate test     PATH... [--config FILE] [--verbose]   Cedar test cases and allow-*/deny-* request tests;\n                   one line per failure, then "N passed, M failed"; exit 0 none failed, 1 otherwise',
   validate: 'mandate validate [--config FILE]',
   task: `mandate task start   --purpose TEXT --tenant NAME [--tool NAME ...] [--ttl SECONDS] [--max-calls N]
                     [--subject-token JWT [--subject USER]] [--parent TASK_ID [--parent-token TOKEN]]

@@ -1,0 +1,73 @@
+// A compiled policy set (compile.ts) and Cedar's authorization rules over it: deny unless some
+// permit is satisfied, any satisfied forbid denies; a policy whose condition errors is not
+// satisfied and is reported among the errors; the determining policies are the satisfied
+// forbids for a deny, the satisfied permits for an allow (none for a default deny).
+
+import * as rt from './values.js';
+import type { CompiledInput } from './inputs.js';
+
+export type PolicyFn = (P: rt.Uid, A: rt.Uid, R: rt.Uid, C: rt.Rec, E: rt.Entities) => boolean;
+
+export interface CompiledPolicy {
+  readonly id: string;
+  readonly effect: 'permit' | 'forbid';
+  readonly fn: PolicyFn;
+}
+
+export interface CompiledAnswer {
+  readonly decision: 'allow' | 'deny';
+  readonly determining: readonly string[];
+  readonly errors: readonly { readonly policyId: string; readonly message: string }[];
+}
+
+/** The function of a compiled policy's source (functions are built once per source and shared). */
+export function policyFunction(source: string): PolicyFn {
+  return new Function('rt', source)(rt) as PolicyFn;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+export class CompiledPolicySet {
+  private readonly permits: readonly CompiledPolicy[];
+  private readonly forbids: readonly CompiledPolicy[];
+
+  constructor(policies: readonly CompiledPolicy[]) {
+    this.permits = policies.filter((p) => p.effect === 'permit');
+    this.forbids = policies.filter((p) => p.effect === 'forbid');
+  }
+
+  get size(): number {
+    return this.permits.length + this.forbids.length;
+  }
+
+  authorize(input: CompiledInput): CompiledAnswer {
+    const { principal: P, action: A, resource: R, context: C, entities: E } = input;
+    let forbidden: string[] | null = null;
+    let permitted: string[] | null = null;
+    let errors: { policyId: string; message: string }[] | null = null;
+    for (const p of this.forbids) {
+      try {
+        if (p.fn(P, A, R, C, E)) (forbidden ??= []).push(p.id);
+      } catch (err) {
+        (errors ??= []).push({ policyId: p.id, message: errorMessage(err) });
+      }
+    }
+    for (const p of this.permits) {
+      try {
+        if (p.fn(P, A, R, C, E)) (permitted ??= []).push(p.id);
+      } catch (err) {
+        (errors ??= []).push({ policyId: p.id, message: errorMessage(err) });
+      }
+    }
+    if (forbidden !== null) return { decision: 'deny', determining: forbidden, errors: errors ?? NONE };
+    if (permitted !== null) return { decision: 'allow', determining: permitted, errors: errors ?? NONE };
+    return { decision: 'deny', determining: NONE, errors: errors ?? NONE };
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof rt.CedarError) return err.message;
+  // A JavaScript failure inside generated code (stack overflow on a deep expression): Cedar
+  // would answer; this path cannot. Rethrown so the caller falls back to cedar-wasm.
+  throw err;
+}
