@@ -55,7 +55,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
     const routes = new RouteTable(config.routes, config.application);
     const actions = routes.routes.map((r) => r.action);
     const routeNeeds = routes.routes.filter((r) => r.mcp === null).map((r) => ({ action: r.action, resourceType: r.resourceType, origin: r.origin }));
-    const store = PolicyStore.open({ ...config, routeNeeds }, actions);
+    const store = PolicyStore.open({ ...config, routeNeeds, compiled: config.evaluation.compiled }, actions);
     const bundles = BundleSet.open(config.identity.bundles);
     const identifier = new Identifier(config, bundles);
     const groups = new WorkloadGroups(config.identity.groups);
@@ -71,7 +71,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
       taskStore.onTaskEnded((taskId) => ended.add(taskId));
       tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks), locks: new KeyedLock(), subjects: config.tasks.subjectIssuers.length === 0 ? null : new SubjectTokenVerifier(config.tasks.subjectIssuers) };
     }
-    const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies }, actions);
+    const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies, compiled: config.evaluation.compiled }, actions);
     return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);

@@ -146,7 +146,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     redactHeaders: Object.freeze(readStringList(logRaw, 'redactHeaders', 'config.decisionLog', []).map((h) => h.toLowerCase())),
   });
   const shadowRel = readString(top, 'shadowPolicies', 'config', null);
-  const evaluationRaw = expectObject(top['evaluation'] ?? {}, 'config.evaluation', ['mode', 'workers', 'maxQueue', 'maxBatch']);
+  const evaluationRaw = expectObject(top['evaluation'] ?? {}, 'config.evaluation', ['mode', 'workers', 'maxQueue', 'maxBatch', 'compiled']);
   const mode = readString(evaluationRaw, 'mode', 'config.evaluation', DEFAULTS.evaluationMode);
   if (mode !== 'inline' && mode !== 'pool' && mode !== 'auto') throw new ConfigError('config.evaluation.mode', `"${mode}" is not inline, pool or auto`);
   const evaluation = Object.freeze({
@@ -154,6 +154,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     workers: readInteger(evaluationRaw, 'workers', 'config.evaluation', DEFAULTS.evaluationWorkers, 1, 64),
     maxQueue: readInteger(evaluationRaw, 'maxQueue', 'config.evaluation', DEFAULTS.evaluationMaxQueue, 1, 1_000_000),
     maxBatch: readInteger(evaluationRaw, 'maxBatch', 'config.evaluation', DEFAULTS.evaluationMaxBatch, 1, 1024),
+    compiled: readBoolean(evaluationRaw, 'compiled', 'config.evaluation', true),
   });
 
   return Object.freeze({

@@ -97,6 +97,8 @@ export interface MandateConfig {
     readonly maxQueue: number;
     /** Requests sent to a worker in one message, at most. */
     readonly maxBatch: number;
+    /** Policies compiled to JavaScript decide on the main thread where proven exact (policy/engine.ts); false: cedar-wasm only. */
+    readonly compiled: boolean;
   };
   readonly decisionLog: {
     /** 'stdout', 'off', or an absolute file path (appended to). */

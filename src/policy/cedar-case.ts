@@ -100,7 +100,7 @@ export function runCedarCase(file: string, text: string, cwd: string): CaseOutco
     texts[id] = p;
     const json = cedar.policyToJson(p);
     const out = json.type === 'success' ? compilePolicy(json.json, p) : { reason: 'no JSON form' };
-    if ('source' in out) compiled.push({ id, effect: json.type === 'success' ? json.json.effect : 'permit', fn: policyFunction(out.source) });
+    if ('source' in out) compiled.push({ id, effect: out.effect, fn: policyFunction(out.source) });
     else allCompiled = false;
   });
   const set = allCompiled ? new CompiledPolicySet(compiled) : null;

@@ -13,6 +13,8 @@ import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { HistoryDependence } from './history-reads.js';
 import { ReadNames } from '../json/strict.js';
+import { CompiledPolicySet, policyFunction, type CompiledPolicy } from './compiled/authorize.js';
+import { readRequest } from './compiled/inputs.js';
 import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
@@ -48,9 +50,22 @@ export interface Evaluator {
   evaluate(engine: PolicyEngine, request: CedarRequest, deadline: number): Outcome<Evaluation> | Promise<Outcome<Evaluation>>;
 }
 
+/** Compiled when the request is on the compiled path, else cedar-wasm on this thread. */
 export const INLINE_EVALUATOR: Evaluator = Object.freeze({
-  evaluate: (engine: PolicyEngine, request: CedarRequest): Outcome<Evaluation> => engine.evaluate(request),
+  evaluate: (engine: PolicyEngine, request: CedarRequest): Outcome<Evaluation> => engine.evaluateCompiled(request) ?? engine.evaluate(request),
 });
+
+/**
+ * Evaluations per path in this thread since start: compiled (compiled/), cedar-wasm on this
+ * thread. Pool workers count theirs in the pool's stats (pool.ts).
+ */
+export const EVALUATION_PATHS = { compiled: 0, wasmInline: 0 };
+
+/** An action slice compiled to JavaScript, with its scope index when large (scope-index.ts). */
+interface CompiledSlice {
+  readonly set: CompiledPolicySet;
+  readonly index: ScopeIndex | null;
+}
 
 const NOT_PROJECTED = Object.freeze({ projection: null, schemaless: null });
 
@@ -100,6 +115,9 @@ export class PolicyEngine {
     private readonly bodyBlame: BodyBlame,
     /** Which actions decide on what recorded calls change (history-reads.ts). */
     readonly history: HistoryDependence,
+    /** Per action, its slice compiled (null: some policy of it stays on cedar-wasm); `compiledOther` for other actions. */
+    private readonly compiledSlices: ReadonlyMap<string, CompiledSlice | null>,
+    private readonly compiledOther: CompiledSlice | null,
   ) {
     this.slices = slices;
     this.projections = projection.byAction;
@@ -143,7 +161,7 @@ export class PolicyEngine {
    * live one and swap; cedar-wasm replaces a preparsed id when it is reused, so alternating two
    * slots keeps memory flat across reloads.
    */
-  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; schemaless?: boolean; actions?: readonly string[] } = {}): Outcome<PolicyEngine> {
+  static prepare(version: PolicyVersion, slot: string, options: { requestEntitiesOnly?: boolean; slicing?: boolean; projection?: boolean; schemaless?: boolean; actions?: readonly string[]; compiled?: boolean } = {}): Outcome<PolicyEngine> {
     const policySetId = `policies-${slot}`;
     const allPolicies = (): Record<string, string> => Object.fromEntries(version.policies.map((p) => [p.id, p.text]));
     const whole = new LazyPolicySet(policySetId, allPolicies, preparseStatic);
@@ -222,7 +240,8 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version), new HistoryDependence(version, byAction, otherIds)));
+    const compiled = options.compiled === false ? { byAction: new Map<string, CompiledSlice | null>(), other: null } : compileSlices(version, byAction, otherIds, lean);
+    return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version), new HistoryDependence(version, byAction, otherIds), compiled.byAction, compiled.other));
   }
 
   /** Whether this request would be evaluated without the schema (tests, benchmarks). */
@@ -300,7 +319,53 @@ export class PolicyEngine {
     return [...this.staticEntities.filter((e) => !skip.has(uidKey(e.uid))), ...own];
   }
 
+  /** Whether the request's action slice is compiled (it still needs the proofs of evaluateCompiled). */
+  compiledFor(actionId: string): boolean {
+    return (this.compiledSlices.has(actionId) ? this.compiledSlices.get(actionId) : this.compiledOther) != null;
+  }
+
+  /** How many policies are compiled, of how many. */
+  get compiledPolicies(): { readonly compiled: number; readonly total: number } {
+    return { compiled: this.version.policies.filter((p) => 'source' in p.compiled).length, total: this.version.policies.length };
+  }
+
+  /**
+   * Cedar's answer from the compiled policies, or null when the request is not on the compiled
+   * path: its slice holds a policy that is not compiled, or the request is not proven to need no
+   * schema (the same proofs as schema-less evaluation: the compiled evaluator is given exactly
+   * what cedar-wasm would be given without the schema), or some value is outside what the
+   * compiled evaluator reads (compiled/inputs.ts). Null sends the request to cedar-wasm.
+   */
+  evaluateCompiled(request: CedarRequest): Outcome<Evaluation> | null {
+    if (!this.requestEntitiesOnly) return null;
+    const slice = this.compiledSlices.has(request.action.id) ? this.compiledSlices.get(request.action.id) : this.compiledOther;
+    if (slice == null) return null;
+    let context: unknown;
+    let entities: readonly unknown[];
+    if (this.schemaName !== undefined) {
+      const { projection, schemaless } = this.pathFor(request);
+      if (projection === null || schemaless === null) return null;
+      context = projection.project(request.context);
+      entities = schemaless.entities(request.entities);
+    } else {
+      const projection = this.projections.get(request.action.id);
+      context = projection !== undefined && projection.conforms(request.context) ? projection.project(request.context) : request.context;
+      entities = request.entities;
+    }
+    const input = readRequest({ principal: request.principal, action: request.action, resource: request.resource, context, entities });
+    if (input === null) return null;
+    let answer;
+    try {
+      answer = slice.set.authorize(input, slice.index?.applicable(request));
+    } catch {
+      return null; // not a Cedar error (a stack overflow on a deep value): Cedar's own answer
+    }
+    EVALUATION_PATHS.compiled++;
+    return ok({ decision: answer.decision, determining: answer.determining, errors: answer.errors.map((e) => `${e.policyId}: ${e.message}`) });
+  }
+
   evaluate(request: CedarRequest): Outcome<Evaluation> {
+    EVALUATION_PATHS.wasmInline++;
     let answer: cedar.AuthorizationAnswer;
     // The projected context and schema only when the whole context provably conforms;
     // otherwise the whole context against the whole schema, for Cedar's own answer.
@@ -339,6 +404,41 @@ export class PolicyEngine {
   }
 }
 
+
+/**
+ * The compiled form of each action slice (and of the rest), sharing one function per policy.
+ * A slice with any policy that did not compile is null: it is evaluated by cedar-wasm whole.
+ * Large slices get a scope index when requests carry their own entities (as ScopedSlices).
+ */
+function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, readonly string[]> | null, otherIds: readonly string[] | null, lean: boolean): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
+  const functions = new Map<string, CompiledPolicy>();
+  const functionBySource = new Map<string, CompiledPolicy['fn']>();
+  for (const p of version.policies) {
+    if (!('source' in p.compiled) || p.facts === null) continue;
+    const effect = p.compiled.effect;
+    let fn = functionBySource.get(p.compiled.source);
+    if (fn === undefined) functionBySource.set(p.compiled.source, (fn = policyFunction(p.compiled.source)));
+    functions.set(p.id, { id: p.id, effect, fn });
+  }
+  const scopes = lean ? policyScopes(version) : null;
+  const cache = new Map<string, CompiledSlice | null>();
+  const sliceFor = (ids: readonly string[]): CompiledSlice | null => {
+    const key = ids.join('\n');
+    if (cache.has(key)) return cache.get(key) as CompiledSlice | null;
+    let slice: CompiledSlice | null = null;
+    const policies = ids.map((id) => functions.get(id));
+    if (policies.every((p) => p !== undefined)) {
+      const index = scopes !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES ? ScopeIndex.build(ids, ids.map((i) => scopes.get(i) ?? { principal: null, resource: null })) : null;
+      slice = { set: new CompiledPolicySet(policies as CompiledPolicy[]), index };
+    }
+    cache.set(key, slice);
+    return slice;
+  };
+  const all = version.policies.map((p) => p.id);
+  const out = new Map<string, CompiledSlice | null>();
+  for (const [action, ids] of byAction ?? []) out.set(action, sliceFor(ids));
+  return { byAction: out, other: sliceFor(byAction === null ? all : (otherIds ?? all)) };
+}
 
 /** Each static entity's ancestors, transitively (cycles are cut). */
 function transitiveAncestors(entities: readonly EntityJson[]): Map<string, EntityUidJson[]> {

@@ -10,6 +10,7 @@ import * as cedar from './cedar.js';
 import { routeProblems, type RouteNeed } from './route-check.js';
 import type { EntityJson, DetailedError } from './cedar.js';
 import { FactsInterner, policyFacts, type PolicyFacts } from './facts.js';
+import { compilePolicy, type Compiled } from './compiled/compile.js';
 
 export interface PolicySource {
   /** @id("...") annotation, or "<file>:<line>" of the policy's first line. */
@@ -21,6 +22,8 @@ export interface PolicySource {
   readonly annotations: Readonly<Record<string, string>>;
   /** What the load-time analyses need, read once here from cedar-wasm's JSON form (~0.5 ms per policy); null if it had none. */
   readonly facts: PolicyFacts | null;
+  /** The policy compiled to JavaScript (compiled/compile.ts), or why it stays on cedar-wasm. */
+  readonly compiled: Compiled;
 }
 
 export interface PolicyVersion {
@@ -40,6 +43,8 @@ export interface PolicyPaths {
   readonly allowEmptyPolicies?: boolean;
   /** The HTTP routes, checked against the schema with every version (route-check.ts). */
   readonly routeNeeds?: readonly RouteNeed[];
+  /** Evaluate compiled policies where proven (engine.ts); false keeps every request on cedar-wasm. Default true. */
+  readonly compiled?: boolean;
 }
 
 export class PolicyLoadError extends Error {
@@ -206,7 +211,7 @@ function splitPolicies(file: string, text: string, problems: string[], interner:
     }
     const json = cedar.policyToJson(part);
     const annotations = json.type === 'success' ? (json.json.annotations ?? {}) : {};
-    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, facts: json.type === 'success' ? policyFacts(json.json, interner) : null });
+    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, facts: json.type === 'success' ? policyFacts(json.json, interner) : null, compiled: json.type === 'success' ? compilePolicy(json.json, part) : { reason: 'no JSON form' } });
   }
   return out;
 }

@@ -90,6 +90,9 @@ export class EvaluationPool {
 
   /** Evaluates `request` against the engine's version in a worker (or inline, see inlineWhenQuiet). Never rejects. */
   evaluate(engine: PolicyEngine, request: CedarRequest, deadline = Infinity): Outcome<Evaluation> | Promise<Outcome<Evaluation>> {
+    // The compiled path needs no worker: it runs here in microseconds (engine.ts).
+    const compiled = engine.evaluateCompiled(request);
+    if (compiled !== null) return compiled;
     if (this.closed) return Promise.resolve(deny('overloaded', 'the evaluation pool is shutting down'));
     if (this.options.inlineWhenQuiet === true) {
       // Quiet: nothing evaluated or asked for since QUIET_MS ago. Measured from the end of the
@@ -196,6 +199,8 @@ export class EvaluationPool {
 const payloads = new WeakMap<PolicyEngine, VersionPayload>();
 
 const NO_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({});
+/** Workers run cedar-wasm only: compiled policies run on the main thread (engine.ts). */
+const NOT_SENT = Object.freeze({ reason: 'compiled policies run on the main thread' });
 
 /**
  * What a worker needs of a version. Not the static entities: requests are mapped on the main
@@ -207,7 +212,7 @@ function payloadFor(engine: PolicyEngine): VersionPayload {
     // What evaluation needs, no more: each worker holds its own copy of everything sent. No
     // static entities (requests carry theirs), no file positions or annotations (the main
     // thread reports them).
-    const policies = engine.version.policies.map((p) => ({ id: p.id, text: p.text, file: '', line: 0, annotations: NO_ANNOTATIONS, facts: p.facts }));
+    const policies = engine.version.policies.map((p) => ({ id: p.id, text: p.text, file: '', line: 0, annotations: NO_ANNOTATIONS, facts: p.facts, compiled: NOT_SENT }));
     payload = { version: { ...engine.version, policies, entities: [] }, actions: engine.actions, derived: engine.derived };
     payloads.set(engine, payload);
   }

@@ -38,7 +38,7 @@ export class PolicyStore {
   /** actions: the Cedar actions requests can carry, for slicing when there is no schema. */
   static open(paths: PolicyPaths, actions: readonly string[] = []): PolicyStore {
     const storeId = ++storeCount;
-    return new PolicyStore(paths, prepare(loadPolicyVersionAtStartup(paths), `${storeId}-0`, actions), storeId, actions);
+    return new PolicyStore(paths, prepare(loadPolicyVersionAtStartup(paths), `${storeId}-0`, actions, paths.compiled !== false), storeId, actions);
   }
 
   get current(): PolicyEngine {
@@ -77,7 +77,7 @@ export class PolicyStore {
     const nextSlot = this.slot ^ 1;
     let next: PolicyEngine;
     try {
-      next = prepare(version, `${this.storeId}-${nextSlot}`, this.actions);
+      next = prepare(version, `${this.storeId}-${nextSlot}`, this.actions, this.paths.compiled !== false);
     } catch (err) {
       return { ok: false, problems: problemsOf(err) };
     }
@@ -128,8 +128,8 @@ export class PolicyStore {
   }
 }
 
-function prepare(version: PolicyVersion, slot: string, actions: readonly string[]): PolicyEngine {
-  const engine = PolicyEngine.prepare(version, slot, { actions });
+function prepare(version: PolicyVersion, slot: string, actions: readonly string[], compiled: boolean): PolicyEngine {
+  const engine = PolicyEngine.prepare(version, slot, { actions, compiled });
   if (!engine.ok) throw new PolicyLoadError([`cedar-wasm refused the policy set: ${engine.message ?? engine.code}`]);
   return engine.value;
 }

@@ -13,7 +13,7 @@ import { createDecisionState, decide } from '../../src/check/pipeline.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 import { kPackageRoot } from '../../src/package-root.js';
-import type { PolicyEngine } from '../../src/policy/engine.js';
+import { EVALUATION_PATHS, type PolicyEngine } from '../../src/policy/engine.js';
 import { EvaluationPool } from '../../src/policy/pool.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../../src/server/protos.js';
 import { copyExample, exampleRequests, exampleWith, startExampleServer } from '../helpers/server.js';
@@ -23,6 +23,9 @@ import { codeOf } from '../helpers/task-fixture.js';
 import type { CedarRequest } from '../../src/core/cedar-request.js';
 
 const message = (json: unknown): CheckRequestMessage => decodeCheckRequestBytes(encodeCheckRequest(json)) as CheckRequestMessage;
+
+/** The example with compiled evaluation off: every evaluation here is cedar-wasm's, so the pool gets them. */
+const WASM_ONLY = exampleWith({ evaluation: 'evaluation:\n  compiled: false\n' }).config;
 
 /** The Cedar request the pipeline builds for the support agent reading a ticket. */
 async function ticketRead(configFile: string): Promise<{ engine: PolicyEngine; request: CedarRequest }> {
@@ -40,7 +43,7 @@ describe('pooled evaluation', () => {
   after(async () => pool.close());
 
   it('decides every example request exactly as inline evaluation does', async () => {
-    const runtime = loadRuntime(EMBEDDED_CONFIG, { mode: 'validate' });
+    const runtime = loadRuntime(WASM_ONLY, { mode: 'validate' });
     const inline = runtime.state();
     const big = new EvaluationPool({ workers: 2, maxQueue: 1024, maxBatch: 8 });
     try {
@@ -59,7 +62,7 @@ describe('pooled evaluation', () => {
   });
 
   it('denies `overloaded` at once past maxQueue, and keeps serving', async () => {
-    const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+    const { engine, request } = await ticketRead(WASM_ONLY);
     // Nothing completes while this loop runs: exactly maxQueue (4) are taken.
     const answers = await Promise.all(Array.from({ length: 40 }, () => pool.evaluate(engine, request)));
     const overloaded = answers.filter((a) => !a.ok && a.code === 'overloaded');
@@ -72,7 +75,7 @@ describe('pooled evaluation', () => {
   });
 
   it('answers `overloaded` without evaluating a request whose deadline has passed', async () => {
-    const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+    const { engine, request } = await ticketRead(WASM_ONLY);
     const before = pool.stats();
     const out = await pool.evaluate(engine, request, Date.now() - 1);
     assert.equal(out.ok, false);
@@ -82,8 +85,8 @@ describe('pooled evaluation', () => {
   });
 
   it('evaluates each request against its own version across a reload, pushed to the worker', async () => {
-    const a = await ticketRead(EMBEDDED_CONFIG);
-    const { dir, config } = copyExample();
+    const a = await ticketRead(WASM_ONLY);
+    const { dir, config } = exampleWith({ evaluation: 'evaluation:\n  compiled: false\n' });
     writeFileSync(join(dir, 'policies', 'freeze.cedar'), '@id("freeze-all")\nforbid (principal, action, resource);\n');
     const b = await ticketRead(config).catch(() => null);
     assert.equal(b, null, 'the frozen version denies inline');
@@ -105,7 +108,7 @@ describe('a pooled evaluation worker that dies', () => {
     writeFileSync(file, `import handle from ${JSON.stringify(real)};\nexport default function (m) {\n  if (m.kind === 'evaluate' && m.requests.some((r) => r.context.crash === true)) process.exit(3);\n  return handle(m);\n}\n`);
     const pool = new EvaluationPool({ workers: 1, maxQueue: 100, maxBatch: 32, workerFile: pathToFileURL(file).href });
     try {
-      const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+      const { engine, request } = await ticketRead(WASM_ONLY);
       const crash = { ...request, context: { ...request.context, crash: true } };
       // The crash goes out alone (the worker is free); the other two wait and go to its replacement.
       const [dead, ...rest] = await Promise.all([pool.evaluate(engine, crash), pool.evaluate(engine, request), pool.evaluate(engine, request)]);
@@ -129,7 +132,7 @@ describe('a pooled evaluation that outlives its deadline', () => {
     writeFileSync(file, `import handle from ${JSON.stringify(real)};\nexport default function (m) {\n  if (m.kind === 'evaluate' && m.requests.some((r) => r.context.stuck === true)) for (;;);\n  return handle(m);\n}\n`);
     const pool = new EvaluationPool({ workers: 1, maxQueue: 100, maxBatch: 32, workerFile: pathToFileURL(file).href });
     try {
-      const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+      const { engine, request } = await ticketRead(WASM_ONLY);
       const started = Date.now();
       const stuck = await pool.evaluate(engine, { ...request, context: { ...request.context, stuck: true } }, Date.now() + 300);
       assert.equal(stuck.ok, false);
@@ -144,9 +147,9 @@ describe('a pooled evaluation that outlives its deadline', () => {
   });
 });
 
-/** A server on the example with `evaluation.mode`, one worker, and a Check client. */
-async function withServer(mode: 'pool' | 'auto', body: (server: Awaited<ReturnType<typeof startExampleServer>>, client: ReturnType<typeof createCheckClient>) => Promise<void>): Promise<void> {
-  const { config } = exampleWith({ evaluation: `evaluation:\n  mode: ${mode}\n  workers: 1\n` });
+/** A server on the example with `evaluation.mode`, one worker, compiled evaluation off unless asked, and a Check client. */
+async function withServer(mode: 'pool' | 'auto', body: (server: Awaited<ReturnType<typeof startExampleServer>>, client: ReturnType<typeof createCheckClient>) => Promise<void>, compiled = false): Promise<void> {
+  const { config } = exampleWith({ evaluation: `evaluation:\n  mode: ${mode}\n  workers: 1\n  compiled: ${String(compiled)}\n` });
   const server = await startExampleServer(config);
   const client = createCheckClient(server.address);
   try {
@@ -175,7 +178,7 @@ describe('pooled evaluation in mode auto', () => {
   it('evaluates inline when quiet, in the pool when requests follow each other closely', async () => {
     const pool = new EvaluationPool({ workers: 1, maxQueue: 100, maxBatch: 32, inlineWhenQuiet: true, quietMs: 50 });
     try {
-      const { engine, request } = await ticketRead(EMBEDDED_CONFIG);
+      const { engine, request } = await ticketRead(WASM_ONLY);
       const first = pool.evaluate(engine, request);
       assert.ok(!(first instanceof Promise), 'quiet: answered on the calling thread');
       const second = pool.evaluate(engine, request);
@@ -202,4 +205,22 @@ describe('a server with evaluation.mode auto', () => {
       assert.equal(server.server.poolStats()?.inline, 1, 'alone: inline');
       assert.equal(server.server.poolStats()?.batches, 0);
     }));
+});
+
+describe('a server with evaluation.mode pool and compiled policies', () => {
+  it('decides a compiled request on the main thread: no batch reaches the pool', () =>
+    withServer(
+      'pool',
+      async (server, client) => {
+        const before = EVALUATION_PATHS.compiled;
+        const read = checkRequest('GET', '/tickets/T-1', { principal: 'spiffe://example.org/ns/support/sa/support-agent' });
+        assert.equal(codeOf(await client.check(read)), null);
+        const other = checkRequest('GET', '/tickets/T-1', { principal: 'spiffe://example.org/ns/billing/sa/billing-agent' });
+        assert.notEqual(codeOf(await client.check(other)), null);
+        assert.equal(EVALUATION_PATHS.compiled, before + 2);
+        assert.equal(server.server.poolStats()?.batches, 0);
+        assert.equal(server.server.poolStats()?.pooled, 0);
+      },
+      true,
+    ));
 });

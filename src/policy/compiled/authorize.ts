@@ -28,33 +28,30 @@ export function policyFunction(source: string): PolicyFn {
 const NONE: readonly never[] = Object.freeze([]);
 
 export class CompiledPolicySet {
-  private readonly permits: readonly CompiledPolicy[];
-  private readonly forbids: readonly CompiledPolicy[];
-
-  constructor(policies: readonly CompiledPolicy[]) {
-    this.permits = policies.filter((p) => p.effect === 'permit');
-    this.forbids = policies.filter((p) => p.effect === 'forbid');
-  }
+  constructor(readonly policies: readonly CompiledPolicy[]) {}
 
   get size(): number {
-    return this.permits.length + this.forbids.length;
+    return this.policies.length;
   }
 
-  authorize(input: CompiledInput): CompiledAnswer {
+  /**
+   * Cedar's answer for the request. `only`: the numbers (ascending) of the policies whose scope
+   * can match (scope-index.ts); the others cannot be satisfied nor error, so they are skipped.
+   */
+  authorize(input: CompiledInput, only?: readonly number[]): CompiledAnswer {
     const { principal: P, action: A, resource: R, context: C, entities: E } = input;
+    const policies = this.policies;
     let forbidden: string[] | null = null;
     let permitted: string[] | null = null;
     let errors: { policyId: string; message: string }[] | null = null;
-    for (const p of this.forbids) {
+    const n = only === undefined ? policies.length : only.length;
+    for (let i = 0; i < n; i++) {
+      const p = policies[only === undefined ? i : (only[i] as number)] as CompiledPolicy;
       try {
-        if (p.fn(P, A, R, C, E)) (forbidden ??= []).push(p.id);
-      } catch (err) {
-        (errors ??= []).push({ policyId: p.id, message: errorMessage(err) });
-      }
-    }
-    for (const p of this.permits) {
-      try {
-        if (p.fn(P, A, R, C, E)) (permitted ??= []).push(p.id);
+        if (p.fn(P, A, R, C, E)) {
+          if (p.effect === 'forbid') (forbidden ??= []).push(p.id);
+          else (permitted ??= []).push(p.id);
+        }
       } catch (err) {
         (errors ??= []).push({ policyId: p.id, message: errorMessage(err) });
       }

@@ -13,7 +13,7 @@
 // unknowns, and an integer literal beyond ±2^53 whose exact digits cannot be found in the text
 // (cedar-wasm's JSON form gives such literals as rounded doubles).
 
-export type Compiled = { readonly source: string } | { readonly reason: string };
+export type Compiled = { readonly source: string; readonly effect: 'permit' | 'forbid' } | { readonly reason: string };
 
 class NotCompiled extends Error {}
 
@@ -37,7 +37,8 @@ const BINARY: Readonly<Record<string, string>> = {
 export function compilePolicy(json: unknown, text: string): Compiled {
   try {
     const c = new PolicyCompiler(text);
-    return { source: c.policy(json as Obj) };
+    const p = json as Obj;
+    return { source: c.policy(p), effect: p['effect'] === 'forbid' ? 'forbid' : 'permit' };
   } catch (err) {
     if (err instanceof NotCompiled) return { reason: err.message };
     throw err;

@@ -6,7 +6,7 @@
 // exact and is read), an entity listed twice, a cycle among parents (Cedar refuses both),
 // entity JSON with fields Cedar does not define.
 
-import { Entities, Uid, type EntityData, type Rec, type Value } from './values.js';
+import { Entities, eq, Uid, type EntityData, type Rec, type Value } from './values.js';
 
 class OutOfDomain extends Error {}
 const OUT = new OutOfDomain('outside the compiled evaluator');
@@ -121,13 +121,33 @@ function readEntities(list: readonly unknown[]): Entities {
     for (const k of Object.keys(e)) if (!ENTITY_FIELDS.has(k)) throw OUT;
     if (!Array.isArray(e['parents']) || e['attrs'] === undefined) throw OUT;
     const uid = readUid(e['uid']);
-    if (byKey.has(uid.key)) throw OUT; // Cedar: duplicate entity entry
     const parents = (e['parents'] as unknown[]).map((p) => readUid(p).key);
-    byKey.set(uid.key, { uid, attrs: readRecord(e['attrs']), parents, tags: e['tags'] === undefined ? null : readRecord(e['tags']) });
+    addEntity(byKey, { uid, attrs: readRecord(e['attrs']), parents, tags: e['tags'] === undefined ? null : readRecord(e['tags']) });
   }
   if (hasCycle(byKey)) throw OUT; // Cedar: the parent graph has a cycle
   return new Entities(byKey);
 }
+
+/**
+ * Adds an entity. Cedar takes the same entity listed twice when both are equal (uid, attributes,
+ * parents as a set, tags) and refuses the data otherwise ("duplicate entity entry").
+ */
+export function addEntity(byKey: Map<string, EntityData>, e: EntityData): void {
+  const before = byKey.get(e.uid.key);
+  if (before === undefined) {
+    byKey.set(e.uid.key, e);
+    return;
+  }
+  const parents = new Set(before.parents);
+  const same =
+    eq(before.attrs, e.attrs) &&
+    eq(before.tags ?? EMPTY, e.tags ?? EMPTY) &&
+    parents.size === new Set(e.parents).size &&
+    e.parents.every((p) => parents.has(p));
+  if (!same) throw OUT;
+}
+
+const EMPTY: Rec = Object.freeze(Object.create(null) as Rec);
 
 /** Whether parents form a cycle through the entities present (self-parenting included). */
 export function hasCycle(byKey: ReadonlyMap<string, EntityData>): boolean {

@@ -8,7 +8,7 @@
 // answer null, and the request goes to cedar-wasm for Cedar's own answer and message.
 
 import * as cedar from '../cedar.js';
-import { hasCycle } from './inputs.js';
+import { addEntity, hasCycle } from './inputs.js';
 import { Entities, Uid, type EntityData, type Rec, type Value } from './values.js';
 
 interface Type {
@@ -102,14 +102,12 @@ export class SchemaReader {
     try {
       const byKey = new Map<string, EntityData>();
       for (const a of this.actions.values()) byKey.set(a.uid.key, { uid: a.uid, attrs: Object.create(null) as Rec, parents: a.parents.map((p) => p.key), tags: null });
-      const listed = new Set<string>();
+      const listed = new Map<string, EntityData>();
       for (const item of list) {
         if (typeof item !== 'object' || item === null) throw OUT;
         const e = item as Record<string, unknown>;
         for (const k of Object.keys(e)) if (k !== 'uid' && k !== 'attrs' && k !== 'parents' && k !== 'tags') throw OUT;
         const uid = readUid(e['uid']);
-        if (listed.has(uid.key)) throw OUT;
-        listed.add(uid.key);
         if (!Array.isArray(e['parents'])) throw OUT;
         const parents = (e['parents'] as unknown[]).map(readUid);
         const action = this.actions.get(uid.key);
@@ -138,8 +136,9 @@ export class SchemaReader {
           }
           tags = out;
         }
-        byKey.set(uid.key, { uid, attrs, parents: parents.map((p) => p.key), tags });
+        addEntity(listed, { uid, attrs, parents: parents.map((p) => p.key), tags });
       }
+      for (const [k, e] of listed) byKey.set(k, e);
       if (hasCycle(byKey)) throw OUT; // Cedar refuses a cycle among parents
       return new Entities(byKey);
     } catch (err) {
