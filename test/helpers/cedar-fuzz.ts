@@ -31,13 +31,18 @@ export class Rng {
 
 const TYPES = ['User', 'Group', 'Doc'] as const;
 const IDS = ['a', 'b', 'c'];
-const ATTRS = ['n', 's', 'b', 'set', 'rec', 'ref', 'x y'];
+const ATTRS = ['n', 's', 'b', 'set', 'rec', 'ref', 'x y', 't', 'd', 'ip', 'dec'];
 const TAGS = ['t', 'u'];
 const ACTIONS = ['read', 'write', 'admin'];
 const STRINGS = ['', 'a', 'ab', 'a*b', 'ba', 'xyz', 'a\\*b', '*'];
 // Longs where arithmetic overflows or crosses ±2^53: policy text carries them exactly.
 const BIG_TEXT = ['9223372036854775807', '9223372036854775806', '4611686018427387904', '9007199254740993', '3037000500'];
 const SMALL = [0, 1, -1, 2, 7, 100, 9007199254740991, -9007199254740991, 3037000499];
+// Extension arguments, valid and not, near the edges (leap days, offsets, i64 limits).
+const DATETIMES = ['1970-01-01', '2024-02-29', '2023-02-29', '2024-10-15T11:38:02Z', '2024-10-15T11:38:02.101+1134', '1969-12-31T23:59:59.999Z', '0000-01-01', '9999-12-31T23:59:59-2359', '2024-01-01T24:00:00Z', 'x'];
+const DURATIONS = ['1d', '-1d2h', '23h59m59s999ms', '0ms', '1ms', '-9223372036854775808ms', '9223372036854775807ms', '106751991167d', '1h1d', ''];
+const DECIMALS = ['0.0', '1.5', '-1.5', '-0.5', '922337203685477.5807', '-922337203685477.5808', '1.23456', '1', '0.1'];
+const IPS = ['10.0.0.1', '10.0.0.0/8', '127.0.0.1', '127.0.0.1/1', '224.1.2.3', '::1', 'ff00::1/8', '::/0', '0.0.0.0/0', '10.0.0.01', '::ffff:1.2.3.4', '1:2:3:4:5:6:7:8/128'];
 
 type Json = unknown;
 
@@ -85,6 +90,14 @@ function attrValue(r: Rng, name: string): Json {
       return r.chance(0.5);
     case 'ref':
       return { __entity: { type: r.pick(TYPES), id: r.pick(IDS) } };
+    case 't':
+      return { __extn: { fn: 'datetime', arg: r.pick(['1970-01-01', '2024-02-29', '2024-10-15T11:38:02Z', '1969-12-31T23:59:59.999Z', '0000-01-01']) } };
+    case 'd':
+      return r.chance(0.8) ? { __extn: { fn: 'duration', arg: r.pick(['1d', '-1d2h', '0ms', '1ms', '-9223372036854775808ms']) } } : { __extn: { fn: 'offset', args: [{ __extn: { fn: 'datetime', arg: '1970-01-01' } }, { __extn: { fn: 'duration', arg: '5ms' } }] } };
+    case 'ip':
+      return { __extn: { fn: 'ip', arg: r.pick(['10.0.0.1', '10.0.0.0/8', '127.0.0.1/1', '::1', 'ff00::1/8']) } };
+    case 'dec':
+      return { __extn: { fn: 'decimal', arg: r.pick(['0.0', '1.5', '-0.5', '922337203685477.5807']) } };
     case 'set':
       return Array.from({ length: r.int(4) }, () => r.pick([r.int(5), { __entity: { type: r.pick(TYPES), id: r.pick(IDS) } }]));
     default:
@@ -122,7 +135,13 @@ export function expression(r: Rng, depth: number): string {
   const n = (): string => (r.chance(0.75) ? long(r, depth - 1) : e());
   const b = (): string => (r.chance(0.75) ? boolean(r, depth - 1) : e());
   const u = (): string => (r.chance(0.75) ? entity(r) : e());
-  switch (r.int(28)) {
+  switch (r.int(33)) {
+    case 28:
+    case 29:
+    case 30:
+    case 31:
+    case 32:
+      return extensionExpr(r, depth - 1);
     case 0:
       return `(${r.chance(0.5) ? n() : e()} == ${r.chance(0.5) ? n() : e()})`;
     case 1:
@@ -205,6 +224,31 @@ function boolean(r: Rng, depth: number): string {
     () => `(!${b()})`,
     () => `(${entity(r)} in ${entity(r)})`,
     () => `(${entity(r)} is ${r.pick(TYPES)} in ${entity(r)})`,
+  ])();
+}
+
+/** Extension constructors, methods, and datetime/duration comparisons (mostly well typed). */
+function extensionExpr(r: Rng, depth: number): string {
+  const dt = (): string => (r.chance(0.2) ? 'context.t' : r.chance(0.2) && depth > 0 ? `${dt()}.offset(${dur()})` : `datetime(${JSON.stringify(r.pick(DATETIMES))})`);
+  const dur = (): string => (r.chance(0.2) ? 'context.d' : `duration(${JSON.stringify(r.pick(DURATIONS))})`);
+  const dec = (): string => (r.chance(0.2) ? 'principal.dec' : `decimal(${JSON.stringify(r.pick(DECIMALS))})`);
+  const ip = (): string => (r.chance(0.2) ? 'context.ip' : `ip(${JSON.stringify(r.pick(IPS))})`);
+  const cmp = (): string => r.pick(['<', '<=', '>', '>=', '==', '!=']);
+  return r.pick([
+    () => `(${dt()} ${cmp()} ${r.chance(0.85) ? dt() : dur()})`,
+    () => `(${dur()} ${cmp()} ${r.chance(0.85) ? dur() : String(r.int(3))})`,
+    () => `${dt()}.offset(${dur()})`,
+    () => `(${dt()}.durationSince(${dt()}) ${cmp()} ${dur()})`,
+    () => `(${dt()}.toDate() ${cmp()} ${dt()})`,
+    () => `(${dt()}.toTime() ${cmp()} ${dur()})`,
+    () => `(${dt()}.${r.pick(['toTime()', 'toDate().durationSince(datetime("1970-01-01"))'])}.toMilliseconds() ${cmp()} ${r.pick(['0', '86399999', '-1', '-86400000', 'context.n'])})`,
+    () => `(${dur()}.${r.pick(['toDays', 'toHours', 'toMinutes', 'toSeconds', 'toMilliseconds'])}() ${cmp()} ${r.pick(['0', '1', '-1', '86400000', 'context.n'])})`,
+    () => `${dec()}.${r.pick(['lessThan', 'lessThanOrEqual', 'greaterThan', 'greaterThanOrEqual'])}(${dec()})`,
+    () => `(${dec()} == ${dec()})`,
+    () => `${ip()}.${r.pick(['isIpv4', 'isIpv6', 'isLoopback', 'isMulticast'])}()`,
+    () => `${ip()}.isInRange(${ip()})`,
+    () => `(${ip()} == ${ip()})`,
+    () => `[${ip()}, ${dec()}].contains(${r.chance(0.5) ? ip() : dec()})`,
   ])();
 }
 

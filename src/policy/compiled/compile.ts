@@ -8,10 +8,12 @@
 // of ! required to be a boolean. The generated code follows that order exactly; strict
 // operators evaluate all their operands (JavaScript argument order) and then check types.
 //
-// What is not compiled (the reason is returned, the policy stays on cedar-wasm): extension
-// functions and literals (ip, decimal, datetime, duration and their methods), template slots,
-// unknowns, and an integer literal beyond ±2^53 whose exact digits cannot be found in the text
-// (cedar-wasm's JSON form gives such literals as rounded doubles).
+// What is not compiled (the reason is returned, the policy stays on cedar-wasm): template
+// slots, unknowns, an extension function this evaluator does not know, and an integer literal
+// beyond ±2^53 whose exact digits cannot be found in the text (cedar-wasm's JSON form gives such
+// literals as rounded doubles).
+
+import { EXTENSION_FUNCTIONS } from './extensions.js';
 
 export type Compiled = { readonly source: string; readonly effect: 'permit' | 'forbid' } | { readonly reason: string };
 
@@ -208,8 +210,10 @@ class PolicyCompiler {
       default: {
         const fn = BINARY[op];
         if (fn !== undefined) return `rt.${fn}(${this.expr(a['left'] as Json)}, ${this.expr(a['right'] as Json)})`;
-        // Any other key is an extension function or method call.
-        throw new NotCompiled(`extension function ${op}`);
+        // Any other key is an extension function or method call: [receiver, args...]. A call
+        // with the wrong number of arguments parses; evaluating it is an error (rt.ext).
+        if (!EXTENSION_FUNCTIONS.has(op) || !Array.isArray(arg)) throw new NotCompiled(`extension function ${op}`);
+        return `rt.ext(${JSON.stringify(op)}, [${arg.map((x) => this.expr(x)).join(', ')}])`;
       }
     }
   }

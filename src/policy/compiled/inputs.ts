@@ -1,11 +1,12 @@
 // A request's JSON (principal, action, resource, context, entities: the form cedar-wasm takes
 // without a schema) read into the values of values.ts. Only inputs whose meaning is certain are
 // read; anything else makes the reader answer null, and the request goes to cedar-wasm for
-// Cedar's own answer: extension values (`__extn`), an `__entity` that is not exactly a type and
-// an id, null, non-integer numbers and integers beyond ±2^53 given as doubles (a bigint is
+// Cedar's own answer: an `__extn` that is not a known function applied to valid arguments, an
+// `__entity` that is not exactly a type and an id, null, non-integer numbers and integers beyond ±2^53 given as doubles (a bigint is
 // exact and is read), an entity listed twice, a cycle among parents (Cedar refuses both),
 // entity JSON with fields Cedar does not define.
 
+import { callExtension } from './extensions.js';
 import { Entities, eq, Uid, type EntityData, type Rec, type Value } from './values.js';
 
 class OutOfDomain extends Error {}
@@ -95,13 +96,34 @@ function readValue(v: unknown): Value {
       if (v === null) throw OUT;
       if (Array.isArray(v)) return v.map(readValue);
       if (Object.hasOwn(v, '__entity')) return readUid(v);
-      if (Object.hasOwn(v, '__extn')) throw OUT;
+      if (Object.hasOwn(v, '__extn')) {
+        if (Object.keys(v).length !== 1) throw OUT;
+        return readExtension((v as { __extn: unknown }).__extn);
+      }
       const out = Object.create(null) as Record<string, Value>;
       for (const k of Object.keys(v)) out[k] = readValue((v as Record<string, unknown>)[k]);
       return out;
     }
     default:
       throw OUT;
+  }
+}
+
+/** `{fn, arg}` or `{fn, args}`: the extension function applied (data is a restricted expression). */
+export function readExtension(call: unknown): Value {
+  if (typeof call !== 'object' || call === null || Array.isArray(call)) throw OUT;
+  const c = call as { fn?: unknown; arg?: unknown; args?: unknown };
+  const keys = Object.keys(c);
+  if (typeof c.fn !== 'string' || keys.length !== 2) throw OUT;
+  let args: unknown[];
+  if (Object.hasOwn(c, 'arg')) args = [c.arg];
+  else if (Array.isArray(c.args)) args = c.args;
+  else throw OUT;
+  try {
+    return callExtension(c.fn, args.map(readValue)) as Value;
+  } catch (err) {
+    if (err instanceof OutOfDomain) throw err;
+    throw OUT; // Cedar refuses the data
   }
 }
 

@@ -8,7 +8,8 @@
 // answer null, and the request goes to cedar-wasm for Cedar's own answer and message.
 
 import * as cedar from '../cedar.js';
-import { addEntity, hasCycle } from './inputs.js';
+import { addEntity, hasCycle, readExtension } from './inputs.js';
+import { callExtension, Ext } from './extensions.js';
 import { Entities, Uid, type EntityData, type Rec, type Value } from './values.js';
 
 interface Type {
@@ -215,10 +216,37 @@ export class SchemaReader {
         if (t.name === undefined || uid.type !== qualify(ns, t.name)) throw OUT;
         return uid;
       }
-      default:
-        throw OUT; // extension types and anything else
+      default: {
+        const kind = extensionKind(t);
+        if (kind === null) throw OUT;
+        return this.extension(v, kind);
+      }
     }
   }
+
+  /** An extension value: `{"__extn": ...}`, `{fn, arg}` or, with a schema, the constructor's string. */
+  private extension(v: unknown, kind: string): Value {
+    let out: unknown;
+    try {
+      if (typeof v === 'string') out = callExtension(CONSTRUCTOR[kind] as string, [v]);
+      else if (typeof v === 'object' && v !== null && !Array.isArray(v)) out = readExtension(Object.hasOwn(v, '__extn') && Object.keys(v).length === 1 ? (v as { __extn: unknown }).__extn : v);
+      else throw OUT;
+    } catch (err) {
+      if (err instanceof OutOfDomain) throw err;
+      throw OUT;
+    }
+    if (!(out instanceof Ext) || out.kind !== kind) throw OUT;
+    return out;
+  }
+}
+
+const CONSTRUCTOR: Readonly<Record<string, string>> = { decimal: 'decimal', ipaddr: 'ip', datetime: 'datetime', duration: 'duration' };
+
+/** The extension type a schema type names (`__cedar::decimal`, `{type: "Extension", name}`), or null. */
+function extensionKind(t: Type): string | null {
+  const name = t.type === 'Extension' ? (t.name ?? '') : t.type;
+  const bare = name.startsWith('__cedar::') ? name.slice(9) : name;
+  return Object.hasOwn(CONSTRUCTOR, bare) ? bare : null;
 }
 
 /** `{"__entity": {type, id}}` or, with a schema, `{type, id}`. */

@@ -8,11 +8,14 @@
 //   Entity  -> Uid
 //   Set     -> array (duplicates may be present; every operation reads it as a set)
 //   Record  -> object with a null prototype (any name is an own property, `__proto__` too)
-// Extension values (ip, decimal, datetime, duration) are not represented: a policy that makes
-// one is not compiled, and a request that carries one is evaluated by cedar-wasm (authorize.ts).
+//   Extension -> Ext (extensions.ts: decimal, ipaddr, datetime, duration)
 //
 // An evaluation error is thrown as a CedarError; the authorizer turns it into "this policy
 // errored", which is all Cedar's answer says about it (the kind of error is not compared).
+
+import { callExtension, Datetime, Duration, Ext } from './extensions.js';
+
+export { Ext };
 
 export class CedarError extends Error {
   constructor(message: string) {
@@ -36,7 +39,7 @@ export function uidKey(type: string, id: string): string {
   return `${type.length}:${type}${id}`;
 }
 
-export type Value = boolean | string | number | bigint | Uid | readonly Value[] | Rec;
+export type Value = boolean | string | number | bigint | Uid | Ext | readonly Value[] | Rec;
 export interface Rec {
   readonly [name: string]: Value;
 }
@@ -85,6 +88,7 @@ function typeName(v: Value): string {
   if (typeof v === 'string') return 'string';
   if (typeof v === 'number' || typeof v === 'bigint') return 'long';
   if (v instanceof Uid) return 'entity';
+  if (v instanceof Ext) return v.kind;
   if (Array.isArray(v)) return 'set';
   return 'record';
 }
@@ -98,7 +102,7 @@ export function isLong(v: Value): v is number | bigint {
 }
 
 function isRecord(v: Value): v is Rec {
-  return typeof v === 'object' && !(v instanceof Uid) && !Array.isArray(v);
+  return typeof v === 'object' && !(v instanceof Uid) && !(v instanceof Ext) && !Array.isArray(v);
 }
 
 /** The canonical form of an exact 64-bit result, or an overflow error. */
@@ -151,16 +155,36 @@ export function neg(a: Value): number | bigint {
   return long(-a, 'negation');
 }
 
+/**
+ * The operands of <, <=, >, >= as comparable numbers: two longs, two datetimes or two durations
+ * (Cedar 4 compares datetime and duration values with these operators too).
+ */
+function ordered(a: Value, b: Value): [number | bigint, number | bigint] {
+  if (isLong(a)) {
+    if (!isLong(b)) throw typeError('long', b);
+    return [a, b];
+  }
+  if (a instanceof Datetime) {
+    if (!(b instanceof Datetime)) throw typeError('datetime', b);
+    return [a.ms, b.ms];
+  }
+  if (a instanceof Duration) {
+    if (!(b instanceof Duration)) throw typeError('duration', b);
+    return [a.ms, b.ms];
+  }
+  throw typeError('long, datetime or duration', a);
+}
+
 export function lt(a: Value, b: Value): boolean {
-  if (!isLong(a)) throw typeError('long', a);
-  if (!isLong(b)) throw typeError('long', b);
-  return a < b;
+  if (typeof a === 'number' && typeof b === 'number') return a < b;
+  const [x, y] = ordered(a, b);
+  return x < y;
 }
 
 export function le(a: Value, b: Value): boolean {
-  if (!isLong(a)) throw typeError('long', a);
-  if (!isLong(b)) throw typeError('long', b);
-  return a <= b;
+  if (typeof a === 'number' && typeof b === 'number') return a <= b;
+  const [x, y] = ordered(a, b);
+  return x <= y;
 }
 
 /** Cedar's ==: structural, false across types, never an error. */
@@ -169,6 +193,8 @@ export function eq(a: Value, b: Value): boolean {
   if (typeof a !== 'object' || typeof b !== 'object') return false;
   if (a instanceof Uid) return b instanceof Uid && a.key === b.key;
   if (b instanceof Uid) return false;
+  if (a instanceof Ext) return b instanceof Ext && a.equals(b);
+  if (b instanceof Ext) return false;
   const aSet = Array.isArray(a);
   if (aSet !== Array.isArray(b)) return false;
   if (aSet) return setEq(a as readonly Value[], b as readonly Value[]);
@@ -308,15 +334,15 @@ export function record(entries: readonly (readonly [string, Value])[]): Rec {
 }
 
 export function gt(a: Value, b: Value): boolean {
-  if (!isLong(a)) throw typeError('long', a);
-  if (!isLong(b)) throw typeError('long', b);
-  return a > b;
+  if (typeof a === 'number' && typeof b === 'number') return a > b;
+  const [x, y] = ordered(a, b);
+  return x > y;
 }
 
 export function ge(a: Value, b: Value): boolean {
-  if (!isLong(a)) throw typeError('long', a);
-  if (!isLong(b)) throw typeError('long', b);
-  return a >= b;
+  if (typeof a === 'number' && typeof b === 'number') return a >= b;
+  const [x, y] = ordered(a, b);
+  return x >= y;
 }
 
 /** `e has a.b.c`: `e has a && e.a has b && e.a.b has c`. */
@@ -329,4 +355,13 @@ export function hasPath(v: Value, path: readonly string[], es: Entities): boolea
     if (i < last) current = get(current, name, es);
   }
   return true;
+}
+
+/** An extension function or method (extensions.ts); its errors are evaluation errors. */
+export function ext(name: string, args: readonly Value[]): Value {
+  try {
+    return callExtension(name, args) as Value;
+  } catch (err) {
+    throw new CedarError((err as Error).message);
+  }
 }
