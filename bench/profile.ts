@@ -1,8 +1,9 @@
 // Where a Check's time goes: Mandate under h2load load with V8's CPU profiler on (--cpu-prof),
 // then the profile summed by where the code lives (cedar-wasm, grpc-js, Mandate's own stages,
 // jose, garbage collection, idle) and the top functions by self time.
-//   node dist/bench/profile.js [--mode inline|pool] [--seconds N] [--in-flight N] [--policies N] [--out FILE]
-// With --mode pool each evaluation worker's profile is summarized too.
+//   node dist/bench/profile.js [--mode inline|pool] [--compiled on|off] [--seconds N] [--in-flight N] [--policies N] [--out FILE]
+// With --mode pool each evaluation worker's profile is summarized too (workers start only for what
+// cedar-wasm evaluates: --compiled off sends every evaluation there).
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,16 +15,17 @@ import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 import { startMandate, startScenarioTask, writeGrpcFrame } from './harness.js';
 
 const { values } = parseArgs({
-  options: { mode: { type: 'string' }, seconds: { type: 'string' }, 'in-flight': { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
+  options: { mode: { type: 'string' }, compiled: { type: 'string' }, seconds: { type: 'string' }, 'in-flight': { type: 'string' }, policies: { type: 'string' }, out: { type: 'string' } },
 });
 const mode = values.mode ?? 'inline';
+const compiled = (values.compiled ?? 'on') !== 'off';
 const seconds = Number(values.seconds ?? 10);
 const inFlight = Number(values['in-flight'] ?? 64);
 const out = values.out ?? resolve(kPackageRoot, `bench/results/profile-${mode}.md`);
 
 const scenario = writeScenario(Number(values.policies ?? 1000) - EXAMPLE_POLICIES);
 const config = join(scenario.dir, 'mandate-profile.yaml');
-writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n`);
+writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: ${mode}\n  compiled: ${String(compiled)}\n`);
 const profDir = mkdtempSync(join(tmpdir(), 'mandate-prof-'));
 const spawnedAt = Date.now();
 const { child, address } = await startMandate(config, ['--cpu-prof', '--cpu-prof-dir', profDir]);
@@ -78,6 +80,8 @@ function category(n: Node): string {
   if (url.includes('@grpc') || url.includes('protobufjs')) return 'grpc-js and protobuf';
   if (url.includes('/jose/')) return 'jose';
   if (url.includes('@opentelemetry')) return 'OpenTelemetry';
+  if (url.includes('/dist/src/policy/compiled/')) return 'Mandate: compiled policies (values, readers)';
+  if (url === '' && functionName === 'anonymous') return 'Mandate: compiled policies (generated code)';
   if (url.includes('/dist/src/')) return `Mandate: ${url.slice(url.indexOf('/dist/src/') + '/dist/src/'.length).split('/')[0]}`;
   if (url.startsWith('node:')) return 'Node.js (http2, streams, timers, crypto, worker messages)';
   return url === '' ? 'V8 and native (program)' : 'other';
@@ -122,7 +126,7 @@ function summarize(title: string, profile: Profile): string[] {
 }
 
 const md = [
-  `# Where the time goes: Mandate (${mode}) under load (${new Date().toISOString()}, Node ${process.version})`,
+  `# Where the time goes: Mandate (${mode}, compiled ${compiled ? 'on' : 'off'}) under load (${new Date().toISOString()}, Node ${process.version})`,
   '',
   `Scenario: ${scenario.policies} policies, JWT-SVID caller, task token; h2load ${inFlight} in flight for ${seconds} s: ${rps} Check/s. CPU profiles (--cpu-prof) of every thread, startup left out.`,
   '',

@@ -84,9 +84,11 @@ async function evaluationAt(total: number): Promise<Result[]> {
   const sliced = mapRequest(decodedValue, identityValue, { ...inputs, engine: rt.store.current });
   const plain = mapRequest(decodedValue, identityValue, { ...inputs, engine: whole.value });
   if (!sliced.ok || !plain.ok) throw new Error('bench request does not map');
+  if (rt.store.current.evaluateCompiled(sliced.value.cedar) === null) throw new Error(`the bench request is not on the compiled path at ${total} policies`);
   return compare(
     {
-      [`evaluate, ${total} policies, sliced + projected`]: () => rt.store.current.evaluate(sliced.value.cedar),
+      [`evaluate, ${total} policies, compiled (as served)`]: () => rt.store.current.evaluateCompiled(sliced.value.cedar),
+      [`evaluate, ${total} policies, cedar-wasm sliced + projected`]: () => rt.store.current.evaluate(sliced.value.cedar),
       [`evaluate, ${total} policies, whole set and context`]: () => whole.value.evaluate(plain.value.cedar),
     },
     ms,
@@ -116,15 +118,19 @@ const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as 
 if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
 const scenarioCheck = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState), scenarioState.config));
 
-// The pool round trip (one worker), against the same evaluation inline.
+// The pool round trip (one worker), against the same evaluation inline. The engine here has
+// compiled evaluation off: the pool serves only what cedar-wasm evaluates.
 const pool = new EvaluationPool({ workers: 1, maxQueue: 1024, maxBatch: 32 });
-pool.pushVersion(state.engine);
+const wasmOnly = PolicyEngine.prepare(state.engine.version, 'bench-wasm-only', { actions: state.engine.actions, compiled: false });
+if (!wasmOnly.ok) throw new Error(wasmOnly.message);
+const wasmEngine = wasmOnly.value;
+pool.pushVersion(wasmEngine);
 const cedarRequest = mapped.value.cedar;
 const poolSection = await compare(
   {
-    'evaluate inline (example)': () => state.engine.evaluate(cedarRequest),
-    'evaluate via the pool, one at a time (round trip)': () => pool.evaluate(state.engine, cedarRequest),
-    'evaluate via the pool, 32 at once (one op = 32 evaluations, batched)': () => Promise.all(Array.from({ length: 32 }, () => pool.evaluate(state.engine, cedarRequest))),
+    'evaluate inline, cedar-wasm (example)': () => wasmEngine.evaluate(cedarRequest),
+    'evaluate via the pool, one at a time (round trip)': () => pool.evaluate(wasmEngine, cedarRequest),
+    'evaluate via the pool, 32 at once (one op = 32 evaluations, batched)': () => Promise.all(Array.from({ length: 32 }, () => pool.evaluate(wasmEngine, cedarRequest))),
   },
   ms,
 );
@@ -142,7 +148,8 @@ const sections: Record<string, Result[]> = {
       'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
       'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value, Math.floor(Date.now() / 1000)),
       'map stage': () => mapRequest(decoded.value, identity.value, state),
-      [`evaluate stage (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
+      [`evaluate stage, compiled (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluateCompiled(mapped.value.cedar),
+      [`evaluate stage, cedar-wasm (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
       'respond + protobuf encode': () => encodeCheckResponse(respond(allowDecision, state.config)),
       'telemetry alone: span + counters + histogram': () => telemetry.recordDecision(allowDecision, 100, telemetry.startCheck(traceHeaders(message))),
       // The strict reader (json.ts) replaced JSON.parse for bodies and MCP messages: its price.

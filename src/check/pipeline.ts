@@ -15,7 +15,7 @@ import type { TaskDeps } from '../tasks/deps.js';
 import type { ToolTouch } from '../tasks/store.js';
 import type { CedarRequest } from '../core/cedar-request.js';
 import type { Identity } from '../core/identity.js';
-import type { Decision } from '../core/decision.js';
+import type { Decision, EvaluationPath } from '../core/decision.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -56,7 +56,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
-    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, subject: null, evaluationUs: 0, policyDecision: null, ...partial,
+    determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, subject: null, evaluationUs: 0, evaluationPath: null, policyDecision: null, ...partial,
   });
   try {
     // 1. decode
@@ -73,7 +73,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     }
     const { cedar, calls, route } = mapped.value;
     const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
-    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0 };
+    const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0, evaluationPath: null as EvaluationPath | null };
     // 4. task: the task token, its binding and the task's state
     const nowSeconds = Math.floor(nowMs / 1000);
     // Whether the policies of these calls read what recorded calls change (history-reads.ts):
@@ -148,7 +148,7 @@ type CallsOutcome =
  * the task as the calls before it would leave it (afterCall): its budget, its history, its
  * per-tool counts. Nothing is recorded here.
  */
-async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: TaskView | null, about: { evaluationUs: number }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
+async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: TaskView | null, about: { evaluationUs: number; evaluationPath: EvaluationPath | null }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
   let determining: readonly string[] = [];
   let errors: readonly string[] = [];
   const touches: (ToolTouch | null)[] = [];
@@ -168,6 +168,7 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
     const evalStarted = process.hrtime.bigint();
     const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
     about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
+    if (evaluated.ok) about.evaluationPath = evaluated.value.path;
     if (!evaluated.ok) return { ok: false, code: evaluated.code, message: evaluated.message, about: callAbout };
     ({ determining, errors } = evaluated.value);
     if (evaluated.value.decision !== 'allow') {

@@ -14,6 +14,8 @@ import { DecisionLog } from '../telemetry/decision-log.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { ShadowEvaluator } from '../policy/shadow.js';
 import type { Decision } from '../core/decision.js';
+import { EVALUATION_PATHS } from '../policy/engine.js';
+import type { PoolStats } from '../policy/pool.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true });
@@ -57,6 +59,9 @@ export async function runServe(args: string[]): Promise<number> {
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
   const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open({ ...config.decisionLog, includeInput: config.decisionLog.input, onError: (message) => logger.error(message) });
+  // Evaluations by path: this thread's (compiled and cedar-wasm) and the pool's (set once it runs).
+  let poolStats: () => PoolStats | null = () => null;
+  const evaluationCounts = (): { compiled: number; wasmInline: number; wasmPool: number } => ({ compiled: EVALUATION_PATHS.compiled, wasmInline: EVALUATION_PATHS.wasmInline, wasmPool: poolStats()?.pooled ?? 0 });
   const telemetry = !config.telemetry.enabled
     ? null
     : new Telemetry({
@@ -66,6 +71,7 @@ export async function runServe(args: string[]): Promise<number> {
         decisionLog: () => decisionLog?.stats ?? null,
         taskStoreHealthy: () => tasks?.store.healthy() ?? null,
         shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
+        evaluations: () => evaluationCounts(),
       });
   storeErrorHook = () => telemetry?.recordStoreError();
   const server = await startServer({
@@ -82,6 +88,7 @@ export async function runServe(args: string[]): Promise<number> {
     listener: checkPort as NonNullable<typeof checkPort>,
     ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
   });
+  poolStats = () => server.poolStats();
   const admin = adminPort === null ? null : await startAdmin(config.adminListen, {
     server: adminPort,
     health: server.health,
@@ -95,6 +102,8 @@ export async function runServe(args: string[]): Promise<number> {
       evaluation: config.evaluation.mode,
       workers: config.evaluation.mode === 'inline' ? 0 : config.evaluation.workers,
       pool: server.poolStats(),
+      compiledPolicies: store.current.compiledPolicies,
+      evaluations: evaluationCounts(),
       taskStore: tasks === null ? 'none' : tasks.store.healthy() ? `${tasks.store.kind}: ok` : `${tasks.store.kind}: unavailable`,
       tracing: telemetry?.tracing ?? false,
     }),

@@ -109,7 +109,7 @@ function requestTest(path: string, json: unknown): RequestTest | null {
   }
   const name = basename(path);
   const decision = name.startsWith('allow-') ? 'allow' : name.startsWith('deny-') ? 'deny' : null;
-  if (decision === null || o['attributes'] === undefined) return null;
+  if (decision === null) return null;
   return { description: name, decision, request: json };
 }
 

@@ -5,6 +5,9 @@ import type { CedarRequest } from './cedar-request.js';
 import type { Identity } from './identity.js';
 import type { ReasonCode } from './reasons.js';
 
+/** Where a Cedar evaluation ran (policy/engine.ts, policy/pool.ts). */
+export type EvaluationPath = 'compiled' | 'wasm-inline' | 'wasm-pool';
+
 export interface Decision {
   readonly decisionId: string;
   readonly allowed: boolean;
@@ -28,6 +31,8 @@ export interface Decision {
   readonly subject: string | null;
   /** Time spent in Cedar evaluation for this request, in microseconds (0 when it never got there). */
   readonly evaluationUs: number;
+  /** Where the last call was evaluated: compiled policies, cedar-wasm on the main thread or in the pool; null when never. */
+  readonly evaluationPath: EvaluationPath | null;
   /** approval_required: what approval would unlock the call. */
   readonly approval: { readonly task: string | null; readonly tool: string; readonly argumentsDigest: string | null } | null;
 }

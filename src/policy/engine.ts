@@ -5,6 +5,7 @@ import * as cedar from './cedar.js';
 import type { Context, EntityJson, EntityUidJson } from './cedar.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { CedarRequest, EntityUid } from '../core/cedar-request.js';
+import type { EvaluationPath } from '../core/decision.js';
 import type { PolicyVersion } from './loader.js';
 import { actionHierarchyInEntities, requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
@@ -15,6 +16,7 @@ import { HistoryDependence } from './history-reads.js';
 import { ReadNames } from '../json/strict.js';
 import { CompiledPolicySet, policyFunction, type CompiledPolicy } from './compiled/authorize.js';
 import { readRequest } from './compiled/inputs.js';
+import { CompiledScopeIndex } from './compiled/scope.js';
 import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
 /** Action slices smaller than this are evaluated whole: the index would cost more than it saves. */
@@ -42,6 +44,8 @@ export interface Evaluation {
   readonly determining: readonly string[];
   /** Policies skipped because they failed to evaluate (Cedar treats them as not applying). */
   readonly errors: readonly string[];
+  /** Where it was evaluated. */
+  readonly path: EvaluationPath;
 }
 
 /** Where evaluations run: inline (below) or the worker pool (pool.ts). */
@@ -64,7 +68,7 @@ export const EVALUATION_PATHS = { compiled: 0, wasmInline: 0 };
 /** An action slice compiled to JavaScript, with its scope index when large (scope-index.ts). */
 interface CompiledSlice {
   readonly set: CompiledPolicySet;
-  readonly index: ScopeIndex | null;
+  readonly index: CompiledScopeIndex | null;
 }
 
 const NOT_PROJECTED = Object.freeze({ projection: null, schemaless: null });
@@ -240,7 +244,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    const compiled = options.compiled === false ? { byAction: new Map<string, CompiledSlice | null>(), other: null } : compileSlices(version, byAction, otherIds, lean);
+    const compiled = options.compiled === false ? { byAction: new Map<string, CompiledSlice | null>(), other: null } : compileSlices(version, byAction, otherIds);
     return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version), new HistoryDependence(version, byAction, otherIds), compiled.byAction, compiled.other));
   }
 
@@ -340,28 +344,26 @@ export class PolicyEngine {
     if (!this.requestEntitiesOnly) return null;
     const slice = this.compiledSlices.has(request.action.id) ? this.compiledSlices.get(request.action.id) : this.compiledOther;
     if (slice == null) return null;
-    let context: unknown;
-    let entities: readonly unknown[];
+    let input;
     if (this.schemaName !== undefined) {
-      const { projection, schemaless } = this.pathFor(request);
-      if (projection === null || schemaless === null) return null;
-      context = projection.project(request.context);
-      entities = schemaless.entities(request.entities);
+      // One pass: the schema-less proof and the conversion (compiled/readers.ts).
+      const reader = this.projections.get(request.action.id)?.compiledReader;
+      if (reader === undefined) return null;
+      input = reader.read(request.principal, request.resource, request.context, request.entities as EntityJson[]);
     } else {
       const projection = this.projections.get(request.action.id);
-      context = projection !== undefined && projection.conforms(request.context) ? projection.project(request.context) : request.context;
-      entities = request.entities;
+      const context = projection !== undefined && projection.conforms(request.context) ? projection.project(request.context) : request.context;
+      input = readRequest({ principal: request.principal, action: request.action, resource: request.resource, context, entities: request.entities });
     }
-    const input = readRequest({ principal: request.principal, action: request.action, resource: request.resource, context, entities });
     if (input === null) return null;
     let answer;
     try {
-      answer = slice.set.authorize(input, slice.index?.applicable(request));
+      answer = slice.set.authorize(input, slice.index?.applicable(input.principal, input.resource, input.entities));
     } catch {
       return null; // not a Cedar error (a stack overflow on a deep value): Cedar's own answer
     }
     EVALUATION_PATHS.compiled++;
-    return ok({ decision: answer.decision, determining: answer.determining, errors: answer.errors.map((e) => `${e.policyId}: ${e.message}`) });
+    return ok({ decision: answer.decision, determining: answer.determining, errors: answer.errors.map((e) => `${e.policyId}: ${e.message}`), path: 'compiled' });
   }
 
   evaluate(request: CedarRequest): Outcome<Evaluation> {
@@ -400,6 +402,7 @@ export class PolicyEngine {
       decision,
       determining: diagnostics.reason,
       errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+      path: 'wasm-inline',
     });
   }
 }
@@ -408,9 +411,9 @@ export class PolicyEngine {
 /**
  * The compiled form of each action slice (and of the rest), sharing one function per policy.
  * A slice with any policy that did not compile is null: it is evaluated by cedar-wasm whole.
- * Large slices get a scope index when requests carry their own entities (as ScopedSlices).
+ * Large slices get a scope index (compiled/scope.ts).
  */
-function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, readonly string[]> | null, otherIds: readonly string[] | null, lean: boolean): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
+function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, readonly string[]> | null, otherIds: readonly string[] | null): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
   const functions = new Map<string, CompiledPolicy>();
   const functionBySource = new Map<string, CompiledPolicy['fn']>();
   for (const p of version.policies) {
@@ -420,7 +423,7 @@ function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, rea
     if (fn === undefined) functionBySource.set(p.compiled.source, (fn = policyFunction(p.compiled.source)));
     functions.set(p.id, { id: p.id, effect, fn });
   }
-  const scopes = lean ? policyScopes(version) : null;
+  const facts = new Map(version.policies.map((p) => [p.id, p.facts]));
   const cache = new Map<string, CompiledSlice | null>();
   const sliceFor = (ids: readonly string[]): CompiledSlice | null => {
     const key = ids.join('\n');
@@ -428,7 +431,7 @@ function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, rea
     let slice: CompiledSlice | null = null;
     const policies = ids.map((id) => functions.get(id));
     if (policies.every((p) => p !== undefined)) {
-      const index = scopes !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES ? ScopeIndex.build(ids, ids.map((i) => scopes.get(i) ?? { principal: null, resource: null })) : null;
+      const index = ids.length >= SCOPE_SLICING_MIN_POLICIES ? CompiledScopeIndex.build(ids.map((i) => ({ principal: facts.get(i)?.principal, resource: facts.get(i)?.resource }))) : null;
       slice = { set: new CompiledPolicySet(policies as CompiledPolicy[]), index };
     }
     cache.set(key, slice);

@@ -16,7 +16,7 @@
 //   every request of that batch is answered `internal_error`. Nothing is lost, nothing allowed.
 
 import { Piscina } from 'piscina';
-import { deny, type Outcome } from '../core/reasons.js';
+import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { Evaluation, PolicyEngine } from './engine.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
 import type { CedarRequest } from '../core/cedar-request.js';
@@ -46,6 +46,8 @@ interface Waiting {
 }
 
 export interface PoolStats {
+  /** False until an evaluation needed cedar-wasm in a worker. */
+  readonly workersStarted: boolean;
   readonly waiting: number;
   readonly inFlight: number;
   readonly batches: number;
@@ -69,7 +71,8 @@ const WORKER_YOUNG_GENERATION_MB = 4;
 const QUIET_MS = 0.25;
 
 export class EvaluationPool {
-  private readonly piscina: Piscina;
+  /** Started on the first evaluation cedar-wasm must do: with every slice compiled, never (each worker holds ~43 MB of wasm). */
+  private piscinaPool: Piscina | null = null;
   private readonly waiting: Waiting[] = [];
   private activeBatches = 0;
   private inFlight = 0;
@@ -77,15 +80,23 @@ export class EvaluationPool {
   private readonly counts = { batches: 0, pooled: 0, inline: 0, overloaded: 0, expired: 0, workerFailures: 0 };
   private lastActivity = -Infinity;
 
-  constructor(private readonly options: PoolOptions) {
-    this.piscina = new Piscina({
-      filename: options.workerFile ?? new URL('./worker.js', import.meta.url).href,
-      minThreads: options.workers,
-      maxThreads: options.workers,
+  constructor(private readonly options: PoolOptions) {}
+
+  private get piscina(): Piscina {
+    this.piscinaPool ??= new Piscina({
+      filename: this.options.workerFile ?? new URL('./worker.js', import.meta.url).href,
+      minThreads: this.options.workers,
+      maxThreads: this.options.workers,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
+    return this.piscinaPool;
+  }
+
+  /** Whether the worker threads have been started. */
+  get started(): boolean {
+    return this.piscinaPool !== null;
   }
 
   /** Evaluates `request` against the engine's version in a worker (or inline, see inlineWhenQuiet). Never rejects. */
@@ -120,6 +131,7 @@ export class EvaluationPool {
 
   /** Pushes a new version to the workers ahead of the first request that names it. */
   pushVersion(engine: PolicyEngine): void {
+    if (this.piscinaPool === null) return; // workers not started: they get the version with their first batch
     const message: WorkerRequest = { kind: 'prepare', payload: payloadFor(engine) };
     for (let i = 0; i < this.options.workers; i++) {
       this.piscina.run(message).catch(() => undefined); // a worker that misses it gets it with its next batch
@@ -127,13 +139,13 @@ export class EvaluationPool {
   }
 
   stats(): PoolStats {
-    return { waiting: this.waiting.length, inFlight: this.inFlight, ...this.counts };
+    return { waiting: this.waiting.length, inFlight: this.inFlight, workersStarted: this.started, ...this.counts };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.resolve(deny('overloaded', 'the evaluation pool is shutting down'));
-    await this.piscina.destroy();
+    await this.piscinaPool?.destroy();
   }
 
   private dispatch(): void {
@@ -178,7 +190,10 @@ export class EvaluationPool {
       }
       if (answer.kind !== 'evaluated' || answer.results.length !== batch.length) throw new Error(`unexpected answer from the worker: ${answer.kind}`);
       this.counts.pooled += batch.length;
-      for (const [i, w] of batch.entries()) w.resolve(answer.results[i] as Outcome<Evaluation>);
+      for (const [i, w] of batch.entries()) {
+        const result = answer.results[i] as Outcome<Evaluation>;
+        w.resolve(result.ok ? ok({ ...result.value, path: 'wasm-pool' }) : result);
+      }
     } catch (err) {
       if (abort?.signal.aborted === true) {
         this.counts.expired += batch.length;

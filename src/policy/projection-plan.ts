@@ -7,12 +7,15 @@ import type { PolicyVersion } from './loader.js';
 import { addFactsReads, type PolicyFacts } from './facts.js';
 import { compileBodyBlame, compileConformance, compileProjector, holdsOnlyLongs, emptyTrie, projectType, type CommonTypes, type Conformance, type PathTrie, type Projector, type SchemaType } from './projection.js';
 import { prepareSchemaless, type SchemalessPlan } from './schemaless.js';
+import { compileReader, type RequestReader } from './compiled/readers.js';
 
 export interface ActionProjection {
   readonly project: Projector;
   readonly conforms: Conformance;
   /** With request-only entities: evaluation without the schema, when proven (schemaless.ts). */
   readonly schemaless?: SchemalessPlan;
+  /** The schema-less proof and the compiled evaluator's inputs in one pass (compiled/readers.ts). */
+  readonly compiledReader?: RequestReader;
 }
 
 /** Per action whose context has a body: whether a context Cedar refused fails in the body alone. */
@@ -85,7 +88,11 @@ export function prepareProjection(version: PolicyVersion, schemaName: string, me
     if (type === undefined) continue;
     const trie = trieFor(action);
     const plan = plans?.get(action);
-    byAction.set(action, { project: compileProjector(trie, type, common), conforms: compileConformance(type, common), ...(plan === undefined ? {} : { schemaless: plan }) });
+    byAction.set(action, {
+      project: compileProjector(trie, type, common),
+      conforms: compileConformance(type, common),
+      ...(plan === undefined ? {} : { schemaless: plan, compiledReader: plan.compiledReader(compileReader(type, common, trie)) }),
+    });
     (def.appliesTo as { context: SchemaType }).context = projectType(type, trie, common);
   }
   const schema = cedar.preparseSchema(schemaName, { '': namespace } as unknown as cedar.Schema);

@@ -14,6 +14,8 @@
 import type { EntityJson, EntityUidJson } from './cedar.js';
 import { actionGroups } from './hierarchy.js';
 import { compileConformance, type CommonTypes, type Conformance, type SchemaType } from './projection.js';
+import { compileEntityReader, compileRequestReader, type NOT_PROVEN, type RequestReader } from './compiled/readers.js';
+import type { EntityData, Value } from './compiled/values.js';
 
 interface EntityTypeDef {
   readonly memberOfTypes?: readonly string[];
@@ -34,6 +36,8 @@ export interface SchemalessPlan {
   accepts(principalType: string, resourceType: string, entities: readonly EntityJson[]): boolean;
   /** The entities to send: attributes no policy reads left out (~10 us each), and the action entity. */
   entities(entities: readonly EntityJson[]): EntityJson[];
+  /** The same proof and the same inputs for the compiled evaluator, in one pass (compiled/readers.ts). */
+  compiledReader(context: (v: unknown) => Value | typeof NOT_PROVEN): RequestReader;
 }
 
 /** Plans per action, or null when the schema holds anything this does not reason about. */
@@ -45,10 +49,12 @@ export function prepareSchemaless(
   readAttributes: ReadonlySet<string>,
 ): Map<string, SchemalessPlan> | null {
   const entityChecks = new Map<string, (e: EntityJson) => boolean>();
+  const entityReaders = new Map<string, (e: EntityJson) => EntityData | typeof NOT_PROVEN>();
   for (const [name, def] of Object.entries(entityTypes)) {
     // Enumerated ids and other newer schema forms: not handled, so never schema-less.
     if (Object.keys(def).some((k) => k !== 'memberOfTypes' && k !== 'shape' && k !== 'tags')) return null;
     entityChecks.set(name, compileEntityCheck(def, common));
+    entityReaders.set(name, compileEntityReader(def, common, readAttributes));
   }
   if (Object.values(actions).some((def) => def.attributes !== undefined)) return null;
   const groups = actionGroups(actions);
@@ -62,6 +68,7 @@ export function prepareSchemaless(
     const actionEntity = { uid: { type: 'Action', id }, attrs: {}, parents } as EntityJson;
     plans.set(id, {
       actionEntity,
+      compiledReader: (context) => compileRequestReader({ id, groups: [...(groups.get(id) ?? [])] }, principals, resources, context, entityReaders),
       entities: (entities) => {
         const out = entities.map((e) => withReadAttributes(e, readAttributes));
         out.push(actionEntity);

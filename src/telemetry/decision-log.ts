@@ -51,6 +51,8 @@ export interface DecisionLogLine {
   message?: string;
   latencyUs: number;
   evaluationUs: number;
+  /** compiled, wasm-inline or wasm-pool; null when the request never reached policy. */
+  evaluationPath: string | null;
   policyVersion: string;
   /** What Cedar answered, when the request reached policy (replay compares with this). */
   policyDecision: 'allow' | 'deny' | null;
@@ -74,6 +76,7 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
     errors: decision.errors,
     latencyUs: Math.round(latencyUs),
     evaluationUs: Math.round(decision.evaluationUs),
+    evaluationPath: decision.evaluationPath,
     policyVersion: decision.policyVersion,
     policyDecision: decision.policyDecision,
   };

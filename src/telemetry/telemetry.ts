@@ -25,6 +25,8 @@ export interface Gauges {
   readonly decisionLog?: () => { written: number; dropped: number; failed: number } | null;
   readonly taskStoreHealthy?: () => boolean | null;
   readonly shadow?: () => { evaluated: number; disagreements: number } | null;
+  /** Evaluations by where they ran (policy/engine.ts EVALUATION_PATHS, the pool's count). */
+  readonly evaluations?: () => { compiled: number; wasmInline: number; wasmPool: number };
 }
 
 export interface TelemetryOptions {
@@ -74,6 +76,7 @@ export class Telemetry {
     const log = meter.createObservableCounter('mandate.decision_log.lines', { description: 'Decision log lines, by result' });
     const store = meter.createObservableGauge('mandate.task.store.up', { description: '1 when the task state store answers, 0 when not' });
     const shadowCounter = meter.createObservableCounter('mandate.shadow', { description: 'Shadow policy evaluations, and disagreements with the enforced set' });
+    const evaluations = meter.createObservableCounter('mandate.evaluations', { description: 'Cedar evaluations by where they ran: compiled policies, cedar-wasm on the main thread, cedar-wasm in the pool' });
     meter.addBatchObservableCallback(
       (r) => {
         const j = gauges.jwtCache?.();
@@ -87,13 +90,19 @@ export class Telemetry {
         if (l) for (const [result, n] of Object.entries(l)) r.observe(log, n, { result });
         const up = gauges.taskStoreHealthy?.();
         if (up !== null && up !== undefined) r.observe(store, up ? 1 : 0);
+        const e = gauges.evaluations?.();
+        if (e) {
+          r.observe(evaluations, e.compiled, { path: 'compiled' });
+          r.observe(evaluations, e.wasmInline, { path: 'wasm-inline' });
+          r.observe(evaluations, e.wasmPool, { path: 'wasm-pool' });
+        }
         const s = gauges.shadow?.();
         if (s) {
           r.observe(shadowCounter, s.evaluated, { result: 'evaluated' });
           r.observe(shadowCounter, s.disagreements, { result: 'disagreement' });
         }
       },
-      [jwt, xfcc, certs, log, store, shadowCounter],
+      [jwt, xfcc, certs, log, store, shadowCounter, evaluations],
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
@@ -136,7 +145,7 @@ export class Telemetry {
         'mandate.task.id': decision.taskId ?? '',
         'mandate.policy.version': decision.policyVersion,
         'mandate.policy.determining': [...decision.determining],
-        'mandate.evaluation.mode': 'inline',
+        'mandate.evaluation.mode': decision.evaluationPath ?? '',
       });
       if (decision.code === 'internal_error') span.setStatus({ code: SpanStatusCode.ERROR, message: 'internal_error' });
     }

@@ -18,6 +18,7 @@ export function makeDecision(overrides: Partial<Decision> = {}): Decision {
     rpc: null,
     approval: null,
     taskId: null,
+    evaluationPath: 'compiled',
     subject: null,
     evaluationUs: 0,
     policyDecision: null,

@@ -220,6 +220,7 @@ describe('a server with evaluation.mode pool and compiled policies', () => {
         assert.equal(EVALUATION_PATHS.compiled, before + 2);
         assert.equal(server.server.poolStats()?.batches, 0);
         assert.equal(server.server.poolStats()?.pooled, 0);
+        assert.equal(server.server.poolStats()?.workersStarted, false, 'no worker thread was started');
       },
       true,
     ));

@@ -102,15 +102,21 @@ describe('request-only entities and slices by action', () => {
       entities: engine.entitiesFor([]),
     });
     const denied = engine.evaluate(request('GET /x'));
-    assert.deepEqual(denied, { ok: true, value: { decision: 'deny', determining: ['no-reads'], errors: [] } });
+    assert.deepEqual(denied, { ok: true, value: { decision: 'deny', determining: ['no-reads'], errors: [], path: 'wasm-inline' } });
     const allowed = engine.evaluate(request('GET /y'));
-    assert.deepEqual(allowed, { ok: true, value: { decision: 'allow', determining: ['allow-all'], errors: [] } });
+    assert.deepEqual(allowed, { ok: true, value: { decision: 'allow', determining: ['allow-all'], errors: [], path: 'wasm-inline' } });
+    // Not on the compiled path: the static entities give the action its groups, so requests
+    // do not carry their own entities alone.
+    assert.equal(engine.evaluateCompiled(request('GET /x')), null);
+    const inPool = (o: Awaited<ReturnType<typeof pool.evaluate>>): unknown => (o.ok ? { ok: true, value: { ...o.value, path: 'wasm-inline' } } : o);
     // A pool worker is sent no static entities: it must prepare with the main thread's choices.
     const pool = new EvaluationPool({ workers: 1, maxQueue: 10, maxBatch: 4 });
     try {
       pool.pushVersion(engine);
-      assert.deepEqual(await pool.evaluate(engine, request('GET /x')), denied);
-      assert.deepEqual(await pool.evaluate(engine, request('GET /y')), allowed);
+      const x = await pool.evaluate(engine, request('GET /x'));
+      assert.equal(x.ok && x.value.path, 'wasm-pool');
+      assert.deepEqual(inPool(x), denied);
+      assert.deepEqual(inPool(await pool.evaluate(engine, request('GET /y'))), allowed);
     } finally {
       await pool.close();
     }

@@ -1,0 +1,139 @@
+// Which policies of a large compiled slice can apply to a request, from their principal and
+// resource scopes (the same reasoning as scope-index.ts: a policy whose scope cannot match is
+// neither satisfied nor an error, so leaving it out changes nothing). Keys and ancestors come
+// from the compiled request itself (values.ts), so the index costs a few map lookups.
+
+import { Uid, type Entities } from './values.js';
+
+type UidJson = { type?: unknown; id?: unknown; __entity?: unknown };
+
+function keyOf(u: unknown): string | null {
+  const o = (u as UidJson)?.__entity !== undefined ? ((u as UidJson).__entity as UidJson) : (u as UidJson);
+  return typeof o?.type === 'string' && typeof o.id === 'string' ? new Uid(o.type, o.id).key : null;
+}
+
+/** One policy's constraint on one side, for testing a candidate directly. */
+type Constraint = { readonly op: 'All' } | { readonly op: '==' | 'in'; readonly key: string } | { readonly op: 'is'; readonly type: string; readonly inKey: string | null };
+
+function matches(c: Constraint, uid: Uid, ancestors: ReadonlySet<string>): boolean {
+  switch (c.op) {
+    case 'All':
+      return true;
+    case '==':
+      return uid.key === c.key;
+    case 'in':
+      return uid.key === c.key || ancestors.has(c.key);
+    default:
+      return uid.type === c.type && (c.inKey === null || uid.key === c.inKey || ancestors.has(c.inKey));
+  }
+}
+
+class Side {
+  readonly constraints: Constraint[] = [];
+  readonly any: number[] = [];
+  readonly eq = new Map<string, number[]>();
+  readonly within = new Map<string, number[]>();
+  readonly byType = new Map<string, { readonly n: number; readonly inKey: string | null }[]>();
+
+  /** False when the scope is not understood (the index is then not built). */
+  add(n: number, scope: unknown): boolean {
+    const c = scope as { op?: unknown; entity?: unknown; entity_type?: unknown; in?: { entity?: unknown } };
+    if (c?.op === 'All') {
+      this.any.push(n);
+      this.constraints[n] = { op: 'All' };
+      return true;
+    }
+    if (c?.op === '==' || c?.op === 'in') {
+      const key = keyOf(c.entity);
+      if (key === null) return false;
+      push(c.op === '==' ? this.eq : this.within, key, n);
+      this.constraints[n] = { op: c.op, key };
+      return true;
+    }
+    if (c?.op === 'is' && typeof c.entity_type === 'string') {
+      const inKey = c.in === undefined ? null : keyOf(c.in.entity);
+      if (c.in !== undefined && inKey === null) return false;
+      push(this.byType, c.entity_type, { n, inKey });
+      this.constraints[n] = { op: 'is', type: c.entity_type, inKey };
+      return true;
+    }
+    return false;
+  }
+
+  /** An upper bound of the candidates `collect` would visit, from list sizes alone. */
+  bound(uid: Uid, ancestors: ReadonlySet<string>): number {
+    let n = this.any.length + (this.eq.get(uid.key)?.length ?? 0) + (this.byType.get(uid.type)?.length ?? 0);
+    if (this.within.size > 0) {
+      n += this.within.get(uid.key)?.length ?? 0;
+      for (const a of ancestors) n += this.within.get(a)?.length ?? 0;
+    }
+    return n;
+  }
+
+  collect(uid: Uid, es: Entities, hit: (n: number) => void): void {
+    for (const n of this.any) hit(n);
+    const eq = this.eq.get(uid.key);
+    if (eq !== undefined) for (const n of eq) hit(n);
+    const ancestors = es.ancestors(uid.key);
+    if (this.within.size > 0) {
+      const own = this.within.get(uid.key);
+      if (own !== undefined) for (const n of own) hit(n);
+      for (const a of ancestors) {
+        const list = this.within.get(a);
+        if (list !== undefined) for (const n of list) hit(n);
+      }
+    }
+    const typed = this.byType.get(uid.type);
+    if (typed !== undefined) for (const c of typed) if (c.inKey === null || c.inKey === uid.key || ancestors.has(c.inKey)) hit(c.n);
+  }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+export class CompiledScopeIndex {
+  private readonly principals = new Side();
+  private readonly resources = new Side();
+  private readonly stamp: Int32Array;
+  private generation = 0;
+
+  private constructor(readonly size: number) {
+    this.stamp = new Int32Array(size);
+  }
+
+  /** `scopes[i]`: policy i's principal and resource scope (cedar-wasm's JSON form); null when any is not understood. */
+  static build(scopes: readonly { readonly principal: unknown; readonly resource: unknown }[]): CompiledScopeIndex | null {
+    const index = new CompiledScopeIndex(scopes.length);
+    for (const [n, s] of scopes.entries()) if (!index.principals.add(n, s.principal) || !index.resources.add(n, s.resource)) return null;
+    return index;
+  }
+
+  /**
+   * Numbers (ascending) of the policies whose principal and resource scopes can both match: the
+   * candidates of the side with fewer, each tested against its other side's constraint.
+   */
+  applicable(principal: Uid, resource: Uid, es: Entities): number[] {
+    let gen = ++this.generation;
+    if (gen >= 0x3fffffff) {
+      this.stamp.fill(0);
+      this.generation = gen = 1;
+    }
+    const stamp = this.stamp;
+    const pAncestors = es.ancestors(principal.key);
+    const rAncestors = es.ancestors(resource.key);
+    const byPrincipal = this.principals.bound(principal, pAncestors) <= this.resources.bound(resource, rAncestors);
+    const [first, uid, other, otherUid, otherAncestors] = byPrincipal
+      ? ([this.principals, principal, this.resources, resource, rAncestors] as const)
+      : ([this.resources, resource, this.principals, principal, pAncestors] as const);
+    const out: number[] = [];
+    first.collect(uid, es, (n) => {
+      if (stamp[n] === gen) return; // once, even if two constraints of one policy matched
+      stamp[n] = gen;
+      if (matches(other.constraints[n] as Constraint, otherUid, otherAncestors)) out.push(n);
+    });
+    return out.length > 1 ? out.sort((a, b) => a - b) : out;
+  }
+}
