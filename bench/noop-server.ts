@@ -3,9 +3,9 @@
 // this is the price of deciding. Prints {"address": ...} on stdout once listening.
 
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import { encodeCheckResponse } from '../src/server/protos.js';
+import { PROTOBUFJS_CHECK } from '../src/server/protos.js';
 
-const OK = encodeCheckResponse({ status: { code: 0 }, okResponse: { headers: [] } });
+const OK = PROTOBUFJS_CHECK.encode({ status: { code: 0 }, okResponse: { headers: [] } });
 const definition: ServiceDefinition = {
   Check: {
     path: '/envoy.service.auth.v3.Authorization/Check',

@@ -4,6 +4,8 @@ import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { resolve } from 'node:path';
 import { kPackageRoot } from '../package-root.js';
+import { decodeCheckRequestWire, encodeCheckResponseWire } from './codec.js';
+import type { CheckResponseObject } from '../check/respond.js';
 
 export const PROTO_DIR = resolve(kPackageRoot, 'proto');
 
@@ -26,16 +28,36 @@ export const AUTHORIZATION_SERVICE_NAME = 'envoy.service.auth.v3.Authorization';
 export const TASKS_SERVICE = definitions['mandate.tasks.v1.Tasks'] as ServiceDefinition;
 export const TASKS_SERVICE_NAME = 'mandate.tasks.v1.Tasks';
 
+/**
+ * The Authorization service as Mandate serves it: Check's request read and its response written
+ * by our own codec (codec.ts), the rest as proto-loader built it.
+ */
+export const AUTHORIZATION_SERVICE_SERVED: ServiceDefinition = {
+  ...AUTHORIZATION_SERVICE,
+  Check: {
+    ...(AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]),
+    requestDeserialize: decodeCheckRequestWire,
+    responseSerialize: (response: unknown) => encodeCheckResponseWire(response as CheckResponseObject),
+  },
+};
+
 /** CheckRequest JSON (proto3 JSON names, as protobufjs fromObject takes them) -> wire bytes. */
 export function encodeCheckRequest(json: unknown): Buffer {
   return (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).requestSerialize(json);
 }
 
-/** Wire bytes -> the object the server's handler receives. */
+/** Wire bytes -> the object the server's handler receives (codec.ts, as served). */
 export function decodeCheckRequestBytes(bytes: Buffer): unknown {
-  return (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).requestDeserialize(bytes);
+  return decodeCheckRequestWire(bytes);
 }
 
+/** A CheckResponse object -> wire bytes, as served (codec.ts). */
 export function encodeCheckResponse(response: unknown): Buffer {
-  return (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).responseSerialize(response);
+  return encodeCheckResponseWire(response as CheckResponseObject);
 }
+
+/** protobufjs's generic codec for Check, as any grpc-js server built with proto-loader has it (benchmark baselines, codec tests). */
+export const PROTOBUFJS_CHECK = {
+  decode: (bytes: Buffer): unknown => (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).requestDeserialize(bytes),
+  encode: (response: unknown): Buffer => (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).responseSerialize(response),
+};

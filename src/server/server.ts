@@ -22,7 +22,7 @@ import type { MandateConfig } from '../config/types.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Logger } from '../telemetry/log.js';
 import { HealthService, SERVING_STATUS } from './health.js';
-import { AUTHORIZATION_SERVICE, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE, TASKS_SERVICE, TASKS_SERVICE_NAME } from './protos.js';
+import { AUTHORIZATION_SERVICE_SERVED, AUTHORIZATION_SERVICE_NAME, HEALTH_SERVICE, TASKS_SERVICE, TASKS_SERVICE_NAME } from './protos.js';
 import { tasksImplementation } from './tasks.js';
 import { TaskManager } from '../tasks/manager.js';
 import type { TaskDeps } from '../tasks/deps.js';
@@ -84,7 +84,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   });
 
   const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
-  server.addService(AUTHORIZATION_SERVICE, {
+  server.addService(AUTHORIZATION_SERVICE_SERVED, {
     Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
       // Only the configured ext_authz clients may ask: anyone else who reaches the port could

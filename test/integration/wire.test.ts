@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { respond } from '../../src/check/respond.js';
 import { makeDecision } from '../helpers/decisions.js';
 import { REASON_CODES } from '../../src/core/reasons.js';
-import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../../src/server/protos.js';
+import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse, PROTOBUFJS_CHECK } from '../../src/server/protos.js';
 import { loadUpstreamRoot } from '../helpers/upstream.js';
 import type { Decision } from '../../src/core/decision.js';
 
@@ -75,13 +75,38 @@ describe('CheckRequest wire compatibility', () => {
   });
 
   it('decodes upstream bytes with our protos, field for field', () => {
-    const ours = decodeCheckRequestBytes(upstreamBytes);
+    const ours = PROTOBUFJS_CHECK.decode(upstreamBytes);
     const reencoded = encodeCheckRequest(ours);
     assert.deepEqual(UpstreamCheckRequest.toObject(UpstreamCheckRequest.decode(reencoded), TO_OBJECT), expected);
   });
 
   it('encodes with our protos to bytes identical to the upstream encoding', () => {
     assert.deepEqual(encodeCheckRequest(FULL_REQUEST), upstreamBytes);
+  });
+
+  it('reads the fields the pipeline uses with the served codec (codec.ts) exactly as with our protos', () => {
+    // The served codec decodes only what decode.ts reads: those fields, and nothing else, must
+    // equal what protobufjs reads with our protos from the same upstream bytes.
+    const full = PROTOBUFJS_CHECK.decode(upstreamBytes) as typeof FULL_REQUEST;
+    const read = (m: typeof FULL_REQUEST): unknown => {
+      const a = m.attributes;
+      const peer = (p: { address?: { socketAddress?: { address?: string; portValue?: number } }; principal?: string; certificate?: string }): unknown => ({
+        address: p.address?.socketAddress?.address,
+        port: Number(p.address?.socketAddress?.portValue),
+        principal: p.principal,
+        certificate: p.certificate,
+      });
+      const h = a.request.http;
+      return {
+        source: peer(a.source),
+        destination: peer(a.destination),
+        seconds: Number(a.request.time.seconds),
+        http: { method: h.method, path: h.path, host: h.host, scheme: h.scheme, body: h.body, rawBody: Buffer.from(h.rawBody).toString('hex'), headers: h.headers },
+        headerMap: h.headerMap.headers.map((x: { key?: string; value?: string; rawValue?: Uint8Array }) => ({ key: x.key, value: x.value, raw: x.rawValue === undefined ? undefined : Buffer.from(x.rawValue).toString('hex') })),
+        extensions: a.contextExtensions,
+      };
+    };
+    assert.deepEqual(read(decodeCheckRequestBytes(upstreamBytes) as typeof FULL_REQUEST), read(full));
   });
 
   it('reads the fields the pipeline uses', () => {
@@ -121,9 +146,11 @@ describe('CheckResponse wire compatibility', () => {
   for (const [name, decision, config] of shapes) {
     it(`${name} decodes with the upstream protos as built`, () => {
       const built = respond(decision, config);
+      // Proto3 does not tell an explicit zero from an absent field: compared with defaults filled in.
       const decoded = UpstreamCheckResponse.toObject(UpstreamCheckResponse.decode(encodeCheckResponse(built)), TO_OBJECT);
-      const expected = UpstreamCheckResponse.toObject(UpstreamCheckResponse.fromObject(built), TO_OBJECT);
-      assert.deepEqual(decoded, expected);
+      const withDefaults = { ...TO_OBJECT, defaults: true };
+      const expected = UpstreamCheckResponse.toObject(UpstreamCheckResponse.fromObject(built), withDefaults);
+      assert.deepEqual(UpstreamCheckResponse.toObject(UpstreamCheckResponse.decode(encodeCheckResponse(built)), withDefaults), expected);
       const status = decoded['status'] as { code?: number };
       if (decision.allowed) {
         assert.equal(status.code ?? 0, 0);
