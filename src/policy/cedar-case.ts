@@ -100,7 +100,7 @@ export function runCedarCase(file: string, text: string, cwd: string): CaseOutco
     texts[id] = p;
     const json = cedar.policyToJson(p);
     const out = json.type === 'success' ? compilePolicy(json.json, p) : { reason: 'no JSON form' };
-    if ('source' in out) compiled.push({ id, effect: out.effect, fn: policyFunction(out.source) });
+    if ('shape' in out) compiled.push({ id, effect: out.shape.effect, fn: policyFunction(out.shape, out.constants) });
     else allCompiled = false;
   });
   const set = allCompiled ? new CompiledPolicySet(compiled) : null;

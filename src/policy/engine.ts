@@ -191,6 +191,7 @@ export class PolicyEngine {
     let byAction: Map<string, string[]> | null = null;
     let otherIds: readonly string[] | null = null;
     let other = whole;
+    const compiledIds = new Set(version.policies.filter((p) => 'shape' in p.compiled).map((p) => p.id));
     if (slicing) {
       const text = new Map(version.policies.map((p) => [p.id, p.text]));
       // One set per distinct slice (actions with the same policies share it), the whole set
@@ -231,8 +232,9 @@ export class PolicyEngine {
           continue;
         }
         // Small slices are preparsed now (a set cedar-wasm refuses refuses the version); the
-        // whole set stays lazy.
-        if (set !== whole) {
+        // whole set stays lazy, and so does a slice whose every policy compiled: cedar-wasm
+        // sees only its requests that are not proven, and each preparsed copy costs memory.
+        if (set !== whole && !(options.compiled !== false && ids.every((id) => compiledIds.has(id)))) {
           set.id();
           if (!set.preparsed) return deny('internal_error', `cannot preparse the slice for ${action}`);
         }
@@ -330,7 +332,7 @@ export class PolicyEngine {
 
   /** How many policies are compiled, of how many. */
   get compiledPolicies(): { readonly compiled: number; readonly total: number } {
-    return { compiled: this.version.policies.filter((p) => 'source' in p.compiled).length, total: this.version.policies.length };
+    return { compiled: this.version.policies.filter((p) => 'shape' in p.compiled).length, total: this.version.policies.length };
   }
 
   /**
@@ -415,13 +417,9 @@ export class PolicyEngine {
  */
 function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, readonly string[]> | null, otherIds: readonly string[] | null): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
   const functions = new Map<string, CompiledPolicy>();
-  const functionBySource = new Map<string, CompiledPolicy['fn']>();
   for (const p of version.policies) {
-    if (!('source' in p.compiled) || p.facts === null) continue;
-    const effect = p.compiled.effect;
-    let fn = functionBySource.get(p.compiled.source);
-    if (fn === undefined) functionBySource.set(p.compiled.source, (fn = policyFunction(p.compiled.source)));
-    functions.set(p.id, { id: p.id, effect, fn });
+    if (!('shape' in p.compiled) || p.facts === null) continue;
+    functions.set(p.id, { id: p.id, effect: p.compiled.shape.effect, fn: policyFunction(p.compiled.shape, p.compiled.constants) });
   }
   const facts = new Map(version.policies.map((p) => [p.id, p.facts]));
   const cache = new Map<string, CompiledSlice | null>();

@@ -9,6 +9,7 @@
 // version is sent to a pool worker.
 
 import type { PolicyJson } from './cedar.js';
+import type { Compiled, CompiledShape } from './compiled/compile.js';
 import { conditionsConfined } from './analysis.js';
 import { addAttributeNames, addContextReads, addTagNames, emptyTrie, type PathTrie } from './projection.js';
 
@@ -36,6 +37,18 @@ export interface PolicyFacts {
 export class FactsInterner {
   private readonly reads = new Map<string, readonly ContextRead[]>();
   private readonly names = new Map<string, readonly string[]>();
+  private readonly shapes = new Map<string, CompiledShape>();
+
+  /** One object per compiled shape (compiled/compile.ts): structured clone keeps the sharing too. */
+  compiled(value: Compiled): Compiled {
+    if (!('shape' in value)) return value;
+    const known = this.shapes.get(value.shape.source);
+    if (known === undefined) {
+      this.shapes.set(value.shape.source, value.shape);
+      return value;
+    }
+    return { shape: known, constants: value.constants };
+  }
 
   contextReads(value: readonly ContextRead[]): readonly ContextRead[] {
     return share(this.reads, value);

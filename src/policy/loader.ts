@@ -211,7 +211,7 @@ function splitPolicies(file: string, text: string, problems: string[], interner:
     }
     const json = cedar.policyToJson(part);
     const annotations = json.type === 'success' ? (json.json.annotations ?? {}) : {};
-    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, facts: json.type === 'success' ? policyFacts(json.json, interner) : null, compiled: json.type === 'success' ? compilePolicy(json.json, part) : { reason: 'no JSON form' } });
+    out.push({ id: annotations['id'] ?? `${basename(file)}:${first}`, text: part, file, line: first, annotations, facts: json.type === 'success' ? policyFacts(json.json, interner) : null, compiled: json.type === 'success' ? interner.compiled(compilePolicy(json.json, part)) : { reason: 'no JSON form' } });
   }
   return out;
 }

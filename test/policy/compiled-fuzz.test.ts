@@ -47,11 +47,11 @@ describe('the compiled evaluator against cedar-wasm (differential fuzzer)', () =
         const json = cedar.policyToJson(p);
         assert.equal(json.type, 'success');
         const out = compilePolicy(json.type === 'success' ? json.json : null, p);
-        if (!('source' in out)) {
+        if (!('shape' in out)) {
           stats.notCompiled++;
           continue;
         }
-        compiled.push({ id, effect: out.effect, fn: policyFunction(out.source) });
+        compiled.push({ id, effect: out.shape.effect, fn: policyFunction(out.shape, out.constants) });
       }
       if (compiled.length !== parts.policies.length) continue;
       stats.sets++;

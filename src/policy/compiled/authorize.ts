@@ -5,6 +5,7 @@
 
 import * as rt from './values.js';
 import type { CompiledInput } from './inputs.js';
+import type { CompiledShape, Constant } from './compile.js';
 
 export type PolicyFn = (P: rt.Uid, A: rt.Uid, R: rt.Uid, C: rt.Rec, E: rt.Entities) => boolean;
 
@@ -20,9 +21,28 @@ export interface CompiledAnswer {
   readonly errors: readonly { readonly policyId: string; readonly message: string }[];
 }
 
-/** The function of a compiled policy's source (functions are built once per source and shared). */
-export function policyFunction(source: string): PolicyFn {
-  return new Function('rt', source)(rt) as PolicyFn;
+type Factory = (runtime: typeof rt, constants: readonly unknown[]) => PolicyFn;
+/** One factory per shape, for the process: a reload reuses the shapes it already built. */
+const factories = new Map<string, Factory>();
+
+function materialize(c: Constant): unknown {
+  switch (c[0]) {
+    case 'uid':
+      return new rt.Uid(c[1], c[2]);
+    case 're':
+      return new RegExp(c[1]);
+    case 'str':
+      return c[1];
+    default:
+      return BigInt(c[1]);
+  }
+}
+
+/** A compiled policy's function: its shape's factory (built once per shape) given its literals. */
+export function policyFunction(shape: CompiledShape, constants: readonly Constant[]): PolicyFn {
+  let factory = factories.get(shape.source);
+  if (factory === undefined) factories.set(shape.source, (factory = new Function('rt', 'K', shape.source) as Factory));
+  return factory(rt, constants.map(materialize));
 }
 
 const NONE: readonly never[] = Object.freeze([]);

@@ -15,7 +15,18 @@
 
 import { EXTENSION_FUNCTIONS } from './extensions.js';
 
-export type Compiled = { readonly source: string; readonly effect: 'permit' | 'forbid' } | { readonly reason: string };
+/**
+ * A compiled policy: its shape (the function's source with every literal taken out, shared by
+ * every policy that differs only in its literals: generated per-tenant policies have a handful
+ * of shapes) and its literals, given to the shape's factory (authorize.ts policyFunction).
+ */
+export type Compiled = { readonly shape: CompiledShape; readonly constants: readonly Constant[] } | { readonly reason: string };
+export interface CompiledShape {
+  readonly source: string;
+  readonly effect: 'permit' | 'forbid';
+}
+/** A literal: an entity, a `like` pattern (its RegExp source), a string, a long beyond 2^53 (its digits). */
+export type Constant = readonly ['uid', string, string] | readonly ['re', string] | readonly ['str', string] | readonly ['big', string];
 
 class NotCompiled extends Error {}
 
@@ -40,7 +51,8 @@ export function compilePolicy(json: unknown, text: string): Compiled {
   try {
     const c = new PolicyCompiler(text);
     const p = json as Obj;
-    return { source: c.policy(p), effect: p['effect'] === 'forbid' ? 'forbid' : 'permit' };
+    const source = c.policy(p);
+    return { shape: { source, effect: p['effect'] === 'forbid' ? 'forbid' : 'permit' }, constants: c.constants };
   } catch (err) {
     if (err instanceof NotCompiled) return { reason: err.message };
     throw err;
@@ -48,8 +60,8 @@ export function compilePolicy(json: unknown, text: string): Compiled {
 }
 
 class PolicyCompiler {
-  /** Constants hoisted out of the function (entity literals, patterns). */
-  private readonly constants: string[] = [];
+  /** Literals taken out of the function (K[i] in the shape's source). */
+  readonly constants: Constant[] = [];
   private bigLiterals: Map<number, bigint[]> | null = null;
 
   constructor(private readonly text: string) {}
@@ -74,20 +86,20 @@ class PolicyCompiler {
     const effect = p['effect'];
     if (effect !== 'permit' && effect !== 'forbid') throw new NotCompiled(`effect ${String(effect)}`);
     const body = `${checks.join('\n')}\nreturn ${parts.length === 0 ? 'true' : parts.join(' && ')};`;
-    return `${this.constants.join('\n')}\nreturn function (P, A, R, C, E) {\n${body}\n};`;
+    const names = this.constants.map((_, i) => `k${i}`);
+    return `${names.length === 0 ? '' : `const [${names.join(', ')}] = K;`}\nreturn function (P, A, R, C, E) {\n${body}\n};`;
   }
 
-  private constant(source: string): string {
-    const name = `k${this.constants.length}`;
-    this.constants.push(`const ${name} = ${source};`);
-    return name;
+  private constant(c: Constant): string {
+    this.constants.push(c);
+    return `k${this.constants.length - 1}`;
   }
 
   private uid(u: Json): string {
     const o = u as Obj;
     const inner = (o !== null && typeof o === 'object' && '__entity' in o ? o['__entity'] : o) as Obj;
     if (inner === null || typeof inner !== 'object' || typeof inner['type'] !== 'string' || typeof inner['id'] !== 'string') throw new NotCompiled('entity literal');
-    return this.constant(`new rt.Uid(${JSON.stringify(inner['type'])}, ${JSON.stringify(inner['id'])})`);
+    return this.constant(['uid', inner['type'], inner['id']]);
   }
 
   private scope(v: string, c: Obj): string | null {
@@ -117,7 +129,8 @@ class PolicyCompiler {
   }
 
   private value(v: Json): string {
-    if (typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+    if (typeof v === 'boolean') return String(v);
+    if (typeof v === 'string') return this.constant(['str', v]);
     if (typeof v === 'number') return this.integer(v);
     if (v !== null && typeof v === 'object' && !Array.isArray(v) && '__entity' in v) return this.uid(v);
     throw new NotCompiled('extension or other literal');
@@ -131,7 +144,7 @@ class PolicyCompiler {
     const candidates = new Set((this.bigLiterals.get(Math.abs(v)) ?? []).map(String));
     if (candidates.size !== 1) throw new NotCompiled('integer literal beyond 2^53 not found exactly in the text');
     const exact = BigInt([...candidates][0] as string) * (v < 0 ? -1n : 1n);
-    return `${exact}n`;
+    return this.constant(['big', String(exact)]);
   }
 
   private expr(e: Json): string {
@@ -188,7 +201,7 @@ class PolicyCompiler {
         return `rt.hasPath(${this.expr(a['left'] as Json)}, ${JSON.stringify(path)}, E)`;
       }
       case 'like':
-        return `rt.like(${this.expr(a['left'] as Json)}, ${this.constant(patternRegExp(a['pattern'] as Json))})`;
+        return `rt.like(${this.expr(a['left'] as Json)}, ${this.constant(['re', patternRegExp(a['pattern'] as Json)])})`;
       case 'is': {
         const type = a['entity_type'];
         if (typeof type !== 'string') throw new NotCompiled('is');
@@ -224,7 +237,7 @@ class PolicyCompiler {
   }
 }
 
-/** A `like` pattern as an anchored RegExp: literals escaped, each wildcard any run of characters. */
+/** A `like` pattern as the source of an anchored RegExp: literals escaped, each wildcard any run of characters. */
 function patternRegExp(pattern: Json): string {
   if (!Array.isArray(pattern)) throw new NotCompiled('like pattern');
   let re = '';
@@ -233,7 +246,7 @@ function patternRegExp(pattern: Json): string {
     else if (part !== null && typeof part === 'object' && !Array.isArray(part) && typeof part['Literal'] === 'string') re += escapeRegExp(part['Literal']);
     else throw new NotCompiled('like pattern');
   }
-  return `new RegExp(${JSON.stringify(`^${re}$`)})`;
+  return `^${re}$`;
 }
 
 function escapeRegExp(s: string): string {
