@@ -6,6 +6,8 @@ import { GRPC_OK, REASONS } from '../core/reasons.js';
 import type { Decision } from '../core/decision.js';
 
 export const DECISION_ID_HEADER = 'x-mandate-decision-id';
+/** Dry run (config dryRun): a request policy would deny is let through with this header, valued with the reason code. */
+export const DRY_RUN_HEADER = 'x-mandate-dry-run-deny';
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 
 interface HeaderValueOption {
@@ -39,7 +41,7 @@ function header(key: string, value: string): HeaderValueOption {
   return { header: { key, value }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
-export function respond(decision: Decision, config: Pick<MandateConfig, 'explain' | 'principalHeader'>): CheckResponseObject {
+export function respond(decision: Decision, config: Pick<MandateConfig, 'explain' | 'principalHeader'> & { readonly dryRun?: boolean }): CheckResponseObject {
   // Envoy access logs can read these under the ext_authz filter's metadata namespace.
   const dynamicMetadata: CheckResponseObject['dynamicMetadata'] = {
     fields: {
@@ -47,10 +49,13 @@ export function respond(decision: Decision, config: Pick<MandateConfig, 'explain
       decision: { stringValue: decision.allowed ? 'allow' : 'deny' },
       policyVersion: { stringValue: decision.policyVersion },
       ...(decision.code === null ? {} : { code: { stringValue: decision.code } }),
+      ...(config.dryRun === true ? { dryRun: { stringValue: 'true' } } : {}),
     },
   };
-  if (decision.allowed) {
+  // Dry run: every request goes through; what policy decided is in the headers and metadata.
+  if (decision.allowed || config.dryRun === true) {
     const headers = [header(DECISION_ID_HEADER, decision.decisionId)];
+    if (!decision.allowed) headers.push(header(DRY_RUN_HEADER, decision.code ?? 'internal_error'));
     const headersToRemove: string[] = [];
     if (config.principalHeader !== null) {
       // Always overwrite or strip: a client must never be able to supply this header itself.

@@ -58,7 +58,8 @@ export async function runServe(args: string[]): Promise<number> {
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
-  const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open({ ...config.decisionLog, includeInput: config.decisionLog.input, onError: (message) => logger.error(message) });
+  const decisionLog = config.decisionLog.sink === 'off' ? null : DecisionLog.open({ ...config.decisionLog, dryRun: config.dryRun, includeInput: config.decisionLog.input, onError: (message) => logger.error(message) });
+  if (config.dryRun) logger.warn('DRY RUN: every request is answered allowed whatever policy decides; decisions are logged with "dryRun": true (config dryRun)', { policies: config.policies });
   // Evaluations by path: this thread's (compiled and cedar-wasm) and the pool's (set once it runs).
   let poolStats: () => PoolStats | null = () => null;
   const evaluationCounts = (): { compiled: number; wasmInline: number; wasmPool: number } => ({ compiled: EVALUATION_PATHS.compiled, wasmInline: EVALUATION_PATHS.wasmInline, wasmPool: poolStats()?.pooled ?? 0 });
@@ -72,6 +73,7 @@ export async function runServe(args: string[]): Promise<number> {
         taskStoreHealthy: () => tasks?.store.healthy() ?? null,
         shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
         evaluations: () => evaluationCounts(),
+        dryRun: () => config.dryRun,
       });
   storeErrorHook = () => telemetry?.recordStoreError();
   const server = await startServer({
@@ -102,6 +104,7 @@ export async function runServe(args: string[]): Promise<number> {
       evaluation: config.evaluation.mode,
       workers: config.evaluation.mode === 'inline' ? 0 : config.evaluation.workers,
       pool: server.poolStats(),
+      dryRun: config.dryRun,
       compiledPolicies: store.current.compiledPolicies,
       evaluations: evaluationCounts(),
       taskStore: tasks === null ? 'none' : tasks.store.healthy() ? `${tasks.store.kind}: ok` : `${tasks.store.kind}: unavailable`,

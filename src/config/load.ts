@@ -19,7 +19,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'allowEmptyPolicies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
+  'context', 'limits', 'explain', 'dryRun', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'matrixParams', 'methodOverride'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -170,6 +170,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     contextHeaders: Object.freeze(contextHeaders),
     limits,
     explain: readBoolean(top, 'explain', 'config', DEFAULTS.explain),
+    dryRun: readBoolean(top, 'dryRun', 'config', false),
     principalHeader,
     watch: readBoolean(top, 'watch', 'config', DEFAULTS.watch),
     shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),

@@ -67,6 +67,12 @@ export interface MandateConfig {
   readonly limits: Limits;
   /** Put determining policy ids into deny bodies. Off by default: they describe the policy set. */
   readonly explain: boolean;
+  /**
+   * Decide and record every request, but answer every one allowed (OPA-Envoy's dry-run), for
+   * rolling out a first policy set. Loud: a warning at start, `dryRun` in every decision-log
+   * line, on spans, in /v1/status and the mandate_dry_run gauge.
+   */
+  readonly dryRun: boolean;
   /** Header set on allowed requests to the verified principal (removed when anonymous); null: none. */
   readonly principalHeader: string | null;
   /** Reload policies when the policy directory, schema or entities file changes. */

@@ -24,6 +24,8 @@ export interface DecisionLogStats {
 
 export interface DecisionLogOptions {
   readonly sink: string;
+  /** Config dryRun: every line says so (the decision is what policy decided; the request was let through). */
+  readonly dryRun?: boolean;
   readonly maxBufferBytes: number;
   readonly includeInput: boolean;
   /** Share of allows logged, 0..1; denies are always logged. */
@@ -56,6 +58,8 @@ export interface DecisionLogLine {
   policyVersion: string;
   /** What Cedar answered, when the request reached policy (replay compares with this). */
   policyDecision: 'allow' | 'deny' | null;
+  /** Present (true) when serving in dry run: a deny here was let through. */
+  dryRun?: true;
   input?: unknown;
 }
 
@@ -138,6 +142,7 @@ export class DecisionLog {
       return;
     }
     const line = toLogLine(decision, latencyUs);
+    if (this.options.dryRun === true) line.dryRun = true;
     if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
     this.enqueue(`${JSON.stringify(line)}\n`);
   }

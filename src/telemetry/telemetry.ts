@@ -27,6 +27,8 @@ export interface Gauges {
   readonly shadow?: () => { evaluated: number; disagreements: number } | null;
   /** Evaluations by where they ran (policy/engine.ts EVALUATION_PATHS, the pool's count). */
   readonly evaluations?: () => { compiled: number; wasmInline: number; wasmPool: number };
+  /** Config dryRun: 1 while every request is let through. */
+  readonly dryRun?: () => boolean;
 }
 
 export interface TelemetryOptions {
@@ -76,6 +78,7 @@ export class Telemetry {
     const log = meter.createObservableCounter('mandate.decision_log.lines', { description: 'Decision log lines, by result' });
     const store = meter.createObservableGauge('mandate.task.store.up', { description: '1 when the task state store answers, 0 when not' });
     const shadowCounter = meter.createObservableCounter('mandate.shadow', { description: 'Shadow policy evaluations, and disagreements with the enforced set' });
+    const dryRun = meter.createObservableGauge('mandate.dry_run', { description: '1 when serving in dry run: every request is answered allowed whatever policy decides' });
     const evaluations = meter.createObservableCounter('mandate.evaluations', { description: 'Cedar evaluations by where they ran: compiled policies, cedar-wasm on the main thread, cedar-wasm in the pool' });
     meter.addBatchObservableCallback(
       (r) => {
@@ -90,6 +93,7 @@ export class Telemetry {
         if (l) for (const [result, n] of Object.entries(l)) r.observe(log, n, { result });
         const up = gauges.taskStoreHealthy?.();
         if (up !== null && up !== undefined) r.observe(store, up ? 1 : 0);
+        if (gauges.dryRun) r.observe(dryRun, gauges.dryRun() ? 1 : 0);
         const e = gauges.evaluations?.();
         if (e) {
           r.observe(evaluations, e.compiled, { path: 'compiled' });
@@ -102,7 +106,7 @@ export class Telemetry {
           r.observe(shadowCounter, s.disagreements, { result: 'disagreement' });
         }
       },
-      [jwt, xfcc, certs, log, store, shadowCounter, evaluations],
+      [jwt, xfcc, certs, log, store, shadowCounter, evaluations, dryRun],
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
