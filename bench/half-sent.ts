@@ -11,6 +11,8 @@
 // byte short of maxMessageBytes; (3) everything closed. A legitimate Check is timed in each.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { parseArgs } from 'node:util';
 import { credentials, makeClientConstructor, type Client } from '@grpc/grpc-js';
@@ -59,11 +61,11 @@ function halfSend(s: ClientHttp2Session, declared: number, sent: number, open: C
 
 const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
 async function timedCheck(address: string): Promise<number> {
-  const client = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const client = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   const started = process.hrtime.bigint();
   await new Promise((resolve, reject) => {
     const request = { attributes: { source: { principal: 'spiffe://example.org/ns/support/sa/support-agent' }, request: { http: { method: 'GET', path: '/tickets/T-1', headers: {} } } } };
-    (client['Check'] as Function).call(client, request, { deadline: new Date(Date.now() + 5000) }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)));
+    (client['Check'] as GrpcMethod).call(client, request, { deadline: new Date(Date.now() + 5000) }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)));
   });
   client.close();
   return Number(process.hrtime.bigint() - started) / 1e6;

@@ -3,6 +3,8 @@
 // sends.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
@@ -51,10 +53,10 @@ export function writeGrpcFrame(file: string, request: unknown): void {
 export async function startScenarioTask(address: string, s: Scenario): Promise<unknown> {
   const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
   const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
-  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, Function>;
-  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
-  const unary = (client: Record<string, Function>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
-    new Promise((ok, fail) => (client[method] as Function).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
+  const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
+  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
+  const unary = (client: Record<string, GrpcMethod>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
+    new Promise((ok, fail) => (client[method] as GrpcMethod).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
   try {
     const metadata = new Metadata();
     metadata.set('authorization', `Bearer ${s.jwtSvid}`);

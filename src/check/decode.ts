@@ -135,9 +135,9 @@ function unsafePathReason(path: string, query: string): string | null {
     const bad = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.exec(path)?.[0] ?? '';
     return `path holds ${describeChar(bad)}, which is not allowed in a path (RFC 3986 pchar)`;
   }
-  const escape = PERCENT.exec(path);
-  if (escape !== null) {
-    return escape[0] === '%' ? 'path holds a "%" that is not a percent-escape' : `path holds the escape ${escape[0]} (a control, "\\", "#" or ";"), which upstreams read differently`;
+  const badEscape = PERCENT.exec(path);
+  if (badEscape !== null) {
+    return badEscape[0] === '%' ? 'path holds a "%" that is not a percent-escape' : `path holds the escape ${badEscape[0]} (a control, "\\", "#" or ";"), which upstreams read differently`;
   }
   const inQuery = CONTROL_OR_HASH.exec(query);
   if (inQuery !== null && inQuery[0] !== '\\') return `query holds ${describeChar(inQuery[0])}`;

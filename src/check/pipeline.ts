@@ -8,13 +8,11 @@ import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
 import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
-import { ok, type ReasonCode } from '../core/reasons.js';
+import type { ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
 import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext, type TaskView } from './task.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import type { ToolTouch } from '../tasks/store.js';
-import type { CedarRequest } from '../core/cedar-request.js';
-import type { Identity } from '../core/identity.js';
 import type { Decision, EvaluationPath } from '../core/decision.js';
 
 export interface DecisionState {

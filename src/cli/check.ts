@@ -5,6 +5,8 @@
 // JSON line each, with the file it came from.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { credentials, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
@@ -113,11 +115,11 @@ const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.servic
 
 /** Asks a running Mandate (plaintext gRPC): its answer, read back from the CheckResponse. */
 function remote(address: string): Asker {
-  const client = new Authorization(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const client = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   return {
     decide: (message) =>
       new Promise<Answer>((resolveAnswer, reject) => {
-        (client['Check'] as Function).call(client, message, { deadline: new Date(Date.now() + 10_000) }, (err: ServiceError | null, res: CheckResponseObject) => {
+        (client['Check'] as GrpcMethod).call(client, message, { deadline: new Date(Date.now() + 10_000) }, (err: ServiceError | null, res: CheckResponseObject) => {
           if (err !== null) return reject(new Error(`${address}: ${err.details || err.message}`));
           const fields = res.dynamicMetadata?.fields ?? {};
           const text = (key: string): string | null => {

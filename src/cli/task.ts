@@ -2,6 +2,8 @@
 // The caller's workload identity is a JWT-SVID: --svid-file FILE or MANDATE_JWT_SVID.
 
 import { Metadata, credentials, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TASKS_SERVICE } from '../server/protos.js';
@@ -66,12 +68,12 @@ export async function runTask(args: string[]): Promise<number> {
       throw new UsageError(sub === undefined ? 'start, renew, show, approve or end?' : `unknown subcommand "${sub}"`);
   }
   if (sub !== 'start' && taskId === '') throw new UsageError(`${sub} needs TASK_ID`);
-  const client = new TasksClient(values.server, credentials.createInsecure()) as Client & Record<string, Function>;
+  const client = new TasksClient(values.server, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   const metadata = new Metadata();
   if (svid !== undefined && svid !== '') metadata.set('authorization', `Bearer ${svid}`);
   try {
     const response = await new Promise<unknown>((resolveCall, reject) => {
-      (client[method] as Function).call(client, request, metadata, { deadline: new Date(Date.now() + 10_000) }, (err: ServiceError | null, res: unknown) =>
+      (client[method] as GrpcMethod).call(client, request, metadata, { deadline: new Date(Date.now() + 10_000) }, (err: ServiceError | null, res: unknown) =>
         err ? reject(err) : resolveCall(res),
       );
     });

@@ -14,7 +14,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } fro
 import type { JwtSvidConfig } from '../config/identity.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { BundleSet } from './bundles.js';
-import { parseSpiffeId, type SpiffeId } from '../core/spiffe-id.js';
+import { parseSpiffeId, } from '../core/spiffe-id.js';
 import type { JwtSvid } from '../core/identity.js';
 
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];

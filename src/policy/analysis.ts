@@ -21,7 +21,7 @@ const OWN_CONTEXT_ENTITY_TYPES = new Set(['McpArguments']);
 /** `policies`: a version's policies (loader.ts PolicySource); only their facts are read. */
 export function requestEntitiesSuffice(policies: readonly { readonly facts: { readonly confined: boolean } | null }[], schemaText: string | null): boolean {
   if (schemaText !== null && !contextHoldsNoForeignEntities(schemaText)) return false;
-  return policies.every((p) => p.facts !== null && p.facts.confined);
+  return policies.every((p) => p.facts?.confined);
 }
 
 /**

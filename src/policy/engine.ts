@@ -14,8 +14,8 @@ import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { HistoryDependence } from './history-reads.js';
 import { ReadNames } from '../json/strict.js';
-import { CompiledPolicySet, policyFunction, type CompiledPolicy } from './compiled/authorize.js';
-import { readRequest } from './compiled/inputs.js';
+import { CompiledPolicySet, policyFunction, type CompiledAnswer, type CompiledPolicy } from './compiled/authorize.js';
+import { readRequest, type CompiledInput } from './compiled/inputs.js';
 import { CompiledScopeIndex } from './compiled/scope.js';
 import { prepareBodyBlame, prepareProjection, type ActionProjection, type BodyBlame, type Projection } from './projection-plan.js';
 
@@ -269,7 +269,7 @@ export class PolicyEngine {
     const projection = this.projections.get(request.action.id);
     if (projection === undefined || !projection.conforms(request.context)) return NOT_PROJECTED;
     const plan = projection.schemaless;
-    const schemaless = plan !== undefined && plan.accepts(request.principal.type, request.resource.type, request.entities) ? plan : null;
+    const schemaless = plan?.accepts(request.principal.type, request.resource.type, request.entities) ? plan : null;
     return { projection, schemaless };
   }
 
@@ -346,7 +346,7 @@ export class PolicyEngine {
     if (!this.requestEntitiesOnly) return null;
     const slice = this.compiledSlices.has(request.action.id) ? this.compiledSlices.get(request.action.id) : this.compiledOther;
     if (slice == null) return null;
-    let input;
+    let input: CompiledInput | null;
     if (this.schemaName !== undefined) {
       // One pass: the schema-less proof and the conversion (compiled/readers.ts).
       const reader = this.projections.get(request.action.id)?.compiledReader;
@@ -354,11 +354,11 @@ export class PolicyEngine {
       input = reader.read(request.principal, request.resource, request.context, request.entities as EntityJson[]);
     } else {
       const projection = this.projections.get(request.action.id);
-      const context = projection !== undefined && projection.conforms(request.context) ? projection.project(request.context) : request.context;
+      const context = projection?.conforms(request.context) ? projection.project(request.context) : request.context;
       input = readRequest({ principal: request.principal, action: request.action, resource: request.resource, context, entities: request.entities });
     }
     if (input === null) return null;
-    let answer;
+    let answer: CompiledAnswer;
     try {
       answer = slice.set.authorize(input, slice.index?.applicable(input.principal, input.resource, input.entities));
     } catch {

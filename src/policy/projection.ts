@@ -39,7 +39,10 @@ function child(node: PathTrie, name: string): PathTrie {
  */
 export function addContextReads(trie: PathTrie, conditions: Json): void {
   const visit = (e: Json): void => {
-    if (Array.isArray(e)) return e.forEach(visit);
+    if (Array.isArray(e)) {
+      e.forEach(visit);
+      return;
+    }
     if (typeof e !== 'object' || e === null) return;
     const node = e as Record<string, Json>;
     if ('Value' in node) return; // a literal: nothing is read
@@ -50,7 +53,7 @@ export function addContextReads(trie: PathTrie, conditions: Json): void {
     const dot = node['.'] as { left: Json; attr: string } | undefined;
     const has = node['has'] as { left: Json; attr: string | string[] } | undefined;
     if (dot !== undefined || has !== undefined) {
-      const path: string[] = dot !== undefined ? [dot.attr] : Array.isArray(has?.attr) ? [...(has?.attr as string[])] : [has?.attr as string];
+      const path: string[] = dot !== undefined ? [dot.attr] : Array.isArray(has?.attr) ? [...((has?.attr ?? []) as string[])] : [has?.attr as string];
       let base = (dot ?? has)?.left;
       while (typeof base === 'object' && base !== null && '.' in base) {
         const inner = (base as { '.': { left: Json; attr: string } })['.'];
@@ -63,7 +66,8 @@ export function addContextReads(trie: PathTrie, conditions: Json): void {
         if (dot !== undefined) at.whole = true;
         return;
       }
-      return visit(base);
+      visit(base);
+      return;
     }
     for (const value of Object.values(node)) visit(value);
   };
@@ -93,7 +97,10 @@ export function addTagNames(names: Set<string>, conditions: Json): void {
 /** Calls `visit` on every expression node of a condition tree, literals (Value) excepted. */
 function eachNode(conditions: Json, visit: (node: Record<string, Json>) => void): void {
   const walk = (e: Json): void => {
-    if (Array.isArray(e)) return e.forEach(walk);
+    if (Array.isArray(e)) {
+      e.forEach(walk);
+      return;
+    }
     if (typeof e !== 'object' || e === null) return;
     const node = e as Record<string, Json>;
     if ('Value' in node) return;

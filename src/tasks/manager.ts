@@ -33,7 +33,7 @@ export interface StartedTask {
   readonly deniedTools: readonly string[];
 }
 
-const NAME = /^[A-Za-z0-9._:\/@ -]{1,200}$/;
+const NAME = /^[A-Za-z0-9._:/@ -]{1,200}$/;
 
 export class TaskManager {
   constructor(

@@ -10,7 +10,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { kPackageRoot } from '../../src/package-root.js';
 import { checkEnvoyMessage, loadEnvoyRoot } from '../helpers/envoy-schema.js';
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: walks Envoy's YAML, whose shape the assertions themselves check
+type Obj = Record<string, any>;
 
 const envoy = parse(readFileSync(resolve(kPackageRoot, 'envoy/envoy.yaml'), 'utf8')) as Obj;
 const example = loadConfig({ file: null, env: {} });

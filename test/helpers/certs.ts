@@ -36,7 +36,7 @@ function int(n: number): Buffer {
   return tlv(0x02, Buffer.from(bytes));
 }
 function time(d: Date): Buffer {
-  const s = d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
+  const s = `${d.toISOString().replace(/[-:T]/g, '').slice(2, 14)}Z`;
   return tlv(0x17, Buffer.from(s));
 }
 function name(cn: string): Buffer {

@@ -60,7 +60,10 @@ function vocabulary(version: PolicyVersion): { strings: string[]; ids: Map<strin
     set.add(id);
   };
   const walk = (e: unknown): void => {
-    if (Array.isArray(e)) return e.forEach(walk);
+    if (Array.isArray(e)) {
+      e.forEach(walk);
+      return;
+    }
     if (typeof e !== 'object' || e === null) return;
     const o = e as Record<string, unknown>;
     if (typeof o['Value'] === 'string') strings.add(o['Value']);

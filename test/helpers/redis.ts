@@ -33,7 +33,10 @@ function ping(port: number): Promise<boolean> {
     const s = new Socket();
     s.setTimeout(200);
     s.once('error', () => resolvePing(false));
-    s.once('timeout', () => (s.destroy(), resolvePing(false)));
+    s.once('timeout', () => {
+      s.destroy();
+      resolvePing(false);
+    });
     s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
     s.once('data', (d) => {
       s.destroy();

@@ -1,6 +1,8 @@
 // Starts real Mandate servers for tests: in process on 127.0.0.1:0, or as a child process.
 
 import { credentials, makeClientConstructor, type Client } from '@grpc/grpc-js';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,16 +62,16 @@ export interface HealthClientHandle {
 }
 
 export function createHealthClient(address: string): HealthClientHandle {
-  const client = new HealthClient(address, credentials.createInsecure()) as Client & Record<string, Function>;
+  const client = new HealthClient(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   return {
     check: (service = '') =>
       new Promise((res, rej) => {
-        (client['Check'] as Function).call(client, { service }, { deadline: new Date(Date.now() + 5000) }, (err: Error | null, r: { status: number }) =>
+        (client['Check'] as GrpcMethod).call(client, { service }, { deadline: new Date(Date.now() + 5000) }, (err: Error | null, r: { status: number }) =>
           err ? rej(err) : res(r.status),
         );
       }),
     watch: (service, onStatus) => {
-      const call = (client['Watch'] as Function).call(client, { service }) as NodeJS.EventEmitter & { cancel(): void };
+      const call = (client['Watch'] as GrpcMethod).call(client, { service }) as NodeJS.EventEmitter & { cancel(): void };
       call.on('data', (r: { status: number }) => onStatus(r.status));
       const end = new Promise<void>((res) => {
         call.on('end', () => res());

@@ -19,7 +19,7 @@ function configWith(identityYaml: string): string {
   const { dir, config } = copyExample();
   writeFileSync(join(dir, 'example.org.json'), example.bundle());
   // Replace the example's identity section with the one under test.
-  const base = readFileSync(config, 'utf8').replace(/^identity:\n(?:  .*\n)+/m, '');
+  const base = readFileSync(config, 'utf8').replace(/^identity:\n(?: {2}.*\n)+/m, '');
   writeFileSync(config, `${base}\n${identityYaml}`);
   return config;
 }

@@ -3,6 +3,8 @@
 // even connect.
 
 import assert from 'node:assert/strict';
+/** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
+type GrpcMethod = (...args: unknown[]) => unknown;
 import { credentials, makeClientConstructor, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { after, before, describe, it } from 'node:test';
 import { TASKS_SERVICE } from '../../src/server/protos.js';
@@ -29,9 +31,9 @@ describe('task API over mTLS', () => {
   after(async () => running.close());
 
   function startTask(creds: ReturnType<typeof credentials.createSsl>): Promise<Record<string, unknown>> {
-    const client = new Tasks(running.address, creds) as Client & Record<string, Function>;
+    const client = new Tasks(running.address, creds) as Client & Record<string, GrpcMethod>;
     return new Promise((resolve, reject) => {
-      (client['StartTask'] as Function).call(client, { purpose: 'p', tenant: 'acme', tools: ['tickets.read'] }, new Metadata(), { deadline: new Date(Date.now() + 3000) }, (err: ServiceError | null, res: Record<string, unknown>) => {
+      (client['StartTask'] as GrpcMethod).call(client, { purpose: 'p', tenant: 'acme', tools: ['tickets.read'] }, new Metadata(), { deadline: new Date(Date.now() + 3000) }, (err: ServiceError | null, res: Record<string, unknown>) => {
         client.close();
         err ? reject(err) : resolve(res);
       });

@@ -153,6 +153,7 @@ describe('projection without a schema refuses what cedar-wasm refuses', () => {
     const projected = PolicyEngine.prepare(version, `projected-${tag}`, { actions: ['read'] });
     assert.ok(plain.ok && projected.ok);
     const base = { principal: { type: 'Workload', id: 'w' }, action: { type: 'Action', id: 'read' }, resource: { type: 'Ticket', id: 't' }, entities: [] };
+    // biome-ignore lint/correctness/noPrecisionLoss: a number a double cannot hold, on purpose
     for (const unread of [1.5, 9007199254740993, [0.25], { deep: { n: -1e300 } }]) {
       const request = { ...base, context: { tool: 't', unread } };
       const a = plain.value.evaluate(request) as { ok: boolean };

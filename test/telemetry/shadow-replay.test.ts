@@ -30,7 +30,7 @@ describe('shadow policies and replay', () => {
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);
     }
-    const lines = readFileSync(join(dir, 'decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const lines = readFileSync(join(dir, 'decisions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { enforced: { determiningPolicies: string[]; decision: string }; shadow: { decision: string } });
     const disagreements = lines.filter((l) => l['type'] === 'shadow-disagreement');
     assert.equal(disagreements.length, 1);
     assert.equal(disagreements[0]?.['action'], 'GET /tickets/{id}');

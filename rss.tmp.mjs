@@ -1,0 +1,13 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeScenario, EXAMPLE_POLICIES } from './dist/bench/scenario.js';
+const n = Number(process.argv[2] ?? 10000);
+const s = writeScenario(n - EXAMPLE_POLICIES);
+const child = spawn(process.execPath, [...(process.env.NODEFLAGS ? process.env.NODEFLAGS.split(' ') : []), 'dist/src/main.js', 'serve', '--config', s.config, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+let out = '';
+child.stdout.on('data', (c) => (out += c));
+child.stderr.on('data', (c) => (out += c));
+await new Promise((r) => setTimeout(r, Number(process.argv[3] ?? 25000)));
+const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+console.log(n, 'policies:', status.match(/VmRSS:\s+(\d+)/)[1] / 1024 | 0, 'MB RSS,', status.match(/Threads:\s+(\d+)/)[1], 'threads');
+child.kill('SIGTERM');
