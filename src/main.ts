@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mandate: serve | check | test | validate | task | keys | replay. Exit codes: 0 ok/allow, 2 deny
+// mandate: serve | check | test | validate | task | keys | replay | health. Exit codes: 0 ok/allow, 2 deny
 // (check) or refused (task), 1 error. A user's mistake (a bad flag, a bad config, a port in
 // use) is one line on stderr, never a stack trace; --debug shows the trace of anything else.
 
@@ -12,6 +12,7 @@ import { runTask } from './cli/task.js';
 import { runKeys } from './cli/keys.js';
 import { runReplay } from './cli/replay.js';
 import { runTest } from './cli/test.js';
+import { runHealth } from './cli/health.js';
 import { commandUsage, GLOBAL_USAGE, isParseArgsError, UsageError } from './cli/usage.js';
 import { kPackageRoot } from './package-root.js';
 
@@ -23,6 +24,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   keys: runKeys,
   replay: runReplay,
   test: runTest,
+  health: runHealth,
 };
 
 async function main(argv: string[]): Promise<number> {

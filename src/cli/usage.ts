@@ -14,6 +14,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = Object.freeze({
   common: [--server HOST:PORT (default 127.0.0.1:9191)] [--svid-file FILE (else MANDATE_JWT_SVID)]`,
   keys: 'mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]',
   replay: 'mandate replay   --log FILE [--config FILE] [--json]   re-decide logged requests under other policies',
+  health: 'mandate health   [--server HOST:PORT (default 127.0.0.1:9191)] [--service NAME]   gRPC health: exit 0 SERVING, 1 otherwise',
 });
 
 export const GLOBAL_USAGE = `usage:

@@ -15,7 +15,7 @@ import { freePort } from '../helpers/redis.js';
 import { SERVING_STATUS } from '../../src/server/health.js';
 import { kPackageRoot } from '../../src/package-root.js';
 
-const COMMANDS = ['serve', 'check', 'test', 'validate', 'task', 'keys', 'replay'];
+const COMMANDS = ['serve', 'check', 'test', 'validate', 'task', 'keys', 'replay', 'health'];
 const STACK = /\n\s+at /;
 
 function occupy(): Promise<Server> {
