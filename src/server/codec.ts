@@ -368,7 +368,9 @@ function writeValue(o: Out, v: StructValue): void {
 
 /** The CheckResponse object respond.ts builds -> bytes. */
 export function encodeCheckResponseWire(response: WireResponse): Buffer {
-  const status = varintField(response.status.code) + (response.status.message === undefined || response.status.message === '' ? 0 : strSize(response.status.message));
+  // status.code is written even when 0 (OK), as protobufjs writes a field that was set: a client
+  // that reads `status.code` without proto3's default still sees the OK.
+  const status = 1 + varintSize(response.status.code) + (response.status.message === undefined || response.status.message === '' ? 0 : strSize(response.status.message));
   let denied = -1;
   let deniedStatus = 0;
   const d = response.deniedResponse;
@@ -393,7 +395,8 @@ export function encodeCheckResponseWire(response: WireResponse): Buffer {
   const total = field(status) + (denied < 0 ? 0 : field(denied)) + (ok < 0 ? 0 : field(ok)) + (metadata < 0 ? 0 : field(metadata));
   const o = new Out(Buffer.allocUnsafe(total));
   o.len(1, status);
-  o.uint(1, response.status.code);
+  o.buf[o.pos++] = 1 * 8 + VARINT;
+  o.varint(response.status.code);
   if (response.status.message !== undefined && response.status.message !== '') o.str(2, response.status.message);
   if (d !== undefined) {
     o.len(2, denied);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { kPackageRoot } from '../../src/package-root.js';
 import { checkEnvoyMessage, loadEnvoyRoot } from '../helpers/envoy-schema.js';
@@ -86,13 +86,5 @@ describe('envoy/istio', () => {
     assert.equal(policy['kind'], 'AuthorizationPolicy');
     assert.equal(policy['spec'].action, 'CUSTOM');
     assert.equal(policy['spec'].provider.name, provider['name']);
-  });
-
-  it('deploys Mandate with gRPC health probes on the provider port', () => {
-    const docs = parseAllDocuments(readFileSync(resolve(kPackageRoot, 'envoy/istio/mandate.yaml'), 'utf8')).map((d) => d.toJS() as Obj);
-    const deployment = docs.find((d) => d['kind'] === 'Deployment') as Obj;
-    const container = deployment['spec'].template.spec.containers[0];
-    assert.equal(container.readinessProbe.grpc.port, provider['envoyExtAuthzGrpc'].port);
-    assert.ok((container.args as string[]).includes('serve'));
   });
 });
