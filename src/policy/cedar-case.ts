@@ -25,6 +25,12 @@ export interface CaseOutcome {
   readonly failures: readonly string[];
   /** Requests decided by the compiled evaluator (the rest by cedar-wasm). */
   readonly compiled: number;
+  /**
+   * Cases cedar-wasm validates that the case says should not validate: Cedar's validator
+   * accepts more with each release (the shared corpus is Cedar 4.10's, Mandate runs cedar-wasm
+   * 4.13's). Reported, not failed; the opposite (a case that should validate and does not) fails.
+   */
+  readonly validatorNewer: readonly string[];
 }
 
 interface CaseRequest {
@@ -72,7 +78,8 @@ const show = (a: Answer): string => ('failure' in a ? `error (${a.failure})` : `
 export function runCedarCase(file: string, text: string, cwd: string): CaseOutcome {
   const failures: string[] = [];
   const c = parseExactJson(text) as CaseFile;
-  const fail = (what: string): CaseOutcome => ({ passed: 0, failures: c.requests.map((r) => `${file}: ${r.description ?? '(no description)'}: ${what}`), compiled: 0 });
+  const fail = (what: string): CaseOutcome => ({ passed: 0, failures: c.requests.map((r) => `${file}: ${r.description ?? '(no description)'}: ${what}`), compiled: 0, validatorNewer: [] });
+  const validatorNewer: string[] = [];
   const read = (path: string | null | undefined, what: string): string | null => {
     if (path === null || path === undefined) return null;
     const at = locate(path, file, cwd);
@@ -108,7 +115,8 @@ export function runCedarCase(file: string, text: string, cwd: string): CaseOutco
   if (c.shouldValidate !== undefined && schemaText !== null) {
     const v = cedar.validate({ schema: schemaText, policies: { staticPolicies: texts }, validationSettings: { mode: 'strict' } });
     const valid = v.type === 'success' && v.validationErrors.length === 0;
-    if (valid !== c.shouldValidate) {
+    if (valid && !c.shouldValidate) validatorNewer.push(file);
+    else if (valid !== c.shouldValidate) {
       const why = v.type === 'failure' ? v.errors.map((e) => e.message).join('; ') : v.validationErrors.map((e) => `${e.policyId}: ${e.error.message}`).join('; ');
       failures.push(`${file}: shouldValidate: want ${String(c.shouldValidate)}, got ${String(valid)}${why === '' ? '' : ` (${why})`}`);
     }
@@ -155,7 +163,7 @@ export function runCedarCase(file: string, text: string, cwd: string): CaseOutco
     if (show(got) === show(want)) passed++;
     else failures.push(`${file}: ${r.description ?? '(no description)'}: want ${show(want)}, got ${show(got)}`);
   }
-  return { passed, failures, compiled: onCompiled };
+  return { passed, failures, compiled: onCompiled, validatorNewer };
 }
 
 /** The request's uids and context for the compiled path, read by the schema when there is one; null when not certain. */

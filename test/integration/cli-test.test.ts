@@ -71,6 +71,28 @@ describe('mandate test', () => {
     assert.equal(out.stderr, '');
   });
 
+  it('compares shouldValidate with cedar-wasm\'s validator: a case that should validate and does not fails; one the newer validator accepts is a note', async () => {
+    const root = cedarCases();
+    writeFileSync(join(root, 'cases', 'optional.cedar'), 'permit(principal, action, resource) when { principal.nothing };\n');
+    const c = (shouldValidate: boolean, policies: string): string =>
+      JSON.stringify({ policies, entities: 'cases/entities.json', schema: 'cases/schema.cedarschema', shouldValidate, requests: [request('low', { description: 'low', decision: 'deny', reason: [], errors: ['policy0'] })] });
+    mkdirSync(join(root, 'validation'));
+    writeFileSync(join(root, 'validation', 'unsafe.json'), c(true, 'cases/optional.cedar'));
+    const fails = await mandateTest(['validation'], root);
+    assert.equal(fails.code, 1);
+    assert.match(fails.stdout, /^validation\/unsafe\.json: shouldValidate: want true, got false \(policy0: .*optional attribute `nothing`.*\)\n1 passed, 1 failed\n$/);
+    writeFileSync(join(root, 'validation', 'unsafe.json'), c(false, 'cases/optional.cedar'));
+    const notes = await mandateTest(['validation'], root);
+    assert.equal(notes.code, 0, notes.stdout);
+    assert.equal(notes.stdout, '1 passed, 0 failed\n');
+    assert.equal(notes.stderr, '');
+    // A case marked not validating whose policies cedar-wasm validates: a note, not a failure.
+    writeFileSync(join(root, 'validation', 'unsafe.json'), c(false, 'cases/policies.cedar').replace('"errors":["policy0"]', '"errors":[]'));
+    const newer = await mandateTest(['validation'], root);
+    assert.equal(newer.code, 0, newer.stdout);
+    assert.match(newer.stderr, /^note: 1 case\(s\) marked shouldValidate: false validate with cedar-wasm [\d.]+ .*validation\/unsafe\.json\n$/);
+  });
+
   it('exits 0 when every request passes, and counts them', async () => {
     const root = cedarCases();
     const out = await mandateTest([join('cases', 'good.json'), '--verbose'], root);
