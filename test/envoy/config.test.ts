@@ -44,9 +44,35 @@ describe('envoy/envoy.yaml', () => {
     assert.equal(authz['include_peer_certificate'], true);
   });
 
-  it('sends the body whole, as bytes, within the limit Mandate enforces', () => {
-    const body = extAuthzFilter()['with_request_body'] as Obj;
-    assert.deepEqual(body, { max_request_bytes: example.limits.maxBodyBytes, allow_partial_message: false, pack_as_bytes: true });
+  it('buffers the body only on the routes whose decision reads it: whole, as bytes, within the limit Mandate enforces', () => {
+    assert.equal(extAuthzFilter()['with_request_body'], undefined, 'not filter-wide');
+    const routes = envoy['static_resources'].listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes as Obj[];
+    const settings = (r: Obj): Obj => r['typed_per_filter_config']['envoy.filters.http.ext_authz'].check_settings;
+    const buffered = routes.filter((r) => settings(r).with_request_body !== undefined);
+    for (const r of buffered) assert.deepEqual(settings(r).with_request_body, { max_request_bytes: example.limits.maxBodyBytes, allow_partial_message: false, pack_as_bytes: true });
+    // Exactly Mandate's routes that read a body (body: true, MCP), matched by exact path.
+    const bodyPaths = example.routes.filter((r) => r.body || r.mcp !== null).map((r) => r.path).sort();
+    assert.deepEqual(buffered.map((r) => r['match'].path).sort(), bodyPaths);
+    assert.ok(bodyPaths.length > 0 && bodyPaths.every((p) => !p.includes('{')), 'the example\'s body routes have fixed paths Envoy can match exactly');
+    const fallback = routes.at(-1) as Obj;
+    assert.equal(fallback['match'].prefix, '/');
+    assert.equal(settings(fallback).with_request_body, undefined, 'every other request streams unbuffered');
+  });
+
+  it('calls Mandate over mTLS with SDS from the SPIRE agent, and checks Mandate\'s SPIFFE ID', () => {
+    const clusters = envoy['static_resources'].clusters as Obj[];
+    const mandate = clusters.find((c) => c['name'] === 'mandate') as Obj;
+    const tls = mandate['transport_socket'].typed_config;
+    assert.equal(tls['@type'], 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext');
+    const common = tls['common_tls_context'];
+    assert.equal(common.tls_certificate_sds_secret_configs[0].sds_config.api_config_source.grpc_services[0].envoy_grpc.cluster_name, 'spire_agent');
+    assert.deepEqual(common.combined_validation_context.default_validation_context.match_typed_subject_alt_names, [{ san_type: 'URI', matcher: { exact: 'spiffe://example.org/ns/mandate/sa/mandate' } }]);
+    assert.equal(common.combined_validation_context.validation_context_sds_secret_config.name, `spiffe://${example.trustDomains[0]}`);
+    assert.deepEqual(common.alpn_protocols, ['h2']);
+    const spire = clusters.find((c) => c['name'] === 'spire_agent') as Obj;
+    assert.ok(spire['load_assignment'].endpoints[0].lb_endpoints[0].endpoint.address.pipe.path.endsWith('.sock'));
+    const listenerTls = envoy['static_resources'].listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context;
+    assert.equal(listenerTls.validation_context_sds_secret_config.name, `spiffe://${example.trustDomains[0]}`);
   });
 
   it('points the mandate cluster at the example listen port over HTTP/2', () => {
