@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { loadRuntimeForCommand } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
-import { Telemetry } from '../telemetry/telemetry.js';
+import { otlpProtocol, Telemetry } from '../telemetry/telemetry.js';
 import { ShadowEvaluator } from '../policy/shadow.js';
 import type { Decision } from '../core/decision.js';
 import { EVALUATION_PATHS } from '../policy/engine.js';
@@ -41,6 +41,15 @@ export async function runServe(args: string[]): Promise<number> {
   );
   if (runtime === null) return 1;
   const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
+  // The OTLP protocol asked for, before anything is bound: an unsupported one stops here.
+  if (config.telemetry.enabled) {
+    try {
+      otlpProtocol(process.env);
+    } catch (err) {
+      await tasks?.store.close();
+      throw err;
+    }
+  }
   // Then both ports, before anything is written or SERVING said: a busy one stops here.
   let checkPort: Awaited<ReturnType<typeof bindCheckPort>> | null = null;
   let adminPort: Awaited<ReturnType<typeof bindAdminPort>> | null = null;

@@ -6,13 +6,35 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../core/decision.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { kPackageRoot } from '../package-root.js';
+
+/** The version in package.json: service.version on every span and metric. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(kPackageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** RPC semantic conventions: spans are named "<package.service>/<method>", with rpc.* attributes. */
+const AUTHORIZATION = 'envoy.service.auth.v3.Authorization';
+const TASKS = 'mandate.tasks.v1.Tasks';
+
+/**
+ * The OTLP protocol for traces (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL):
+ * http/protobuf by default, as the OpenTelemetry specification has it; http/json on request.
+ * grpc is refused at start with one line rather than silently sent another way.
+ */
+export function otlpProtocol(env: NodeJS.ProcessEnv): 'http/protobuf' | 'http/json' {
+  const asked = env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] ?? env['OTEL_EXPORTER_OTLP_PROTOCOL'] ?? 'http/protobuf';
+  if (asked === 'http/protobuf' || asked === 'http/json') return asked;
+  throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL=${asked} is not supported: use http/protobuf (the default) or http/json`);
+}
 
 // Fine enough for tens of microseconds, wide enough for a slow Redis (seconds).
 const LATENCY_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -58,7 +80,7 @@ export class Telemetry {
 
   constructor(gauges: Gauges, options: TelemetryOptions = {}) {
     const env = options.env ?? process.env;
-    const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? '0.1.0' });
+    const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? PACKAGE_VERSION });
     this.prometheus = new PrometheusExporter({ preventServerStart: true });
     const views: ViewOptions[] = ['mandate.check.duration_seconds', 'mandate.evaluation.duration_seconds'].map((instrumentName) => ({
       instrumentName,
@@ -111,7 +133,10 @@ export class Telemetry {
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
     const otlp = env['OTEL_TRACES_EXPORTER'] === 'otlp' || (env['OTEL_TRACES_EXPORTER'] === undefined && (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) !== undefined);
-    if (otlp) processors.push(new BatchSpanProcessor(new OTLPTraceExporter(), { maxQueueSize: 2048, exportTimeoutMillis: 5000 }));
+    if (otlp) {
+      const exporter = otlpProtocol(env) === 'http/json' ? new OTLPJsonTraceExporter() : new OTLPProtoTraceExporter();
+      processors.push(new BatchSpanProcessor(exporter, { maxQueueSize: 2048, exportTimeoutMillis: 5000 }));
+    }
     this.tracerProvider = processors.length === 0 ? null : new BasicTracerProvider({ resource, spanProcessors: processors });
     this.tracer = this.tracerProvider?.getTracer('mandate') ?? null;
   }
@@ -124,14 +149,14 @@ export class Telemetry {
   startCheck(headers: ReadonlyMap<string, string>): Span | null {
     if (this.tracer === null) return null;
     const parent: Context = headers.size === 0 ? ROOT_CONTEXT : this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
-    return this.tracer.startSpan('mandate.check', { kind: SpanKind.SERVER }, parent);
+    return this.tracer.startSpan(`${AUTHORIZATION}/Check`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': AUTHORIZATION, 'rpc.method': 'Check' } }, parent);
   }
 
   /** A span for a task API call, a child of the trace in its metadata if any. */
   startTaskCall(method: string, headers: ReadonlyMap<string, string>): Span | null {
     if (this.tracer === null) return null;
     const parent = this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
-    return this.tracer.startSpan(`mandate.tasks/${method}`, { kind: SpanKind.SERVER }, parent);
+    return this.tracer.startSpan(`${TASKS}/${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': TASKS, 'rpc.method': method } }, parent);
   }
 
   recordDecision(decision: Decision, latencyUs: number, span: Span | null): void {

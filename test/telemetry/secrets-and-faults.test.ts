@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { makeTrustDomain, mint } from '../helpers/jwt.js';
 import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
-import { exampleWith, spawnServer } from '../helpers/server.js';
+import { exampleWith, runCli, spawnServer } from '../helpers/server.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createTasksClient } from '../helpers/tasks.js';
 import { createCheckClient } from '../helpers/upstream.js';
 import { mcpRequest, toolCall } from '../helpers/mcp.js';
@@ -68,5 +70,49 @@ describe('telemetry faults', () => {
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);
     }
+  });
+});
+
+describe('OTLP protocol', () => {
+  /** A collector that records the content type of each trace export it receives. */
+  async function collector(): Promise<{ url: string; types: string[]; close(): Promise<void> }> {
+    const types: string[] = [];
+    const server = createServer((req, res) => {
+      if (req.url === '/v1/traces') types.push(String(req.headers['content-type']));
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, types, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  for (const [protocol, contentType] of [
+    [undefined, 'application/x-protobuf'],
+    ['http/protobuf', 'application/x-protobuf'],
+    ['http/json', 'application/json'],
+  ] as const) {
+    it(`exports spans as ${contentType} when OTEL_EXPORTER_OTLP_PROTOCOL is ${protocol ?? 'unset'}`, async () => {
+      const c = await collector();
+      const server = await spawnServer([], { OTEL_EXPORTER_OTLP_ENDPOINT: c.url, OTEL_BSP_SCHEDULE_DELAY: '10', ...(protocol === undefined ? {} : { OTEL_EXPORTER_OTLP_PROTOCOL: protocol }) });
+      const client = createCheckClient(server.address);
+      try {
+        await client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }));
+        for (let i = 0; i < 100 && c.types.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(c.types.length > 0, 'the collector received spans');
+        assert.ok(c.types.every((t) => t.startsWith(contentType)), c.types.join(', '));
+      } finally {
+        client.close();
+        server.child.kill('SIGTERM');
+        await server.exited;
+        await c.close();
+      }
+    });
+  }
+
+  it('refuses grpc at start with one line', async () => {
+    const out = await runCli(['serve', '--listen', '127.0.0.1:0', '--admin-listen', 'off'], undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http\/protobuf \(the default\) or http\/json\n$/);
+    assert.doesNotMatch(out.stderr, /\n\s+at /);
   });
 });

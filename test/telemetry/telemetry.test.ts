@@ -2,6 +2,9 @@
 // /metrics on the admin port shows the decisions counted and their latency.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { kPackageRoot } from '../../src/package-root.js';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { after, before, describe, it } from 'node:test';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
@@ -30,7 +33,9 @@ describe('tracing', () => {
     await client.check(checkRequest('GET', '/tickets/internal-0', { principal: SUPPORT_AGENT, headers: { traceparent: `00-${traceId}-${parentId}-01` } }));
     const [span] = exporter.getFinishedSpans();
     assert.ok(span);
-    assert.equal(span.name, 'mandate.check');
+    assert.equal(span.name, 'envoy.service.auth.v3.Authorization/Check');
+    assert.deepEqual([span.attributes['rpc.system'], span.attributes['rpc.service'], span.attributes['rpc.method']], ['grpc', 'envoy.service.auth.v3.Authorization', 'Check']);
+    assert.equal(span.resource.attributes['service.version'], (JSON.parse(readFileSync(join(kPackageRoot, 'package.json'), 'utf8')) as { version: string }).version);
     assert.equal(span.spanContext().traceId, traceId);
     assert.equal(span.parentSpanContext?.spanId, parentId);
     assert.equal(span.attributes['mandate.decision'], 'deny');
