@@ -53,7 +53,7 @@ export async function runReplay(args: string[]): Promise<number> {
       continue;
     }
     summary.replayed++;
-    const r = engine.evaluate(line.input);
+    const r = engine.evaluateCompiled(line.input) ?? engine.evaluate(line.input);
     if (!r.ok) {
       summary.errors++;
       changes.push({ decisionId: line.decisionId, before: line.policyDecision, after: 'error', error: r.message ?? r.code });

@@ -31,7 +31,8 @@ export class ShadowEvaluator {
     if (decision.cedar === null || decision.policyDecision === null) return null;
     this.evaluated++;
     const engine = this.store.current;
-    const r = engine.evaluate(decision.cedar);
+    // Compiled where proven, as the enforced set is decided: the shadow runs after every decision.
+    const r = engine.evaluateCompiled(decision.cedar) ?? engine.evaluate(decision.cedar);
     const shadow = r.ok
       ? { decision: r.value.decision, determiningPolicies: r.value.determining, policyVersion: engine.version.version }
       : { decision: 'error' as const, determiningPolicies: [], policyVersion: engine.version.version, error: r.message ?? r.code };
