@@ -325,11 +325,6 @@ export class PolicyEngine {
     return [...this.staticEntities.filter((e) => !skip.has(uidKey(e.uid))), ...own];
   }
 
-  /** Whether the request's action slice is compiled (it still needs the proofs of evaluateCompiled). */
-  compiledFor(actionId: string): boolean {
-    return (this.compiledSlices.has(actionId) ? this.compiledSlices.get(actionId) : this.compiledOther) != null;
-  }
-
   /** How many policies are compiled, of how many. */
   get compiledPolicies(): { readonly compiled: number; readonly total: number } {
     return { compiled: this.version.policies.filter((p) => 'shape' in p.compiled).length, total: this.version.policies.length };
