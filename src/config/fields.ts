@@ -3,9 +3,11 @@
 export class ConfigError extends Error {
   constructor(
     readonly field: string,
-    detail: string,
+    readonly detail: string,
+    /** `file:line` of the field in the config file, when known (load.ts adds it). */
+    readonly at: string | null = null,
   ) {
-    super(`${field}: ${detail}`);
+    super(`${at === null ? '' : `${at}: `}${field}: ${detail}`);
     this.name = 'ConfigError';
   }
 }

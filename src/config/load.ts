@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, isSeq, parse as parseYaml, parseDocument } from 'yaml';
 import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
 import { parseIdentityConfig } from './identity.js';
@@ -59,7 +59,42 @@ export function loadConfig(options: LoadOptions): MandateConfig {
   }
   const listenOverride = options.listen ?? (env['MANDATE_LISTEN'] || undefined);
   const adminOverride = options.adminListen ?? (env['MANDATE_ADMIN_LISTEN'] || undefined);
-  return parseConfig(raw ?? {}, dirname(path), path, listenOverride, adminOverride);
+  try {
+    return parseConfig(raw ?? {}, dirname(path), path, listenOverride, adminOverride);
+  } catch (err) {
+    if (err instanceof ConfigError && err.at === null) throw new ConfigError(err.field, err.detail, `${path}:${lineOfField(text, err.field)}`);
+    throw err;
+  }
+}
+
+/**
+ * The line of a field named like "config.routes[2].method" in the config's text: the line of its
+ * key, or of the nearest enclosing key that is there (a missing field is reported where its
+ * parent is); 1 when nothing matches.
+ */
+export function lineOfField(text: string, field: string): number {
+  const steps = [...field.replace(/^config\.?/, '').matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] as string)));
+  const doc = parseDocument(text);
+  let node: unknown = doc.contents;
+  let offset = 0;
+  for (const step of steps) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === step);
+      if (pair === undefined) break;
+      offset = (pair.key as { range?: [number, number, number] }).range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof step === 'number') {
+      const item = node.items[step] as { range?: [number, number, number] } | undefined;
+      if (item === undefined) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
 }
 
 /** Validates a parsed config object. Relative paths resolve against baseDir. */

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import { ConfigError, EMBEDDED_CONFIG, loadConfig, parseConfig } from '../../src/config/load.js';
+import { ConfigError, EMBEDDED_CONFIG, lineOfField, loadConfig, parseConfig } from '../../src/config/load.js';
 import { kPackageRoot } from '../../src/package-root.js';
 
 const MINIMAL = { policies: './p', routes: [{ method: 'GET', path: '/' }] };
@@ -109,5 +110,39 @@ describe('docs/configuration.md', () => {
     assert.equal(row('evaluation.workers'), 'cores − 1 (at least 1)');
     assert.equal(row('evaluation.maxQueue'), `\`${DEFAULTS.evaluationMaxQueue}\``);
     assert.equal(row('evaluation.maxBatch'), `\`${DEFAULTS.evaluationMaxBatch}\``);
+  });
+});
+
+describe('config errors name the line', () => {
+  const write = (text: string): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-config-line-'));
+    writeFileSync(join(dir, 'mandate.yaml'), text);
+    return join(dir, 'mandate.yaml');
+  };
+  const lines = [
+    'listen: 127.0.0.1:9191', // 1
+    'policies: ./policies', // 2
+    'routes:', // 3
+    '  - { method: GET, path: /status }', // 4
+    '  - method: FETCH', // 5
+    '    path: /x', // 6
+    'evaluation:', // 7
+    '  mode: fast', // 8
+  ];
+
+  it('reports file:line of the field, then the field and the problem', () => {
+    const file = write(`${lines.join('\n')}\n`);
+    assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${file}:5: config.routes[1]`) && err.at === `${file}:5`);
+    const mode = write(`${[...lines.slice(0, 4), ...lines.slice(7 - 1)].join('\n')}\n`);
+    assert.throws(() => loadConfig({ file: mode, env: {} }), (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${mode}:6: config.evaluation.mode: "fast" is not inline, pool or auto`));
+  });
+
+  it('finds fields by key, item and nesting, and falls back to the nearest enclosing key', () => {
+    const text = `${lines.join('\n')}\n`;
+    assert.equal(lineOfField(text, 'config.routes[1].method'), 5);
+    assert.equal(lineOfField(text, 'config.routes[1].path'), 6);
+    assert.equal(lineOfField(text, 'config.evaluation.mode'), 8);
+    assert.equal(lineOfField(text, 'config.evaluation.workers'), 7, 'absent: its parent');
+    assert.equal(lineOfField(text, 'config.tasks.store'), 1, 'nothing there: the top');
   });
 });
