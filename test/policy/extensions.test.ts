@@ -76,7 +76,7 @@ const KINDS: readonly Kind[] = [
       const zone = r.pick(['Z', '', `${r.pick(['+', '-'])}${num(r, 26, 2)}${num(r, 62, 2)}`, 'z', '+01:00']);
       return `${date}${time}${ms}${zone}`;
     },
-    canonical: (s) => `datetime("1970-01-01").offset(duration(${lit(`${parseDatetime(s).ms}ms`)}))`,
+    canonical: (s) => `datetime("1970-01-01").offset(duration(${lit(`${parseDatetime(s).v}ms`)}))`,
   },
   {
     name: 'duration',
@@ -90,7 +90,7 @@ const KINDS: readonly Kind[] = [
     },
     canonical: (s) => {
       const d = parseDuration(s);
-      return `duration(${lit(`${d.ms < 0n ? `-${-d.ms}` : d.ms}ms`)})`;
+      return `duration(${lit(`${d.v < 0n ? `-${-d.v}` : d.v}ms`)})`;
     },
   },
 ];

@@ -23,15 +23,19 @@ export abstract class Ext {
   abstract equals(other: Ext): boolean;
 }
 
-export class Decimal extends Ext {
-  readonly kind = 'decimal';
-  /** The value times 10^4. */
+/** An extension value that is one 64-bit quantity; equal to another of its kind with the same quantity. */
+abstract class Quantity extends Ext {
   constructor(readonly v: bigint) {
     super();
   }
   equals(o: Ext): boolean {
-    return o instanceof Decimal && o.v === this.v;
+    return o.kind === this.kind && (o as Quantity).v === this.v;
   }
+}
+
+/** `v`: the value times 10^4. */
+export class Decimal extends Quantity {
+  readonly kind = 'decimal';
 }
 
 export class IpAddr extends Ext {
@@ -60,25 +64,14 @@ export class IpAddr extends Ext {
   }
 }
 
-export class Datetime extends Ext {
+/** `v`: milliseconds since the Unix epoch. */
+export class Datetime extends Quantity {
   readonly kind = 'datetime';
-  /** Milliseconds since the Unix epoch. */
-  constructor(readonly ms: bigint) {
-    super();
-  }
-  equals(o: Ext): boolean {
-    return o instanceof Datetime && o.ms === this.ms;
-  }
 }
 
-export class Duration extends Ext {
+/** `v`: milliseconds. */
+export class Duration extends Quantity {
   readonly kind = 'duration';
-  constructor(readonly ms: bigint) {
-    super();
-  }
-  equals(o: Ext): boolean {
-    return o instanceof Duration && o.ms === this.ms;
-  }
 }
 
 const DECIMAL = /^(-?[0-9]+)\.([0-9]+)$/;
@@ -275,14 +268,14 @@ export const EXTENSION_FUNCTIONS: ReadonlyMap<string, { readonly arity: number; 
   ['isInRange', { arity: 2, fn: ([a, b]) => ext(a, IpAddr, 'ipaddr').inRange(ext(b, IpAddr, 'ipaddr')) }],
   ['datetime', { arity: 1, fn: ([a]) => parseDatetime(str(a)) }],
   ['duration', { arity: 1, fn: ([a]) => parseDuration(str(a)) }],
-  ['offset', { arity: 2, fn: ([a, b]) => new Datetime(i64(ext(a, Datetime, 'datetime').ms + ext(b, Duration, 'duration').ms, 'offset')) }],
-  ['durationSince', { arity: 2, fn: ([a, b]) => new Duration(i64(ext(a, Datetime, 'datetime').ms - ext(b, Datetime, 'datetime').ms, 'durationSince')) }],
+  ['offset', { arity: 2, fn: ([a, b]) => new Datetime(i64(ext(a, Datetime, 'datetime').v + ext(b, Duration, 'duration').v, 'offset')) }],
+  ['durationSince', { arity: 2, fn: ([a, b]) => new Duration(i64(ext(a, Datetime, 'datetime').v - ext(b, Datetime, 'datetime').v, 'durationSince')) }],
   [
     'toDate',
     {
       arity: 1,
       fn: ([a]) => {
-        const ms = ext(a, Datetime, 'datetime').ms;
+        const ms = ext(a, Datetime, 'datetime').v;
         return new Datetime(i64(ms - (((ms % DAY) + DAY) % DAY), 'toDate'));
       },
     },
@@ -292,17 +285,17 @@ export const EXTENSION_FUNCTIONS: ReadonlyMap<string, { readonly arity: number; 
     {
       arity: 1,
       fn: ([a]) => {
-        const ms = ext(a, Datetime, 'datetime').ms;
+        const ms = ext(a, Datetime, 'datetime').v;
         const rem = ms % DAY;
         return new Duration(ms < 0n && rem !== 0n ? rem + DAY : rem);
       },
     },
   ],
-  ['toMilliseconds', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').ms) }],
-  ['toSeconds', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').ms / 1000n) }],
-  ['toMinutes', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').ms / 60_000n) }],
-  ['toHours', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').ms / 3_600_000n) }],
-  ['toDays', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').ms / DAY) }],
+  ['toMilliseconds', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').v) }],
+  ['toSeconds', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').v / 1000n) }],
+  ['toMinutes', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').v / 60_000n) }],
+  ['toHours', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').v / 3_600_000n) }],
+  ['toDays', { arity: 1, fn: ([a]) => long(ext(a, Duration, 'duration').v / DAY) }],
 ]);
 
 /** Calls an extension function by name (a policy's call, or an `__extn` in data). */

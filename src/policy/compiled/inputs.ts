@@ -9,8 +9,9 @@
 import { callExtension } from './extensions.js';
 import { Entities, eq, Uid, type EntityData, type Rec, type Value } from './values.js';
 
-class OutOfDomain extends Error {}
-const OUT = new OutOfDomain('outside the compiled evaluator');
+/** Thrown by the readers (here and schema-reader.ts) for input they do not read with certainty: cedar-wasm decides it. */
+export class OutOfDomain extends Error {}
+export const OUT = new OutOfDomain('outside the compiled evaluator');
 
 export interface CompiledInput {
   readonly principal: Uid;
@@ -66,8 +67,9 @@ export function readJsonValue(v: unknown): Value | null {
   }
 }
 
-function readUid(u: unknown): Uid {
-  if (typeof u !== 'object' || u === null) throw OUT;
+/** `{"__entity": {type, id}}` or `{type, id}`, exactly those fields. */
+export function readUid(u: unknown): Uid {
+  if (typeof u !== 'object' || u === null || Array.isArray(u)) throw OUT;
   let o = u as Record<string, unknown>;
   if (Object.hasOwn(o, '__entity')) {
     if (Object.keys(o).length !== 1) throw OUT;

@@ -8,7 +8,7 @@
 // answer null, and the request goes to cedar-wasm for Cedar's own answer and message.
 
 import * as cedar from '../cedar.js';
-import { addEntity, hasCycle, readExtension } from './inputs.js';
+import { addEntity, hasCycle, OUT, OutOfDomain, readExtension, readUid } from './inputs.js';
 import { callExtension, Ext } from './extensions.js';
 import { Entities, Uid, type EntityData, type Rec, type Value } from './values.js';
 
@@ -47,8 +47,6 @@ interface Action {
   readonly ns: string;
 }
 
-class OutOfDomain extends Error {}
-const OUT = new OutOfDomain('outside the compiled evaluator');
 
 const qualify = (ns: string, name: string): string => (ns === '' || name.includes('::') ? name : `${ns}::${name}`);
 
@@ -247,19 +245,6 @@ function extensionKind(t: Type): string | null {
   const name = t.type === 'Extension' ? (t.name ?? '') : t.type;
   const bare = name.startsWith('__cedar::') ? name.slice(9) : name;
   return Object.hasOwn(CONSTRUCTOR, bare) ? bare : null;
-}
-
-/** `{"__entity": {type, id}}` or, with a schema, `{type, id}`. */
-function readUid(u: unknown): Uid {
-  if (typeof u !== 'object' || u === null || Array.isArray(u)) throw OUT;
-  let o = u as Record<string, unknown>;
-  if (Object.hasOwn(o, '__entity')) {
-    if (Object.keys(o).length !== 1) throw OUT;
-    o = o['__entity'] as Record<string, unknown>;
-    if (typeof o !== 'object' || o === null) throw OUT;
-  }
-  if (typeof o['type'] !== 'string' || typeof o['id'] !== 'string' || Object.keys(o).length !== 2) throw OUT;
-  return new Uid(o['type'], o['id']);
 }
 
 function readEmpty(v: unknown): Rec {

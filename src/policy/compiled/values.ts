@@ -13,7 +13,7 @@
 // An evaluation error is thrown as a CedarError; the authorizer turns it into "this policy
 // errored", which is all Cedar's answer says about it (the kind of error is not compared).
 
-import { callExtension, Datetime, Duration, Ext } from './extensions.js';
+import { CedarExtError, callExtension, Datetime, Duration, Ext } from './extensions.js';
 
 export { Ext };
 
@@ -166,11 +166,11 @@ function ordered(a: Value, b: Value): [number | bigint, number | bigint] {
   }
   if (a instanceof Datetime) {
     if (!(b instanceof Datetime)) throw typeError('datetime', b);
-    return [a.ms, b.ms];
+    return [a.v, b.v];
   }
   if (a instanceof Duration) {
     if (!(b instanceof Duration)) throw typeError('duration', b);
-    return [a.ms, b.ms];
+    return [a.v, b.v];
   }
   throw typeError('long, datetime or duration', a);
 }
@@ -362,6 +362,9 @@ export function ext(name: string, args: readonly Value[]): Value {
   try {
     return callExtension(name, args) as Value;
   } catch (err) {
-    throw new CedarError((err as Error).message);
+    // Only the extensions' own errors are Cedar errors. Anything else is a fault here, never
+    // "this policy errored" (a skipped forbid could allow): it goes up, and cedar-wasm decides.
+    if (err instanceof CedarExtError) throw new CedarError(err.message);
+    throw err;
   }
 }
