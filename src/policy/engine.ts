@@ -9,7 +9,7 @@ import type { EvaluationPath } from '../core/decision.js';
 import type { PolicyVersion } from './loader.js';
 import { actionHierarchyInEntities, requestEntitiesSuffice } from './analysis.js';
 import { sliceByAction } from './slicing.js';
-import { LazyPolicySet, readScope, ScopedSlices, ScopeIndex, uidKey, type Scope } from './scope-index.js';
+import { LazyPolicySet, ScopedSlices, uidKey } from './scope-index.js';
 import { reachable } from './hierarchy.js';
 import type { SchemalessPlan } from './schemaless.js';
 import { HistoryDependence } from './history-reads.js';
@@ -28,13 +28,10 @@ function preparseStatic(id: string, policies: Record<string, string>): boolean {
   return cedar.preparsePolicySet(id, { staticPolicies: policies }).type === 'success';
 }
 
-type PolicyScopes = { readonly principal: Scope | null; readonly resource: Scope | null };
-
-/** Each policy's principal and resource scope, read once (the same policy is in many action slices). */
-function policyScopes(version: PolicyVersion): Map<string, PolicyScopes> {
-  const out = new Map<string, PolicyScopes>();
-  for (const p of version.policies) if (p.facts !== null) out.set(p.id, { principal: readScope(p.facts.principal), resource: readScope(p.facts.resource) });
-  return out;
+/** Each policy's principal and resource scope, as cedar-wasm's JSON form gives them (facts.ts), for compiled/scope.ts. */
+function scopesOf(version: PolicyVersion, ids: readonly string[]): { principal: unknown; resource: unknown }[] {
+  const facts = new Map(version.policies.map((p) => [p.id, p.facts]));
+  return ids.map((i) => ({ principal: facts.get(i)?.principal, resource: facts.get(i)?.resource }));
 }
 
 
@@ -216,15 +213,14 @@ export class PolicyEngine {
         byAction = null;
       }
       const scopedBySet = new Map<LazyPolicySet, ScopedSlices | null>();
-      const scopesOf = lean ? policyScopes(version) : null;
       for (const [action, ids] of byAction ?? []) {
         const set = setFor(ids);
         // Within a large action slice, slice again by principal and resource (scope-index.ts);
         // the action slice itself is then preparsed only if a request needs all of it.
         let scoped = scopedBySet.get(set);
-        if (scoped === undefined && scopesOf !== null && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
-          const index = ScopeIndex.build(ids, ids.map((i) => scopesOf.get(i) ?? { principal: null, resource: null }));
-          scoped = index === null ? null : new ScopedSlices(index, set, text, `${set.setId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
+        if (scoped === undefined && lean && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
+          const index = CompiledScopeIndex.build(scopesOf(version, ids));
+          scoped = index === null ? null : new ScopedSlices(index, ids, set, text, `${set.setId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
           scopedBySet.set(set, scoped);
         }
         if (scoped !== undefined && scoped !== null) {
@@ -416,7 +412,6 @@ function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, rea
     if (!('shape' in p.compiled) || p.facts === null) continue;
     functions.set(p.id, { id: p.id, effect: p.compiled.shape.effect, fn: policyFunction(p.compiled.shape, p.compiled.constants) });
   }
-  const facts = new Map(version.policies.map((p) => [p.id, p.facts]));
   const cache = new Map<string, CompiledSlice | null>();
   const sliceFor = (ids: readonly string[]): CompiledSlice | null => {
     const key = ids.join('\n');
@@ -424,7 +419,7 @@ function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, rea
     let slice: CompiledSlice | null = null;
     const policies = ids.map((id) => functions.get(id));
     if (policies.every((p) => p !== undefined)) {
-      const index = ids.length >= SCOPE_SLICING_MIN_POLICIES ? CompiledScopeIndex.build(ids.map((i) => ({ principal: facts.get(i)?.principal, resource: facts.get(i)?.resource }))) : null;
+      const index = ids.length >= SCOPE_SLICING_MIN_POLICIES ? CompiledScopeIndex.build(scopesOf(version, ids)) : null;
       slice = { set: new CompiledPolicySet(policies as CompiledPolicy[]), index };
     }
     cache.set(key, slice);

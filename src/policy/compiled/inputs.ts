@@ -57,6 +57,31 @@ export function readEntityList(list: readonly unknown[]): Entities | null {
   }
 }
 
+/**
+ * Only the hierarchy of a list of entities (uids and parents; attributes are not read), for the
+ * scope index: an entity listed twice gets the parents of both, a superset, which an index may
+ * over-approximate. Null when a uid or parent is not read with certainty.
+ */
+export function readHierarchy(list: readonly unknown[]): Entities | null {
+  try {
+    const byKey = new Map<string, EntityData>();
+    for (const item of list) {
+      const e = item as { uid?: unknown; parents?: unknown };
+      if (typeof item !== 'object' || item === null || !Array.isArray(e.parents)) return null;
+      const uid = readUid(e.uid);
+      const parents = (e.parents as unknown[]).map((p) => readUid(p).key);
+      const before = byKey.get(uid.key);
+      byKey.set(uid.key, { uid, attrs: NO_ATTRIBUTES, parents: before === undefined ? parents : [...before.parents, ...parents], tags: null });
+    }
+    return new Entities(byKey);
+  } catch (err) {
+    if (err instanceof OutOfDomain) return null;
+    throw err;
+  }
+}
+
+const NO_ATTRIBUTES: Rec = Object.freeze(Object.create(null) as Rec);
+
 /** A JSON value (no schema) as a Cedar value, or null. */
 export function readJsonValue(v: unknown): Value | null {
   try {

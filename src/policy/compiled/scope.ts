@@ -1,7 +1,7 @@
-// Which policies of a large compiled slice can apply to a request, from their principal and
-// resource scopes (the same reasoning as scope-index.ts: a policy whose scope cannot match is
-// neither satisfied nor an error, so leaving it out changes nothing). Keys and ancestors come
-// from the compiled request itself (values.ts), so the index costs a few map lookups.
+// Which policies of a large slice can apply to a request, from their principal and resource
+// scopes: a policy whose scope cannot match is neither satisfied nor an error, so leaving it
+// out changes nothing (scope-index.ts). Used by the compiled path, with the compiled request's
+// keys and ancestors, and by the cedar-wasm slices (scope-index.ts ScopedSlices).
 
 import { Uid, type Entities } from './values.js';
 
