@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 type GrpcMethod = (...args: unknown[]) => unknown;
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { credentials, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import { makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
 import { UsageError } from './usage.js';
 import { decide } from '../check/pipeline.js';
 import { respond, type CheckResponseObject } from '../check/respond.js';
@@ -17,6 +17,7 @@ import { REASONS } from '../core/reasons.js';
 import type { CheckRequestMessage } from '../check/decode.js';
 import { AUTHORIZATION_SERVICE, decodeCheckRequestBytes, encodeCheckRequest } from '../server/protos.js';
 import { loadRuntimeForCommand, type Runtime } from './runtime.js';
+import { CLIENT_TLS_OPTIONS, clientConnection, type ClientConnection } from './client-tls.js';
 
 type Answer = Record<string, unknown> & { decision: 'allow' | 'deny' };
 
@@ -24,12 +25,14 @@ export async function runCheck(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { request: { type: 'string', multiple: true }, config: { type: 'string' }, explain: { type: 'boolean', default: false }, server: { type: 'string' } },
+    options: { request: { type: 'string', multiple: true }, config: { type: 'string' }, explain: { type: 'boolean', default: false }, server: { type: 'string' }, ...CLIENT_TLS_OPTIONS },
     strict: true,
   });
   const given = [...(values.request ?? []), ...positionals];
   if (given.length === 0) throw new UsageError('--request FILE (or - for stdin) is required; several files or folders may be given');
   if (values.server !== undefined && values.config !== undefined) throw new UsageError('--server asks a running server: --config does not apply');
+  const tlsGiven = Object.keys(CLIENT_TLS_OPTIONS).some((k) => (values as Record<string, unknown>)[k] !== undefined);
+  if (values.server === undefined && tlsGiven) throw new UsageError('the TLS options apply to --server only');
   let files: string[];
   try {
     files = given.flatMap((p) => (p === '-' ? ['-'] : requestFiles(p)));
@@ -40,7 +43,12 @@ export async function runCheck(args: string[]): Promise<number> {
   const runtime = values.server === undefined ? loadRuntimeForCommand(values.config ?? null) : null;
   if (values.server === undefined && runtime === null) return 1;
   await runtime?.bundles.start();
-  const ask = values.server === undefined ? offline(runtime as Runtime, values.explain === true) : remote(values.server);
+  let connection: ClientConnection | null = null;
+  if (values.server !== undefined) {
+    connection = await clientConnection(values.server, values);
+    connection.workloadApi?.close();
+  }
+  const ask = values.server === undefined || connection === null ? offline(runtime as Runtime, values.explain === true) : remote(values.server, connection);
   let worst = 0;
   try {
     for (const file of files) {
@@ -114,8 +122,8 @@ function offline(runtime: Runtime, explain: boolean): Asker {
 const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
 
 /** Asks a running Mandate (plaintext gRPC): its answer, read back from the CheckResponse. */
-function remote(address: string): Asker {
-  const client = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
+function remote(address: string, connection: ClientConnection): Asker {
+  const client = new Authorization(address, connection.credentials, connection.options) as Client & Record<string, GrpcMethod>;
   return {
     decide: (message) =>
       new Promise<Answer>((resolveAnswer, reject) => {

@@ -18,6 +18,7 @@ import { KeyFileError, KeyRing } from '../identity/task-keys.js';
 import { MemoryTaskStore } from '../tasks/memory-store.js';
 import { EndedTasks } from '../tasks/ended.js';
 import { RedisTaskStore } from '../tasks/redis-store.js';
+import { WorkloadApiClient } from '../identity/workload-api.js';
 
 export interface RuntimeOptions {
   readonly listen?: string | undefined;
@@ -38,6 +39,8 @@ export interface Runtime {
   readonly tasks: TaskDeps | null;
   /** The shadow policy set (config.shadowPolicies), or null. */
   readonly shadow: PolicyStore | null;
+  /** The SPIFFE Workload API client (config.workloadApi), or null; it connects on first use. */
+  readonly workloadApi: WorkloadApiClient | null;
   state(): DecisionState;
 }
 
@@ -56,10 +59,11 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
     const actions = routes.routes.map((r) => r.action);
     const routeNeeds = routes.routes.filter((r) => r.mcp === null).map((r) => ({ action: r.action, resourceType: r.resourceType, origin: r.origin }));
     const store = PolicyStore.open({ ...config, routeNeeds, compiled: config.evaluation.compiled }, actions);
-    const bundles = BundleSet.open(config.identity.bundles);
+    const mode = options.mode ?? 'check';
+    const workloadApi = config.workloadApi === null || mode === 'validate' ? null : new WorkloadApiClient(config.workloadApi.target);
+    const bundles = BundleSet.open(config.identity.bundles, {}, workloadApi === null || config.workloadApi === null ? null : { client: workloadApi, timeoutMs: config.workloadApi.timeoutMs });
     const identifier = new Identifier(config, bundles);
     const groups = new WorkloadGroups(config.identity.groups);
-    const mode = options.mode ?? 'check';
     let tasks: TaskDeps | null = null;
     if (config.tasks !== null && mode !== 'validate') {
       // Nothing is written here: `mandate serve` creates a missing key file once its ports are bound.
@@ -72,7 +76,7 @@ export function loadRuntime(file: string | null, options: RuntimeOptions = {}): 
       tasks = { config: config.tasks, keys, store: taskStore, ended, verifier: new TxnTokenVerifier(keys, config.tasks), locks: new KeyedLock(), subjects: config.tasks.subjectIssuers.length === 0 ? null : new SubjectTokenVerifier(config.tasks.subjectIssuers) };
     }
     const shadow = config.shadowPolicies === null || mode === 'validate' ? null : PolicyStore.open({ ...config, policies: config.shadowPolicies, compiled: config.evaluation.compiled }, actions);
-    return { config, routes, store, bundles, identifier, groups, tasks, shadow, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
+    return { config, routes, store, bundles, identifier, groups, tasks, shadow, workloadApi, state: () => createDecisionState(config, routes, store.current, identifier, groups, tasks) };
   } catch (err) {
     if (err instanceof ConfigError) throw new StartupError([err.message]);
     if (err instanceof PolicyLoadError) throw new StartupError(err.problems);

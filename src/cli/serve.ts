@@ -64,6 +64,7 @@ export async function runServe(args: string[]): Promise<number> {
     throw err;
   }
   const shadow = runtime.shadow === null ? null : new ShadowEvaluator(runtime.shadow);
+  if (runtime.workloadApi !== null) runtime.workloadApi.onError = (what, message) => logger.warn('SPIFFE Workload API', { stream: what, message });
   bundles.events.onReload = (trustDomain, keys) => logger.info('trust bundle loaded', { trustDomain, jwtKeys: keys });
   bundles.events.onError = (trustDomain, message) => logger.error('trust bundle not updated; the previous keys stay in use', { trustDomain, message });
   await bundles.start();
@@ -85,20 +86,34 @@ export async function runServe(args: string[]): Promise<number> {
         dryRun: () => config.dryRun,
       });
   storeErrorHook = () => telemetry?.recordStoreError();
-  const server = await startServer({
-    config,
-    store,
-    routes,
-    identifier,
-    groups,
-    tasks,
-    telemetry,
-    shadow,
-    onShadowDisagreement: (d) => decisionLog?.recordLine(d),
-    logger,
-    listener: checkPort as NonNullable<typeof checkPort>,
-    ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
-  });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({
+      config,
+      store,
+      routes,
+      identifier,
+      groups,
+      tasks,
+      telemetry,
+      shadow,
+      onShadowDisagreement: (d) => decisionLog?.recordLine(d),
+      logger,
+      listener: checkPort as NonNullable<typeof checkPort>,
+      workloadApi: runtime.workloadApi,
+      ...(decisionLog === null ? {} : { onDecision: (decision: Decision, latencyUs: number) => decisionLog.record(decision, latencyUs) }),
+    });
+  } catch (err) {
+    // Nothing was said SERVING: let go of what is open so the process ends with the message.
+    checkPort?.close();
+    adminPort?.close();
+    bundles.stop();
+    runtime.workloadApi?.close();
+    await tasks?.store.close();
+    await decisionLog?.close();
+    await telemetry?.shutdown();
+    throw err;
+  }
   poolStats = () => server.poolStats();
   const admin = adminPort === null ? null : await startAdmin(config.adminListen, {
     server: adminPort,
@@ -118,11 +133,12 @@ export async function runServe(args: string[]): Promise<number> {
       evaluations: evaluationCounts(),
       taskStore: tasks === null ? 'none' : tasks.store.healthy() ? `${tasks.store.kind}: ok` : `${tasks.store.kind}: unavailable`,
       tracing: telemetry?.tracing ?? false,
+      tls: server.tls(),
     }),
   });
   const host = server.address.slice(0, server.address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
   if (config.tls === null && !isLoopback(host)) {
-    logger.warn('serving ext_authz in plaintext on a non-loopback address: anyone who reaches it can ask for decisions; serve TLS with tls.clientCa and tls.checkClients (envoy/README.md)', { address: server.address });
+    logger.warn('serving ext_authz in plaintext on a non-loopback address: anyone who reaches it can ask for decisions; serve TLS (tls.workloadApi, or tls.clientCa) with tls.checkClients (envoy/README.md)', { address: server.address });
   }
   logger.info('listening', {
     address: server.address,
@@ -155,6 +171,7 @@ export async function runServe(args: string[]): Promise<number> {
     void store.reload().then(report('SIGHUP'));
     if (runtime.shadow !== null) void runtime.shadow.reload().then(reportShadow);
     bundles.reloadFiles();
+    server.reloadTls();
     try {
       tasks?.keys.reload();
     } catch (err) {
@@ -178,6 +195,7 @@ export async function runServe(args: string[]): Promise<number> {
           await tasks?.store.close();
           await decisionLog?.close();
           await telemetry?.shutdown();
+          runtime.workloadApi?.close();
           logger.info('stopped', { how, ...(decisionLog === null ? {} : { decisionLog: decisionLog.stats }) });
         })
         .finally(() => resolveExit(0));

@@ -1,13 +1,14 @@
 // mandate task start|end|show|approve|renew: the task API of a running server, over gRPC.
 // The caller's workload identity is a JWT-SVID: --svid-file FILE or MANDATE_JWT_SVID.
 
-import { Metadata, credentials, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, makeClientConstructor, type Client, type ServiceError } from '@grpc/grpc-js';
 /** A grpc-js client method, called with the client as `this` (clients built at run time have no typed methods). */
 type GrpcMethod = (...args: unknown[]) => unknown;
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TASKS_SERVICE } from '../server/protos.js';
 import { UsageError } from './usage.js';
+import { CLIENT_TLS_OPTIONS, clientConnection } from './client-tls.js';
 
 
 const TasksClient = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
@@ -33,9 +34,11 @@ export async function runTask(args: string[]): Promise<number> {
       scope: { type: 'string' },
       'arguments-digest': { type: 'string' },
       uses: { type: 'string' },
+      audience: { type: 'string', default: 'mandate' },
+      ...CLIENT_TLS_OPTIONS,
     },
   });
-  const svid = values['svid-file'] !== undefined ? readFileSync(values['svid-file'], 'utf8').trim() : process.env['MANDATE_JWT_SVID'];
+  let svid = values['svid-file'] !== undefined ? readFileSync(values['svid-file'], 'utf8').trim() : process.env['MANDATE_JWT_SVID'];
   const taskId = positionals[0] ?? '';
   let method: string;
   let request: Record<string, unknown>;
@@ -68,7 +71,14 @@ export async function runTask(args: string[]): Promise<number> {
       throw new UsageError(sub === undefined ? 'start, renew, show, approve or end?' : `unknown subcommand "${sub}"`);
   }
   if (sub !== 'start' && taskId === '') throw new UsageError(`${sub} needs TASK_ID`);
-  const client = new TasksClient(values.server, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
+  const connection = await clientConnection(values.server, values);
+  try {
+    // With the Workload API and no token given, the caller's JWT-SVID comes from there too.
+    if ((svid === undefined || svid === '') && connection.workloadApi !== null) svid = await connection.workloadApi.fetchJwtSvid(values.audience, null, 5000);
+  } finally {
+    connection.workloadApi?.close();
+  }
+  const client = new TasksClient(values.server, connection.credentials, connection.options) as Client & Record<string, GrpcMethod>;
   const metadata = new Metadata();
   if (svid !== undefined && svid !== '') metadata.set('authorization', `Bearer ${svid}`);
   try {

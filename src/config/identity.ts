@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseSpiffeId } from '../core/spiffe-id.js';
-import { ConfigError, expectObject, readInteger, readString, readStringList } from './fields.js';
+import { ConfigError, expectObject, readBoolean, readInteger, readString, readStringList } from './fields.js';
 
 export type BundleSource =
   | { readonly trustDomain: string; readonly kind: 'file'; readonly path: string }
@@ -14,7 +14,9 @@ export type BundleSource =
       readonly refreshSeconds: number;
       readonly timeoutMs: number;
       readonly caFile: string | null;
-    };
+    }
+  /** The JWT bundle from the SPIFFE Workload API's FetchJWTBundles stream (config.workloadApi). */
+  | { readonly trustDomain: string; readonly kind: 'workloadApi' };
 
 export interface JwtSvidConfig {
   /** Request header carrying the token; for `authorization`, the Bearer scheme. */
@@ -74,14 +76,16 @@ export function parseIdentityConfig(raw: unknown, baseDir: string, trustDomains:
   const seen = new Set<string>();
   const bundles = bundlesRaw.map((item: unknown, i): BundleSource => {
     const f = `${field}.bundles[${i}]`;
-    const b = expectObject(item, f, ['trustDomain', 'file', 'url', 'refreshSeconds', 'timeoutMs', 'caFile']);
+    const b = expectObject(item, f, ['trustDomain', 'file', 'url', 'workloadApi', 'refreshSeconds', 'timeoutMs', 'caFile']);
     const trustDomain = readString(b, 'trustDomain', f, '');
     if (!trustDomains.includes(trustDomain)) throw new ConfigError(`${f}.trustDomain`, `"${trustDomain}" is not in trustDomains`);
     if (seen.has(trustDomain)) throw new ConfigError(`${f}.trustDomain`, `"${trustDomain}" has two bundle sources`);
     seen.add(trustDomain);
     const file = readString(b, 'file', f, null);
     const url = readString(b, 'url', f, null);
-    if ((file === null) === (url === null)) throw new ConfigError(f, 'needs exactly one of file or url');
+    const fromApi = readBoolean(b, 'workloadApi', f, false);
+    if ([file !== null, url !== null, fromApi].filter(Boolean).length !== 1) throw new ConfigError(f, 'needs exactly one of file, url or workloadApi: true');
+    if (fromApi) return Object.freeze({ trustDomain, kind: 'workloadApi' });
     if (file !== null) return Object.freeze({ trustDomain, kind: 'file', path: resolve(baseDir, file) });
     if (!(url as string).startsWith('https://')) throw new ConfigError(`${f}.url`, 'must be an https:// URL');
     const caFile = readString(b, 'caFile', f, null);

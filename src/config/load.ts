@@ -7,7 +7,7 @@ import { DEFAULTS, isSecretHeaderName } from './defaults.js';
 import { ConfigError, expectObject, isObject, readBoolean, readInteger, readString, readStringList, type JsonObject } from './fields.js';
 import { parseIdentityConfig } from './identity.js';
 import { parseTasksConfig } from './tasks.js';
-import { parseSpiffeId } from '../core/spiffe-id.js';
+import { parseTlsConfig, parseWorkloadApiConfig } from './workload-api.js';
 import { importOpenApiRoutes } from './openapi.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
@@ -19,7 +19,7 @@ export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/man
 
 const TOP_KEYS = [
   'listen', 'policies', 'allowEmptyPolicies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
-  'context', 'limits', 'explain', 'dryRun', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'telemetry', 'shadowPolicies', 'evaluation',
+  'context', 'limits', 'explain', 'dryRun', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'workloadApi', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
 const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'matrixParams', 'methodOverride'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
@@ -60,7 +60,7 @@ export function loadConfig(options: LoadOptions): MandateConfig {
   const listenOverride = options.listen ?? (env['MANDATE_LISTEN'] || undefined);
   const adminOverride = options.adminListen ?? (env['MANDATE_ADMIN_LISTEN'] || undefined);
   try {
-    return parseConfig(raw ?? {}, dirname(path), path, listenOverride, adminOverride);
+    return parseConfig(raw ?? {}, dirname(path), path, listenOverride, adminOverride, env['SPIFFE_ENDPOINT_SOCKET']);
   } catch (err) {
     if (err instanceof ConfigError && err.at === null) throw new ConfigError(err.field, err.detail, `${path}:${lineOfField(text, err.field)}`);
     throw err;
@@ -98,7 +98,7 @@ export function lineOfField(text: string, field: string): number {
 }
 
 /** Validates a parsed config object. Relative paths resolve against baseDir. */
-export function parseConfig(raw: unknown, baseDir: string, configFile: string | null, listenOverride?: string, adminListenOverride?: string): MandateConfig {
+export function parseConfig(raw: unknown, baseDir: string, configFile: string | null, listenOverride?: string, adminListenOverride?: string, endpointSocket?: string): MandateConfig {
   const top = expectObject(raw, 'config', TOP_KEYS);
 
   const listen = listenOverride ?? readString(top, 'listen', 'config', DEFAULTS.listen);
@@ -147,20 +147,8 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   }
 
   const shutdown = expectObject(top['shutdown'] ?? {}, 'config.shutdown', ['graceMs']);
-  let tls: MandateConfig['tls'] = null;
-  if (top['tls'] !== undefined) {
-    const t = expectObject(top['tls'], 'config.tls', ['cert', 'key', 'clientCa', 'checkClients']);
-    const cert = readString(t, 'cert', 'config.tls', null);
-    const key = readString(t, 'key', 'config.tls', null);
-    if (cert === null || key === null) throw new ConfigError('config.tls', 'needs cert and key (PEM files)');
-    const clientCa = readString(t, 'clientCa', 'config.tls', null);
-    const checkClients = readStringList(t, 'checkClients', 'config.tls', []);
-    checkClients.forEach((id, i) => {
-      if (!parseSpiffeId(id).ok) throw new ConfigError(`config.tls.checkClients[${i}]`, `"${id}" is not a SPIFFE ID`);
-    });
-    if (checkClients.length > 0 && clientCa === null) throw new ConfigError('config.tls.checkClients', 'needs clientCa: without client certificates no caller can be recognized');
-    tls = Object.freeze({ cert: resolve(baseDir, cert), key: resolve(baseDir, key), clientCa: clientCa === null ? null : resolve(baseDir, clientCa), checkClients: Object.freeze([...checkClients]) });
-  }
+  const tls = parseTlsConfig(top['tls'], baseDir);
+  const identity = parseIdentityConfig(top['identity'], baseDir, trustDomains);
   const admin = expectObject(top['admin'] ?? {}, 'config.admin', ['listen']);
   const adminListen = adminListenOverride ?? readString(admin, 'listen', 'config.admin', DEFAULTS.adminListen);
   if (adminListen !== 'off' && !LISTEN_ADDRESS.test(adminListen)) throw new ConfigError('config.admin.listen', `"${adminListen}" is not HOST:PORT or off`);
@@ -210,10 +198,11 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     watch: readBoolean(top, 'watch', 'config', DEFAULTS.watch),
     shutdownGraceMs: readInteger(shutdown, 'graceMs', 'config.shutdown', DEFAULTS.shutdownGraceMs, 0, 600_000),
     decisionLog,
-    identity: parseIdentityConfig(top['identity'], baseDir, trustDomains),
+    identity,
     tasks: parseTasksConfig(top['tasks'], baseDir, trustDomains),
     adminListen,
     tls,
+    workloadApi: parseWorkloadApiConfig(top['workloadApi'], tls?.source === 'workloadApi' || identity.bundles.some((b) => b.kind === 'workloadApi'), endpointSocket),
     shadowPolicies: shadowRel === null ? null : resolve(baseDir, shadowRel),
     evaluation,
     telemetry: Object.freeze({ enabled: readBoolean(expectObject(top['telemetry'] ?? {}, 'config.telemetry', ['enabled']), 'enabled', 'config.telemetry', true) }),

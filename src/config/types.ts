@@ -80,14 +80,14 @@ export interface MandateConfig {
   /** How long in-flight calls may take to finish after SIGTERM before the server is forced down. */
   readonly shutdownGraceMs: number;
   readonly identity: IdentityConfig;
-  /** Serve gRPC over TLS; with clientCa, require client certificates from that bundle. */
-  readonly tls: {
-    readonly cert: string;
-    readonly key: string;
-    readonly clientCa: string | null;
-    /** SPIFFE IDs of the ext_authz clients (Envoy) allowed to call Check; empty: any client the CA vouches for. */
-    readonly checkClients: readonly string[];
-  } | null;
+  /**
+   * Serve gRPC over TLS. From files (watched, reloaded on change; with clientCa, client
+   * certificates are required) or from the SPIFFE Workload API (Mandate's own X.509-SVID, and
+   * client X.509-SVIDs verified against their own trust domain's bundle).
+   */
+  readonly tls: TlsConfig | null;
+  /** Where the SPIFFE Workload API is (tls.workloadApi, identity.bundles[].workloadApi); null when nothing uses it. */
+  readonly workloadApi: WorkloadApiConfig | null;
   /** Metrics and traces (docs/observability.md); off: nothing is measured or exported. */
   readonly telemetry: { readonly enabled: boolean };
   /** Admin HTTP (JWKS, health), or 'off'. */
@@ -120,4 +120,26 @@ export interface MandateConfig {
   };
   /** A candidate policy directory evaluated beside the enforced one; its answer is never used. */
   readonly shadowPolicies: string | null;
+}
+
+export type TlsConfig =
+  | {
+      readonly source: 'files';
+      readonly cert: string;
+      readonly key: string;
+      readonly clientCa: string | null;
+      /** SPIFFE IDs of the ext_authz clients (Envoy) allowed to call Check; empty: any client the CA vouches for. */
+      readonly checkClients: readonly string[];
+    }
+  | { readonly source: 'workloadApi'; readonly checkClients: readonly string[] };
+
+export interface WorkloadApiConfig {
+  /** A grpc-js target: unix:/path or host:port (from unix:///path or tcp://ip:port). */
+  readonly target: string;
+  /** The address as configured, for messages. */
+  readonly address: string;
+  /** Which of the workload's X.509-SVIDs Mandate serves with; null: the first (the default identity). */
+  readonly spiffeId: string | null;
+  /** How long start waits for the first SVID and bundles before it gives up. */
+  readonly timeoutMs: number;
 }

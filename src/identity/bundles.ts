@@ -3,13 +3,16 @@
 // (reloaded when they change) or HTTPS endpoints such as SPIRE's bundle endpoint or OIDC
 // discovery provider (refreshed on an interval, with a bounded fetch; the last good set is kept
 // while a fetch fails). jose's local key sets skip keys whose use is not "sig", so keys are
-// selected here and handed to jose one at a time.
+// selected here and handed to jose one at a time. A third source is the SPIFFE Workload API's
+// FetchJWTBundles stream (workload-api.ts): every message replaces the keys of the trust domains
+// that take their bundle from it; a domain missing from a message has no keys until it returns.
 
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { basename, dirname } from 'node:path';
 import type { BundleSource } from '../config/identity.js';
+import type { JwtBundles, WorkloadApiClient } from './workload-api.js';
 
 const MAX_BUNDLE_BYTES = 1 << 20;
 
@@ -56,6 +59,7 @@ export class BundleSet {
   private readonly keys = new Map<string, Map<string, KeyObject>>();
   private readonly watchers: FSWatcher[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  private unsubscribe: () => void = () => undefined;
   /** Bumped on every change: cached verifications from an older generation are not trusted. */
   generation = 0;
 
@@ -63,11 +67,12 @@ export class BundleSet {
     private readonly sources: readonly BundleSource[],
     /** Set by the server to log reloads and failures. */
     readonly events: BundleEvents,
+    private readonly workloadApi: { readonly client: WorkloadApiClient; readonly timeoutMs: number } | null,
   ) {}
 
   /** Loads file bundles now (throwing BundleError on a bad one); URL bundles load in start(). */
-  static open(sources: readonly BundleSource[], events: BundleEvents = {}): BundleSet {
-    const set = new BundleSet(sources, events);
+  static open(sources: readonly BundleSource[], events: BundleEvents = {}, workloadApi: { readonly client: WorkloadApiClient; readonly timeoutMs: number } | null = null): BundleSet {
+    const set = new BundleSet(sources, events, workloadApi);
     for (const s of sources) if (s.kind === 'file') set.keys.set(s.trustDomain, parseBundle(readBundleFile(s.path), s.path, false));
     return set;
   }
@@ -76,12 +81,16 @@ export class BundleSet {
     return this.keys.get(trustDomain);
   }
 
-  /** Fetches URL bundles once (failures are reported, not thrown) and starts watching and refreshing. */
+  /**
+   * Fetches URL bundles once and waits (bounded) for the Workload API's first JWT bundles;
+   * failures are reported, not thrown: that domain's JWT-SVIDs are refused until its keys
+   * arrive. Then starts watching and refreshing.
+   */
   async start(): Promise<void> {
-    await Promise.all(this.sources.map((s) => (s.kind === 'url' ? this.refresh(s) : undefined)));
+    await Promise.all([...this.sources.map((s) => (s.kind === 'url' ? this.refresh(s) : undefined)), this.subscribe()]);
     for (const s of this.sources) {
       if (s.kind === 'file') this.watchFile(s.trustDomain, s.path);
-      else {
+      else if (s.kind === 'url') {
         const timer = setInterval(() => void this.refresh(s), s.refreshSeconds * 1000);
         timer.unref();
         this.timers.push(timer);
@@ -90,6 +99,7 @@ export class BundleSet {
   }
 
   stop(): void {
+    this.unsubscribe();
     for (const w of this.watchers) w.close();
     for (const t of this.timers) clearInterval(t);
   }
@@ -97,6 +107,46 @@ export class BundleSet {
   /** Re-reads every file bundle (SIGHUP); a bad file keeps its previous keys. */
   reloadFiles(): void {
     for (const s of this.sources) if (s.kind === 'file') this.reloadFile(s.trustDomain, s.path);
+  }
+
+  private subscribe(): Promise<void> {
+    const fromApi = this.sources.filter((s) => s.kind === 'workloadApi').map((s) => s.trustDomain);
+    const api = this.workloadApi;
+    if (fromApi.length === 0) return Promise.resolve();
+    if (api === null) {
+      for (const td of fromApi) this.events.onError?.(td, 'its bundle comes from the Workload API, which this command does not reach');
+      return Promise.resolve();
+    }
+    return new Promise((resolveFirst) => {
+      const timer = setTimeout(() => {
+        for (const td of fromApi) if (!this.keys.has(td)) this.events.onError?.(td, `no JWT bundle from the Workload API within ${api.timeoutMs} ms; its JWT-SVIDs are refused until one arrives`);
+        resolveFirst();
+      }, api.timeoutMs);
+      timer.unref();
+      this.unsubscribe = api.client.subscribeJwtBundles((bundles) => {
+        this.takeFromWorkloadApi(fromApi, bundles);
+        clearTimeout(timer);
+        resolveFirst();
+      });
+    });
+  }
+
+  private takeFromWorkloadApi(trustDomains: readonly string[], bundles: JwtBundles): void {
+    for (const td of trustDomains) {
+      const text = bundles.get(td);
+      if (text === undefined) {
+        // The authority set no longer names this domain: nothing of it verifies any more.
+        if (this.keys.has(td)) this.set(td, new Map());
+        this.events.onError?.(td, 'the Workload API sent no JWT bundle for this trust domain');
+        continue;
+      }
+      try {
+        // SPIRE sends these as standard JWKS, without SPIFFE's `use` member.
+        this.set(td, parseBundle(text, `Workload API JWT bundle of ${td}`, true));
+      } catch (err) {
+        this.events.onError?.(td, (err as Error).message);
+      }
+    }
   }
 
   private set(trustDomain: string, keys: Map<string, KeyObject>): void {

@@ -94,3 +94,18 @@ export function readSvidExtensions(der: Uint8Array): SvidExtensions | null {
   }
   return { ca, keyUsage };
 }
+
+/**
+ * Splits concatenated DER certificates (the Workload API's x509_svid and bundle fields) into
+ * one buffer each; null when the bytes are not a whole number of DER SEQUENCEs.
+ */
+export function splitDerCertificates(der: Uint8Array): Buffer[] | null {
+  const out: Buffer[] = [];
+  for (let at = 0; at < der.length; ) {
+    const t = readTlv(der, at, der.length);
+    if (t === null || t.tag !== SEQUENCE) return null;
+    out.push(Buffer.from(der.subarray(at, t.end)));
+    at = t.end;
+  }
+  return out;
+}

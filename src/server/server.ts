@@ -3,7 +3,6 @@
 // a gRPC error is reserved for failures to even build one (Envoy then applies
 // failure_mode_allow: false and denies).
 
-import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { bindCheckPort } from './bind.js';
 import type { PeerCertificate } from 'node:tls';
@@ -27,6 +26,9 @@ import { tasksImplementation } from './tasks.js';
 import { TaskManager } from '../tasks/manager.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import type { Decision } from '../core/decision.js';
+import { TlsSource } from '../identity/tls-source.js';
+import type { WorkloadApiClient } from '../identity/workload-api.js';
+import { createTlsFront, type TlsFront } from './tls-front.js';
 
 export interface MandateServer {
   /** The bound address, e.g. 127.0.0.1:9191 (the real port when 0 was asked for). */
@@ -35,8 +37,20 @@ export interface MandateServer {
   state(): DecisionState;
   /** The evaluation pool's counters (evaluation.mode pool), or null when evaluation is inline. */
   poolStats(): PoolStats | null;
+  /** What the Check port serves TLS with, or null for plaintext. */
+  tls(): TlsStatus | null;
+  /** Re-reads TLS files now (SIGHUP); the Workload API needs no nudge. */
+  reloadTls(): void;
   /** Health NOT_SERVING, refuse new calls, let in-flight calls finish within graceMs. */
   shutdown(graceMs: number): Promise<'graceful' | 'forced'>;
+}
+
+export interface TlsStatus {
+  readonly source: 'files' | 'workloadApi';
+  readonly spiffeId: string | null;
+  readonly notAfter: string;
+  readonly refusedClients: number;
+  readonly failedHandshakes: number;
 }
 
 export interface StartOptions {
@@ -55,6 +69,8 @@ export interface StartOptions {
   readonly onDecision?: (decision: Decision, latencyUs: number) => void;
   /** The Check port, already bound (bind.ts); else config.listen is bound here. */
   readonly listener?: NetServer;
+  /** The SPIFFE Workload API (config.workloadApi), for tls.workloadApi. */
+  readonly workloadApi?: WorkloadApiClient | null;
 }
 
 export async function startServer(options: StartOptions): Promise<MandateServer> {
@@ -141,16 +157,22 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
   }
 
+  // Mandate's own certificate first: without it there is nothing to serve TLS with.
+  const tlsSource = await openTlsSource(config, options.workloadApi ?? null, logger);
+
   // A replica that starts deciding before its first connection to the task store would deny
   // every task-bound request meanwhile: wait for it, briefly (it stays unhealthy otherwise).
   if (tasks !== null) await tasks.store.ready(3000);
   // Our own listener hands each connection to grpc-js, so that connections can be capped
   // (net.Server.maxConnections: the next one is closed at once); grpc-js has no such option.
-  const injector = server.createConnectionInjector(serverCredentials(config));
+  // With TLS, the handshake is ours too (tls-front.ts), so grpc-js receives finished TLS sockets.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const listener = options.listener ?? (await bindCheckPort(config.listen));
   // The port is ours: a missing task key file may be written now (never before a bind succeeded).
   tasks?.keys.ensureSigningKey();
-  listener.on('connection', (socket) => injector.injectConnection(socket));
+  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger);
+  if (front === null) listener.on('connection', (socket) => injector.injectConnection(socket));
+  else listener.on('connection', (socket) => front.accept(socket));
   listener.maxConnections = limits.maxConnections;
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const port = (listener.address() as AddressInfo).port;
@@ -169,9 +191,17 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     health,
     state: () => state,
     poolStats: () => pool?.stats() ?? null,
+    tls: () => {
+      const m = tlsSource?.current;
+      if (tlsSource == null || m == null) return null;
+      return { source: tlsSource.kind, spiffeId: m.spiffeId, notAfter: m.notAfter.toISOString(), refusedClients: front?.stats.refused ?? 0, failedHandshakes: front?.stats.handshakeFailures ?? 0 };
+    },
+    reloadTls: () => tlsSource?.reloadFiles(),
     shutdown: (graceMs) =>
       new Promise<'graceful' | 'forced'>((resolveShutdown) => {
         clearInterval(storeWatch);
+        front?.close();
+        tlsSource?.close();
         listener.close();
         health.setAll(SERVING_STATUS.NOT_SERVING);
         health.endWatches();
@@ -191,15 +221,26 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   };
 }
 
-/** Plaintext, or TLS; with a client CA, every client must present a certificate from it. */
-function serverCredentials(config: MandateConfig): ServerCredentials {
-  if (config.tls === null) return ServerCredentials.createInsecure();
-  const { cert, key, clientCa } = config.tls;
-  return ServerCredentials.createSsl(
-    clientCa === null ? null : readFileSync(clientCa),
-    [{ cert_chain: readFileSync(cert), private_key: readFileSync(key) }],
-    clientCa !== null,
-  );
+/**
+ * The Check port's TLS material, loaded and ready (null: plaintext): files are read now, the
+ * Workload API is waited for (config.workloadApi.timeoutMs). Changes are logged as they come.
+ */
+async function openTlsSource(config: MandateConfig, api: WorkloadApiClient | null, logger: Logger): Promise<TlsSource | null> {
+  if (config.tls === null) return null;
+  const events = {
+    onUpdate: (m: { spiffeId: string | null; notAfter: Date }) => logger.info('TLS certificate loaded', { spiffeId: m.spiffeId, notAfter: m.notAfter.toISOString() }),
+    onError: (message: string) => logger.error('TLS material not updated; the previous certificate stays in use', { message }),
+  };
+  if (config.tls.source === 'files') return TlsSource.fromFiles(config.tls, events);
+  if (api === null || config.workloadApi === null) throw new Error('tls.workloadApi without a Workload API client');
+  const source = TlsSource.fromWorkloadApi(api, { spiffeId: config.workloadApi.spiffeId, trustDomains: config.trustDomains }, events);
+  try {
+    await source.ready(config.workloadApi.timeoutMs, `the Workload API at ${config.workloadApi.address}`);
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+  return source;
 }
 
 /** Why a TLS peer may not call Check, or null. X.509-SVID: exactly one URI SAN, the SPIFFE ID. */

@@ -34,6 +34,7 @@ export async function startExampleServer(configFile = EMBEDDED_CONFIG, telemetry
   return { server, runtime, address: server.address, close: async () => {
     runtime.bundles.stop();
     await server.shutdown(1000);
+    runtime.workloadApi?.close();
     await runtime.tasks?.store.close();
   } };
 }

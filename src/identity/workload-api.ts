@@ -1,0 +1,258 @@
+// A SPIFFE Workload API client (standards/SPIFFE_Workload_API.md), over gRPC on the agent's
+// socket. It keeps two streams open, FetchX509SVID and FetchJWTBundles, and hands every update
+// to its subscribers once it has been read completely and checked; a message that does not read
+// is reported and the previous material stays in use. A stream that ends or fails is opened
+// again with a growing pause (the agent restarts, or has no identity for us yet: §4.2 says
+// clients retry). Every call carries `workload.spiffe.io: true` (Workload Endpoint §5).
+
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { resolve } from 'node:path';
+import { credentials, makeClientConstructor, Metadata, type Client, type ClientReadableStream, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { parseSpiffeId } from '../core/spiffe-id.js';
+import { kPackageRoot } from '../package-root.js';
+import { splitDerCertificates } from './der.js';
+import { uriSans } from './x509.js';
+
+const definitions = loadSync('spiffe/workload.proto', { keepCase: false, longs: String, defaults: true, includeDirs: [resolve(kPackageRoot, 'proto')] });
+export const WORKLOAD_API_SERVICE = definitions['SpiffeWorkloadAPI'] as ServiceDefinition;
+const WorkloadApi = makeClientConstructor(WORKLOAD_API_SERVICE, 'SpiffeWorkloadAPI');
+
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+export interface X509Svid {
+  readonly spiffeId: string;
+  readonly hint: string;
+  /** The leaf, then any intermediates, as PEM. */
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly notAfter: Date;
+}
+
+/** One FetchX509SVID message, read and checked. */
+export interface X509Context {
+  readonly svids: readonly X509Svid[];
+  /** Trust domain -> its X.509 authorities (the SVIDs' own bundles and the federated ones). */
+  readonly bundles: ReadonlyMap<string, readonly X509Certificate[]>;
+}
+
+/** Trust domain -> its JWKS document, as sent. */
+export type JwtBundles = ReadonlyMap<string, string>;
+
+export class WorkloadApiError extends Error {
+  override name = 'WorkloadApiError';
+}
+
+/** A stream failed or sent something unreadable; it is retried, the previous material stays. */
+export type WorkloadApiErrorListener = (what: 'x509' | 'jwt-bundles', message: string) => void;
+
+type Method = (...args: unknown[]) => unknown;
+
+function metadata(): Metadata {
+  const m = new Metadata();
+  m.set('workload.spiffe.io', 'true');
+  return m;
+}
+
+/** A map key of the Workload API ("spiffe://example.org" or "example.org") -> the trust domain. */
+export function trustDomainOfKey(key: string): string | null {
+  const td = key.startsWith('spiffe://') ? key.slice('spiffe://'.length) : key;
+  const id = parseSpiffeId(`spiffe://${td}`);
+  return id.ok && id.value.path === '' ? id.value.trustDomain : null;
+}
+
+function readCertificates(bytes: unknown, what: string): X509Certificate[] {
+  const parts = Buffer.isBuffer(bytes) ? splitDerCertificates(bytes) : null;
+  if (parts === null || parts.length === 0) throw new WorkloadApiError(`${what}: not DER certificates`);
+  try {
+    return parts.map((p) => new X509Certificate(p));
+  } catch (err) {
+    throw new WorkloadApiError(`${what}: ${(err as Error).message}`);
+  }
+}
+
+/** Reads one X509SVIDResponse; throws WorkloadApiError when any part of it does not hold. */
+export function readX509Context(message: Record<string, unknown>): X509Context {
+  const svidsRaw = message['svids'];
+  if (!Array.isArray(svidsRaw) || svidsRaw.length === 0) throw new WorkloadApiError('the X.509-SVID response holds no SVID');
+  const bundles = new Map<string, X509Certificate[]>();
+  const svids = svidsRaw.map((s: Record<string, unknown>, i): X509Svid => {
+    const what = `svids[${i}]`;
+    const spiffeId = String(s['spiffeId'] ?? '');
+    const id = parseSpiffeId(spiffeId);
+    if (!id.ok || id.value.path === '') throw new WorkloadApiError(`${what}: "${spiffeId}" is not a workload SPIFFE ID`);
+    const chain = readCertificates(s['x509Svid'], `${what}.x509_svid`);
+    const leaf = chain[0] as X509Certificate;
+    const sans = uriSans(leaf.subjectAltName);
+    if (sans.length !== 1 || sans[0] !== spiffeId) throw new WorkloadApiError(`${what}: the certificate's URI SAN is not ${spiffeId}`);
+    let key: ReturnType<typeof createPrivateKey>;
+    try {
+      key = createPrivateKey({ key: s['x509SvidKey'] as Buffer, format: 'der', type: 'pkcs8' });
+    } catch (err) {
+      throw new WorkloadApiError(`${what}.x509_svid_key: not a PKCS#8 private key (${(err as Error).message})`);
+    }
+    if (!leaf.checkPrivateKey(key)) throw new WorkloadApiError(`${what}: the private key does not belong to the certificate`);
+    const own = readCertificates(s['bundle'], `${what}.bundle`);
+    const known = bundles.get(id.value.trustDomain);
+    bundles.set(id.value.trustDomain, known === undefined ? own : [...known, ...own.filter((c) => !known.some((k) => k.fingerprint256 === c.fingerprint256))]);
+    return Object.freeze({
+      spiffeId,
+      hint: String(s['hint'] ?? ''),
+      certificatePem: chain.map((c) => c.toString()).join(''),
+      privateKeyPem: key.export({ format: 'pem', type: 'pkcs8' }) as string,
+      notAfter: new Date(leaf.validTo),
+    });
+  });
+  const federated = (message['federatedBundles'] ?? {}) as Record<string, unknown>;
+  for (const [key, bytes] of Object.entries(federated)) {
+    const td = trustDomainOfKey(key);
+    if (td === null) throw new WorkloadApiError(`federated_bundles: "${key}" is not a trust domain`);
+    // The workload's own trust domain comes from its SVIDs' bundle, never from a federated entry.
+    if (!bundles.has(td)) bundles.set(td, readCertificates(bytes, `federated_bundles["${key}"]`));
+  }
+  return Object.freeze({ svids: Object.freeze(svids), bundles });
+}
+
+/** Reads one JWTBundlesResponse: trust domain -> JWKS text (parsed by bundles.ts). */
+export function readJwtBundles(message: Record<string, unknown>): JwtBundles {
+  const out = new Map<string, string>();
+  for (const [key, bytes] of Object.entries((message['bundles'] ?? {}) as Record<string, unknown>)) {
+    const td = trustDomainOfKey(key);
+    if (td === null) throw new WorkloadApiError(`bundles: "${key}" is not a trust domain`);
+    if (!Buffer.isBuffer(bytes)) throw new WorkloadApiError(`bundles["${key}"]: not bytes`);
+    out.set(td, bytes.toString('utf8'));
+  }
+  return out;
+}
+
+export class WorkloadApiClient {
+  private readonly client: Client & Record<string, Method>;
+  private readonly streams = new Set<ClientReadableStream<unknown>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly x509Listeners = new Set<(context: X509Context) => void>();
+  private readonly jwtListeners = new Set<(bundles: JwtBundles) => void>();
+  private lastX509: X509Context | null = null;
+  private lastJwt: JwtBundles | null = null;
+  private closed = false;
+  /** Set by the server to log stream failures and unreadable messages. */
+  onError: WorkloadApiErrorListener = () => undefined;
+
+  constructor(
+    /** A grpc-js target: unix:/path or IP:port (config/workload-api.ts). */
+    readonly target: string,
+  ) {
+    this.client = new WorkloadApi(target, credentials.createInsecure()) as Client & Record<string, Method>;
+  }
+
+  /**
+   * Every good FetchX509SVID message, from now on (the latest one at once, if any). The stream
+   * opens with the first subscriber and stays open until close().
+   */
+  subscribeX509(listener: (context: X509Context) => void): () => void {
+    if (this.x509Listeners.size === 0 && this.lastX509 === null) {
+      this.watch('x509', 'FetchX509SVID', (m) => {
+        const context = readX509Context(m);
+        this.lastX509 = context;
+        for (const l of this.x509Listeners) l(context);
+      });
+    }
+    this.x509Listeners.add(listener);
+    if (this.lastX509 !== null) listener(this.lastX509);
+    return () => this.x509Listeners.delete(listener);
+  }
+
+  /** Every good FetchJWTBundles message, as subscribeX509. */
+  subscribeJwtBundles(listener: (bundles: JwtBundles) => void): () => void {
+    if (this.jwtListeners.size === 0 && this.lastJwt === null) {
+      this.watch('jwt-bundles', 'FetchJWTBundles', (m) => {
+        const bundles = readJwtBundles(m);
+        this.lastJwt = bundles;
+        for (const l of this.jwtListeners) l(bundles);
+      });
+    }
+    this.jwtListeners.add(listener);
+    if (this.lastJwt !== null) listener(this.lastJwt);
+    return () => this.jwtListeners.delete(listener);
+  }
+
+  /** The first X.509 context, for a one-shot client (the CLI); the stream is closed after it. */
+  fetchX509Context(timeoutMs: number): Promise<X509Context> {
+    return this.first('FetchX509SVID', timeoutMs, readX509Context);
+  }
+
+  /** A JWT-SVID for audience (the default identity, or spiffeId). */
+  fetchJwtSvid(audience: string, spiffeId: string | null, timeoutMs: number): Promise<string> {
+    return new Promise((resolveFetch, reject) => {
+      (this.client['FetchJWTSVID'] as Method).call(this.client, { audience: [audience], spiffeId: spiffeId ?? '' }, metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: { svids?: { spiffeId: string; svid: string }[] }) => {
+        if (err) return reject(new WorkloadApiError(`FetchJWTSVID: ${err.details || err.message}`));
+        const svid = res.svids?.find((s) => spiffeId === null || s.spiffeId === spiffeId)?.svid;
+        if (svid === undefined || svid === '') return reject(new WorkloadApiError('FetchJWTSVID: the Workload API returned no JWT-SVID'));
+        resolveFetch(svid);
+      });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    for (const s of this.streams) s.cancel();
+    this.client.close();
+  }
+
+  private watch(what: 'x509' | 'jwt-bundles', method: string, handle: (m: Record<string, unknown>) => void, pauseMs = RETRY_FIRST_MS): void {
+    if (this.closed) return;
+    const stream = (this.client[method] as Method).call(this.client, {}, metadata()) as ClientReadableStream<Record<string, unknown>>;
+    this.streams.add(stream);
+    let nextPause = pauseMs;
+    let retried = false;
+    const retry = (message: string): void => {
+      if (retried || this.closed) return;
+      retried = true;
+      this.streams.delete(stream);
+      stream.cancel();
+      this.onError(what, `${method}: ${message}; retrying in ${nextPause} ms`);
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.watch(what, method, handle, Math.min(nextPause * 2, RETRY_MAX_MS));
+      }, nextPause);
+      timer.unref();
+      this.timers.add(timer);
+    };
+    stream.on('data', (m: Record<string, unknown>) => {
+      try {
+        handle(m);
+        nextPause = RETRY_FIRST_MS; // a good message: the next failure starts over
+      } catch (err) {
+        this.onError(what, `${method}: ${(err as Error).message}; keeping the previous material`);
+      }
+    });
+    stream.on('error', (err: ServiceError) => retry(err.details || err.message));
+    stream.on('end', () => retry('the stream ended'));
+  }
+
+  private first<T>(method: string, timeoutMs: number, read: (m: Record<string, unknown>) => T): Promise<T> {
+    return new Promise((resolveFirst, reject) => {
+      const stream = (this.client[method] as Method).call(this.client, {}, metadata(), { deadline: Date.now() + timeoutMs }) as ClientReadableStream<Record<string, unknown>>;
+      let done = false;
+      stream.on('data', (m: Record<string, unknown>) => {
+        if (done) return;
+        done = true;
+        stream.cancel();
+        try {
+          resolveFirst(read(m));
+        } catch (err) {
+          reject(err);
+        }
+      });
+      stream.on('error', (err: ServiceError) => {
+        if (!done) reject(new WorkloadApiError(`${method}: ${err.details || err.message}`));
+        done = true;
+      });
+      stream.on('end', () => {
+        if (!done) reject(new WorkloadApiError(`${method}: the stream ended without an answer`));
+        done = true;
+      });
+    });
+  }
+}

@@ -1,0 +1,172 @@
+// TLS files that rotate under a running server, a server that cannot get its SVID, and the
+// client commands over TLS and mTLS (issue #15 §1): `mandate health`, `mandate check --server`
+// and `mandate task` with --tls-ca/--tls-cert/--tls-key or --workload-api, against real server
+// processes.
+
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, makeCertificate, makeSvid, type Cert } from '../helpers/certs.js';
+import { makeTrustDomain } from '../helpers/jwt.js';
+import { SUPPORT_AGENT } from '../helpers/requests.js';
+import { REQUESTS_DIR, exampleWith, runCli, spawnServer, type ChildServer } from '../helpers/server.js';
+import { TestWorkloadApi } from '../helpers/workload-api.js';
+
+const MANDATE = 'spiffe://example.org/ns/mandate/sa/mandate';
+const CLI = 'spiffe://example.org/ns/ops/sa/cli';
+const pkcs8 = (c: Cert): string => c.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+const fingerprint = (c: Cert): string => new X509Certificate(c.pem).fingerprint256;
+const ca = makeCertificate({ subject: 'example.org authority', ca: true, keyUsage: [KU_KEY_CERT_SIGN, KU_CRL_SIGN] });
+const issuer = { name: 'example.org authority', key: ca.privateKey };
+const serverSvid = (): Cert => makeCertificate({ subject: 'mandate', uris: [MANDATE], keyUsage: [KU_DIGITAL_SIGNATURE], issuer });
+
+function served(address: string, client: Cert): Promise<string> {
+  const at = address.lastIndexOf(':');
+  return new Promise((resolveFp, reject) => {
+    const socket = connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)), servername: 'mandate.test', ca: ca.pem, cert: client.pem, key: pkcs8(client), ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }, () => {
+      resolveFp(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+async function until(what: string, test: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+describe('TLS from files that rotate, and the client commands over mTLS', () => {
+  const first = serverSvid();
+  const cli = makeSvid(CLI, { issuer });
+  let dir = '';
+  let server: ChildServer;
+
+  before(async () => {
+    ({ dir } = exampleWith({ tls: 'tls:\n  cert: ./tls/svid.pem\n  key: ./tls/svid-key.pem\n  clientCa: ./tls/bundle.pem\n' }, {}));
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'tls'));
+    writeFileSync(join(dir, 'tls/svid.pem'), first.pem);
+    writeFileSync(join(dir, 'tls/svid-key.pem'), pkcs8(first));
+    writeFileSync(join(dir, 'tls/bundle.pem'), ca.pem);
+    server = await spawnServer(['--config', join(dir, 'mandate.yaml')]);
+  });
+  after(async () => {
+    server.child.kill('SIGTERM');
+    await server.exited;
+  });
+
+  const tlsFlags = ['--tls-ca', 'bundle.pem'];
+
+  it('answers `mandate health` over mTLS, checking the server by its SPIFFE ID', async () => {
+    writeFileSync(join(dir, 'cli.pem'), cli.pem);
+    writeFileSync(join(dir, 'cli-key.pem'), pkcs8(cli));
+    const mtls = ['--tls-ca', join(dir, 'tls/bundle.pem'), '--tls-cert', join(dir, 'cli.pem'), '--tls-key', join(dir, 'cli-key.pem')];
+    const ok = await runCli(['health', '--server', server.address, ...mtls, '--server-id', MANDATE]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, 'SERVING\n');
+    assert.equal(ok.stderr, '', 'no warning about IP addresses as TLS server names');
+    const wrongId = await runCli(['health', '--server', server.address, ...mtls, '--server-id', 'spiffe://example.org/ns/other/sa/other']);
+    assert.equal(wrongId.code, 1);
+    assert.match(wrongId.stdout, /^UNREACHABLE: /);
+    // Plaintext against a TLS port, and TLS without a client certificate: no answer, exit 1.
+    assert.equal((await runCli(['health', '--server', server.address])).code, 1);
+    assert.equal((await runCli(['health', '--server', server.address, '--tls-ca', join(dir, 'tls/bundle.pem')])).code, 1);
+    // A question a request file asks, over the same connection settings.
+    const checked = await runCli(['check', '--server', server.address, ...mtls, '--server-id', MANDATE, join(REQUESTS_DIR, 'allow-support-list-tickets.json')]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.equal(JSON.parse(checked.stdout).decision, 'allow');
+  });
+
+  it('refuses TLS flags that do not go together, with one line and the usage', async () => {
+    const cases: [string[], RegExp][] = [
+      [['health', '--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+      [['health', '--server-id', MANDATE], /need --tls-ca \(or --workload-api\)/],
+      [['health', '--workload-api', 'unix:///x.sock', ...tlsFlags], /--workload-api supplies the certificates/],
+      [['health', '--workload-api', '/x.sock'], /--workload-api "\/x\.sock" must be unix:\/\/\/path or tcp:\/\/IP:PORT/],
+      [['health', '--tls-ca', ...tlsFlags.slice(1), '--server-id', 'mandate'], /--server-id "mandate" is not a SPIFFE ID/],
+      [['check', '--tls-ca', 'x.pem', 'req.json'], /the TLS options apply to --server only/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /usage:/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  it('serves a rotated certificate to new connections without a restart, and only a whole pair', async () => {
+    assert.equal(await served(server.address, cli), fingerprint(first));
+    const next = serverSvid();
+    // The certificate lands before its key: a pair that does not match is not taken.
+    writeFileSync(join(dir, 'tls/svid.pem.tmp'), next.pem);
+    renameSync(join(dir, 'tls/svid.pem.tmp'), join(dir, 'tls/svid.pem'));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(await served(server.address, cli), fingerprint(first));
+    assert.match(server.stderr(), /TLS material not updated; the previous certificate stays in use.*does not belong to the certificate/);
+    writeFileSync(join(dir, 'tls/svid-key.pem.tmp'), pkcs8(next));
+    renameSync(join(dir, 'tls/svid-key.pem.tmp'), join(dir, 'tls/svid-key.pem'));
+    await until('new connections get the new certificate', async () => (await served(server.address, cli)) === fingerprint(next));
+    const health = await runCli(['health', '--server', server.address, '--tls-ca', join(dir, 'tls/bundle.pem'), '--tls-cert', join(dir, 'cli.pem'), '--tls-key', join(dir, 'cli-key.pem'), '--server-id', MANDATE]);
+    assert.equal(health.code, 0, health.stderr);
+  });
+});
+
+describe('the Workload API for servers that start and for client commands', () => {
+  const api = new TestWorkloadApi();
+  const jwt = makeTrustDomain('example.org');
+  const mandate = serverSvid();
+  const agent = makeSvid(SUPPORT_AGENT, { issuer });
+  let server: ChildServer;
+
+  before(async () => {
+    await api.start();
+    // One agent answers both workloads here (a real agent attests each caller): the client
+    // command takes the first SVID, the default identity; the server the one its config names.
+    api.setX509({
+      svids: [
+        { spiffeId: SUPPORT_AGENT, chain: [agent], key: agent.privateKey, bundle: [ca] },
+        { spiffeId: MANDATE, chain: [mandate], key: mandate.privateKey, bundle: [ca] },
+      ],
+    });
+    api.setJwtBundles({ 'spiffe://example.org': jwt.bundle() });
+    api.jwtSigner = { key: jwt.keys[0]!, spiffeId: SUPPORT_AGENT };
+    const { config } = exampleWith({
+      identity: 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, workloadApi: true }\n',
+      tls: 'tls:\n  workloadApi: true\n',
+      workloadApi: `workloadApi:\n  socket: ${api.address}\n  spiffeId: ${MANDATE}\n`,
+      decisionLog: 'decisionLog:\n  sink: "off"\n',
+    });
+    server = await spawnServer(['--config', config]);
+  });
+  after(async () => {
+    server?.child.kill('SIGTERM');
+    await server?.exited;
+    await api.close();
+  });
+
+  it('starts a task with the SVID and the JWT-SVID from the Workload API', async () => {
+    const health = await runCli(['health', '--server', server.address, '--workload-api', api.address]);
+    assert.equal(health.code, 0, health.stderr);
+    const started = await runCli(['task', 'start', '--server', server.address, '--workload-api', api.address, '--purpose', 'read T-1', '--tenant', 'acme', '--tool', 'tickets.read'], undefined, { MANDATE_JWT_SVID: '' });
+    assert.equal(started.code, 0, started.stderr);
+    assert.deepEqual((JSON.parse(started.stdout) as { grantedTools: string[] }).grantedTools, ['tickets.read']);
+    assert.equal(api.refusedWithoutHeader, 0);
+  });
+
+  it('stops `mandate serve` with one line when the Workload API does not answer', async () => {
+    const { config } = exampleWith({ tls: 'tls:\n  workloadApi: true\n', workloadApi: `workloadApi:\n  socket: unix://${join(api.socketPath, '..', 'nobody.sock')}\n  timeoutMs: 300\n` });
+    const r = await runCli(['serve', '--config', config, '--listen', '127.0.0.1:0', '--admin-listen', 'off']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /mandate serve: no X\.509-SVID from the Workload API at unix:\/\/\/.*nobody\.sock within 300 ms\n/);
+    assert.doesNotMatch(r.stderr, /"msg":"listening"/);
+  });
+});
