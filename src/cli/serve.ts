@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { loadRuntimeForCommand } from './runtime.js';
 import type { ReloadResult } from '../policy/store.js';
 import { DecisionLog } from '../telemetry/decision-log.js';
-import { otlpProtocol, Telemetry } from '../telemetry/telemetry.js';
+import { otlpProtocol, otlpTraceExporter, Telemetry } from '../telemetry/telemetry.js';
 import { ShadowEvaluator } from '../policy/shadow.js';
 import type { Decision } from '../core/decision.js';
 import { EVALUATION_PATHS } from '../policy/engine.js';
@@ -41,10 +41,12 @@ export async function runServe(args: string[]): Promise<number> {
   );
   if (runtime === null) return 1;
   const { config, store, routes, bundles, identifier, groups, tasks } = runtime;
-  // The OTLP protocol asked for, before anything is bound: an unsupported one stops here.
+  // The OTLP exporter asked for, before anything is bound: an unsupported protocol stops here.
+  let spanExporter: Awaited<ReturnType<typeof otlpTraceExporter>> = null;
   if (config.telemetry.enabled) {
     try {
       otlpProtocol(process.env);
+      spanExporter = await otlpTraceExporter(process.env);
     } catch (err) {
       await tasks?.store.close();
       throw err;
@@ -84,7 +86,7 @@ export async function runServe(args: string[]): Promise<number> {
         shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
         evaluations: () => evaluationCounts(),
         dryRun: () => config.dryRun,
-      });
+      }, { spanExporter });
   storeErrorHook = () => telemetry?.recordStoreError();
   let server: Awaited<ReturnType<typeof startServer>>;
   try {

@@ -1,17 +1,21 @@
 // OpenTelemetry for the decision point: metrics (Prometheus text on the admin port's /metrics;
 // OTLP for traces when the standard OTEL_* variables ask for it) and one span per Check, child
 // of the trace the request carries (W3C traceparent/tracestate, or B3). Nothing is built for a
-// span that does not record; metrics are counters and one histogram per decision.
+// span that does not record; metrics are counters and one histogram per decision, plus the
+// Node runtime's (runtime-metrics.ts). Instruments are named without units, the unit is the
+// instrument's; Prometheus names get the unit as a suffix (OpenTelemetry's Prometheus
+// compatibility rules: s -> _seconds, By -> _bytes, 1 -> _ratio), which this exporter version
+// does not add itself. "No code" (an allow) is an absent attribute: no `code` label, no
+// `mandate.code` on the span, null in the decision log.
 
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { registerRuntimeMetrics, RUNTIME_UNITS } from './runtime-metrics.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../core/decision.js';
 import { readFileSync } from 'node:fs';
@@ -36,8 +40,37 @@ export function otlpProtocol(env: NodeJS.ProcessEnv): 'http/protobuf' | 'http/js
   throw new Error(`OTEL_EXPORTER_OTLP_PROTOCOL=${asked} is not supported: use http/protobuf (the default) or http/json`);
 }
 
+/**
+ * The OTLP trace exporter the standard variables ask for (OTEL_EXPORTER_OTLP_ENDPOINT, or
+ * OTEL_TRACES_EXPORTER=otlp), or null. Loaded only then: the two exporters take ~120 ms to
+ * import, a tenth of a start.
+ */
+export async function otlpTraceExporter(env: NodeJS.ProcessEnv): Promise<SpanExporter | null> {
+  const wanted = env['OTEL_TRACES_EXPORTER'] === 'otlp' || (env['OTEL_TRACES_EXPORTER'] === undefined && (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) !== undefined);
+  if (!wanted) return null;
+  if (otlpProtocol(env) === 'http/json') return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+  return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+}
+
 // Fine enough for tens of microseconds, wide enough for a slow Redis (seconds).
 const LATENCY_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const GC_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const PROMETHEUS_UNIT_SUFFIX: Readonly<Record<string, string>> = { s: 'seconds', By: 'bytes', '1': 'ratio' };
+/** Every instrument with a unit: Mandate's own and the runtime's. */
+const UNITS: Readonly<Record<string, string>> = { 'mandate.check.duration': 's', 'mandate.evaluation.duration': 's', ...RUNTIME_UNITS };
+const BUCKETS: Readonly<Record<string, readonly number[]>> = { 'mandate.check.duration': LATENCY_BUCKETS_SECONDS, 'mandate.evaluation.duration': LATENCY_BUCKETS_SECONDS, 'v8js.gc.duration': GC_BUCKETS_SECONDS };
+
+/** The views that give each instrument with a unit its Prometheus name, and histograms their buckets. */
+function prometheusViews(): ViewOptions[] {
+  return Object.entries(UNITS).map(([instrumentName, unit]) => {
+    const buckets = BUCKETS[instrumentName];
+    return {
+      instrumentName,
+      name: `${instrumentName}_${PROMETHEUS_UNIT_SUFFIX[unit] ?? unit}`,
+      ...(buckets === undefined ? {} : { aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...buckets] } } }),
+    };
+  });
+}
 
 export interface Gauges {
   /** Counters kept by other modules, read at collection time. */
@@ -56,6 +89,8 @@ export interface Gauges {
 export interface TelemetryOptions {
   /** Extra span processors (tests pass an in-memory exporter). */
   readonly spanProcessors?: readonly SpanProcessor[];
+  /** Where spans go (otlpTraceExporter); none: spans only for spanProcessors. */
+  readonly spanExporter?: SpanExporter | null;
   readonly env?: NodeJS.ProcessEnv;
   readonly serviceVersion?: string;
 }
@@ -77,20 +112,18 @@ export class Telemetry {
   private readonly reloads;
   private readonly taskApi;
   private readonly storeErrors;
+  private readonly stopRuntimeMetrics: () => void;
 
   constructor(gauges: Gauges, options: TelemetryOptions = {}) {
     const env = options.env ?? process.env;
     const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? PACKAGE_VERSION });
     this.prometheus = new PrometheusExporter({ preventServerStart: true });
-    const views: ViewOptions[] = ['mandate.check.duration_seconds', 'mandate.evaluation.duration_seconds'].map((instrumentName) => ({
-      instrumentName,
-      aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: LATENCY_BUCKETS_SECONDS } },
-    }));
-    this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views });
+    this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views: prometheusViews() });
     const meter = this.meterProvider.getMeter('mandate');
     this.decisions = meter.createCounter('mandate.decisions', { description: 'Decisions, by decision and reason code' });
-    this.checkDuration = meter.createHistogram('mandate.check.duration_seconds', { unit: 's', description: 'Time to decide one Check, from request to response' });
-    this.evaluationDuration = meter.createHistogram('mandate.evaluation.duration_seconds', { unit: 's', description: 'Time spent in Cedar evaluation for one Check' });
+    this.checkDuration = meter.createHistogram('mandate.check.duration', { unit: 's', description: 'Time to decide one Check, from request to response' });
+    this.evaluationDuration = meter.createHistogram('mandate.evaluation.duration', { unit: 's', description: 'Time spent in Cedar evaluation for one Check' });
+    this.stopRuntimeMetrics = registerRuntimeMetrics(meter);
     this.reloads = meter.createCounter('mandate.policy.reloads', { description: 'Policy reloads, by result' });
     this.taskApi = meter.createCounter('mandate.task.api.calls', { description: 'Task API calls, by method and result (code)' });
     this.storeErrors = meter.createCounter('mandate.task.store.errors', { description: 'Errors reported by the task state store' });
@@ -132,11 +165,7 @@ export class Telemetry {
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
-    const otlp = env['OTEL_TRACES_EXPORTER'] === 'otlp' || (env['OTEL_TRACES_EXPORTER'] === undefined && (env['OTEL_EXPORTER_OTLP_ENDPOINT'] ?? env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) !== undefined);
-    if (otlp) {
-      const exporter = otlpProtocol(env) === 'http/json' ? new OTLPJsonTraceExporter() : new OTLPProtoTraceExporter();
-      processors.push(new BatchSpanProcessor(exporter, { maxQueueSize: 2048, exportTimeoutMillis: 5000 }));
-    }
+    if (options.spanExporter != null) processors.push(new BatchSpanProcessor(options.spanExporter, { maxQueueSize: 2048, exportTimeoutMillis: 5000 }));
     this.tracerProvider = processors.length === 0 ? null : new BasicTracerProvider({ resource, spanProcessors: processors });
     this.tracer = this.tracerProvider?.getTracer('mandate') ?? null;
   }
@@ -161,21 +190,18 @@ export class Telemetry {
 
   recordDecision(decision: Decision, latencyUs: number, span: Span | null): void {
     const decided = decision.allowed ? 'allow' : 'deny';
-    this.decisions.add(1, { decision: decided, code: decision.code ?? 'none' });
+    this.decisions.add(1, decision.code === null ? { decision: decided } : { decision: decided, code: decision.code });
     this.checkDuration.record(latencyUs / 1e6, { decision: decided });
     if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6);
     if (span === null) return;
     if (span.isRecording()) {
-      span.setAttributes({
-        'mandate.decision': decided,
-        'mandate.code': decision.code ?? '',
-        'mandate.action': decision.action ?? '',
-        'mandate.principal.trust_domain': decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.trustDomain : '',
-        'mandate.task.id': decision.taskId ?? '',
-        'mandate.policy.version': decision.policyVersion,
-        'mandate.policy.determining': [...decision.determining],
-        'mandate.evaluation.mode': decision.evaluationPath ?? '',
-      });
+      // What a decision does not have is not set (no empty strings standing for "none").
+      span.setAttributes({ 'mandate.decision': decided, 'mandate.policy.version': decision.policyVersion, 'mandate.policy.determining': [...decision.determining] });
+      if (decision.code !== null) span.setAttribute('mandate.code', decision.code);
+      if (decision.action !== null) span.setAttribute('mandate.action', decision.action);
+      if (decision.identity !== null && decision.identity.kind !== 'anonymous') span.setAttribute('mandate.principal.trust_domain', decision.identity.spiffe.trustDomain);
+      if (decision.taskId !== null) span.setAttribute('mandate.task.id', decision.taskId);
+      if (decision.evaluationPath !== null) span.setAttribute('mandate.evaluation.mode', decision.evaluationPath);
       if (decision.code === 'internal_error') span.setStatus({ code: SpanStatusCode.ERROR, message: 'internal_error' });
     }
     span.end();
@@ -203,6 +229,7 @@ export class Telemetry {
   }
 
   async shutdown(): Promise<void> {
+    this.stopRuntimeMetrics();
     await Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider?.shutdown()]);
   }
 }

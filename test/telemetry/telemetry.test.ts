@@ -54,6 +54,9 @@ describe('tracing', () => {
     const [span] = exporter.getFinishedSpans();
     assert.equal(span?.spanContext().traceId, traceId);
     assert.equal(span?.parentSpanContext?.spanId, parentId);
+    // An anonymous allow: no code, no trust domain, no task; absent, not "".
+    assert.equal(span?.attributes['mandate.decision'], 'allow');
+    for (const key of ['mandate.code', 'mandate.principal.trust_domain', 'mandate.task.id']) assert.equal(key in (span?.attributes ?? {}), false, key);
   });
 
   it('starts a new trace when the traceparent cannot be parsed', async () => {
@@ -80,13 +83,27 @@ describe('metrics on the admin port', () => {
         const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
         return line === undefined ? NaN : Number(line.split(' ').pop());
       };
-      assert.equal(value('mandate_decisions_total', 'decision="allow",code="none"'), 3);
+      // An allow has no code: the label is absent, not "none" or "".
+      const allowLine = text.split('\n').find((l) => l.startsWith('mandate_decisions_total{') && l.includes('decision="allow"'));
+      assert.ok(allowLine !== undefined && !allowLine.includes('code='), allowLine);
+      assert.equal(value('mandate_decisions_total', 'decision="allow"'), 3);
       assert.equal(value('mandate_decisions_total', 'decision="deny",code="no_route"'), 1);
       assert.equal(value('mandate_decisions_total', 'decision="deny",code="bad_request"'), 1);
       assert.match(text, /mandate_check_duration_seconds_bucket\{[^}]*le="0.00005"[^}]*\} \d+/);
       assert.equal(value('mandate_check_duration_seconds_count', 'decision="allow"'), 3);
       assert.equal(value('mandate_evaluation_duration_seconds_count', 'otel_scope_name="mandate"'), 3, 'three requests reached Cedar');
       assert.match(text, /mandate_decision_log_lines_total\{[^}]*result="dropped"[^}]*\} 0/);
+      // Instruments are named without units; Prometheus names carry the unit as a suffix.
+      assert.match(text, /# UNIT mandate_check_duration_seconds s/);
+      assert.doesNotMatch(text, /duration_seconds_seconds/);
+      // The Node runtime and the process, after the OpenTelemetry semantic conventions.
+      assert.ok(value('process_cpu_time_seconds_total', 'cpu_mode="user"') > 0);
+      assert.ok(value('process_memory_usage_bytes', 'otel_scope_name="mandate"') > 10_000_000);
+      assert.ok(value('v8js_memory_heap_used_bytes', 'v8js_heap_space_name="old_space"') > 0);
+      assert.ok(value('v8js_memory_heap_limit_bytes', 'otel_scope_name="mandate"') > 0);
+      assert.ok(value('process_uptime_seconds', 'otel_scope_name="mandate"') > 0);
+      const busy = value('nodejs_eventloop_utilization_ratio', 'otel_scope_name="mandate"');
+      assert.ok(busy > 0 && busy <= 1, String(busy));
       const status = (await (await fetch(`http://${admin}/v1/status`)).json()) as Record<string, unknown>;
       assert.match(String(status['policyVersion']), /^sha256:/);
       // The default: auto, a worker pool for what cedar-wasm evaluates. The example's policies
