@@ -1,14 +1,25 @@
-// The one import point of cedar-wasm. Node 20's V8 (11.3) can abort the whole process with
-// "Fatal error ... unreachable code" in Deoptimizer::DoComputeBuiltinContinuation when a
-// TurboFan-optimized caller that inlined a JS->Wasm call deoptimizes. Measured here: the
-// in-process benchmark (about 30,000 evaluations interleaved with other code) aborted in 3 of
-// 6 runs by default and in 0 of 6 with the inlining off. A decision point must not crash, so
-// the inlining is turned off before any caller of cedar-wasm is optimized (the flag exists in
-// Node 20 and 22; a V8 without it would print one warning and go on).
+// The one import point of cedar-wasm. Its V8 flags (cedar-flags.ts) are set first: a module's
+// imports are evaluated in the order they are written.
 
-import { setFlagsFromString } from 'node:v8';
-
-setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+import './cedar-flags.js';
+import { schemaToJsonWithResolvedTypes as resolveSchemaText } from '@cedar-policy/cedar-wasm/nodejs';
 
 export * from '@cedar-policy/cedar-wasm/nodejs';
 export type * from '@cedar-policy/cedar-wasm/nodejs';
+
+const resolvedSchemas = new Map<string, ReturnType<typeof resolveSchemaText>>();
+
+/**
+ * cedar-wasm's schemaToJsonWithResolvedTypes, remembered per schema text: loading a version
+ * asks for the same schema's JSON from five analyses, ~25-40 ms each (the schema is parsed in
+ * wasm every time). Callers only read the answer (projection-plan.ts clones before changing).
+ */
+export function schemaToJsonWithResolvedTypes(schemaText: string): ReturnType<typeof resolveSchemaText> {
+  let answer = resolvedSchemas.get(schemaText);
+  if (answer === undefined) {
+    answer = resolveSchemaText(schemaText);
+    if (resolvedSchemas.size >= 4) resolvedSchemas.delete(resolvedSchemas.keys().next().value as string);
+    resolvedSchemas.set(schemaText, answer);
+  }
+  return answer;
+}

@@ -12,7 +12,16 @@
 // timed-out command or ping marks it unhealthy at once (readyz 503, Tasks NOT_SERVING, store-up
 // metric 0), the next answered ping healthy again.
 
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+
+/**
+ * ioredis, loaded when the first Redis store is made: most processes (the example, `mandate
+ * check`, `validate`) never talk to Redis, and importing it costs ~80 ms of every start.
+ */
+function redisClass(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis;
+}
 import { WorkloadWindow } from './workload-window.js';
 import { EMPTY_WORKLOAD_HISTORY, StateUnavailableError, type Approval, type RecordResult, type WorkloadHistory, type WorkloadMark, type TaskRecord, type TaskState, type TaskStore, type ToolTouch } from './store.js';
 
@@ -132,11 +141,12 @@ export class RedisTaskStore implements TaskStore {
       connectTimeout: 1000,
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     };
-    this.redis = new Redis(url, common) as Redis & Scripts;
+    const RedisClient = redisClass();
+    this.redis = new RedisClient(url, common) as Redis & Scripts;
     this.redis.defineCommand('mandateRecord', { numberOfKeys: 8, lua: RECORD_LUA });
     this.redis.defineCommand('mandateEnd', { numberOfKeys: 1, lua: END_LUA });
     // Subscriptions need the offline queue: ioredis replays them after a reconnect.
-    this.subscriber = new Redis(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
+    this.subscriber = new RedisClient(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     this.channel = `${prefix}task-ended`;
     this.window = new WorkloadWindow(options.workloadHistorySeconds ?? 3600);
     const report = (err: Error): void => options.onError?.(err.message);
