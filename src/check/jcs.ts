@@ -3,7 +3,7 @@
 // (RFC 8785 §3.2.2.2 and §3.2.2.3 adopt exactly that). Used to digest tool-call arguments so an
 // approval names one precise set of arguments.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
@@ -18,5 +18,5 @@ export function canonicalJson(value: unknown): string {
 
 /** SHA-256 of the canonical JSON, hex: the digest an approval can be bound to. */
 export function argumentsDigest(args: unknown): string {
-  return createHash('sha256').update(canonicalJson(args ?? {})).digest('hex');
+  return hash('sha256', canonicalJson(args ?? {}), 'hex');
 }

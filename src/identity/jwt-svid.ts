@@ -9,7 +9,7 @@
 // Verified tokens are cached by SHA-256 of the raw token until the earlier of exp and the
 // next bundle change, so a workload presenting the same token pays for the signature once.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JwtSvidConfig } from '../config/identity.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
@@ -49,7 +49,7 @@ export class JwtSvidVerifier {
   async verify(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {
     // Refuse oversized input before hashing or parsing anything.
     if (token.length > this.config.maxTokenBytes) return invalid(`longer than ${this.config.maxTokenBytes} bytes`);
-    const key = this.config.cacheSize > 0 ? createHash('sha256').update(token).digest('base64') : '';
+    const key = this.config.cacheSize > 0 ? hash('sha256', token, 'base64') : '';
     const cached = key === '' ? undefined : this.cache.get(key);
     if (cached !== undefined) {
       if (cached.generation === this.bundles.generation && nowSeconds <= cached.svid.exp + this.config.clockSkewSeconds) {

@@ -4,7 +4,7 @@
 // req_wl (the requesting workload), tctx (immutable authorization details), rctx (request
 // context), and RFC 8693 act for delegation. Carried in the Txn-Token header.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
@@ -109,7 +109,7 @@ export class TxnTokenVerifier {
 
   async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
     if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
-    const key = createHash('sha256').update(token).digest('base64');
+    const key = hash('sha256', token, 'base64');
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key);
