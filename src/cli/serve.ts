@@ -86,8 +86,13 @@ export async function runServe(args: string[]): Promise<number> {
         shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
         evaluations: () => evaluationCounts(),
         dryRun: () => config.dryRun,
+        tls: () => {
+          const t = serverTls();
+          return t === null ? null : { notAfterSeconds: Date.parse(t.notAfter) / 1000, refusedClients: t.refusedClients, failedHandshakes: t.failedHandshakes };
+        },
       }, { spanExporter });
   storeErrorHook = () => telemetry?.recordStoreError();
+  let serverTls: () => ReturnType<Awaited<ReturnType<typeof startServer>>['tls']> = () => null;
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -117,6 +122,7 @@ export async function runServe(args: string[]): Promise<number> {
     throw err;
   }
   poolStats = () => server.poolStats();
+  serverTls = () => server.tls();
   const admin = adminPort === null ? null : await startAdmin(config.adminListen, {
     server: adminPort,
     health: server.health,

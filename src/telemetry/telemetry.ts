@@ -57,7 +57,7 @@ const LATENCY_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025
 const GC_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const PROMETHEUS_UNIT_SUFFIX: Readonly<Record<string, string>> = { s: 'seconds', By: 'bytes', '1': 'ratio' };
 /** Every instrument with a unit: Mandate's own and the runtime's. */
-const UNITS: Readonly<Record<string, string>> = { 'mandate.check.duration': 's', 'mandate.evaluation.duration': 's', ...RUNTIME_UNITS };
+const UNITS: Readonly<Record<string, string>> = { 'mandate.check.duration': 's', 'mandate.evaluation.duration': 's', 'mandate.tls.certificate.not_after': 's', ...RUNTIME_UNITS };
 const BUCKETS: Readonly<Record<string, readonly number[]>> = { 'mandate.check.duration': LATENCY_BUCKETS_SECONDS, 'mandate.evaluation.duration': LATENCY_BUCKETS_SECONDS, 'v8js.gc.duration': GC_BUCKETS_SECONDS };
 
 /** The views that give each instrument with a unit its Prometheus name, and histograms their buckets. */
@@ -84,6 +84,8 @@ export interface Gauges {
   readonly evaluations?: () => { compiled: number; wasmInline: number; wasmPool: number };
   /** Config dryRun: 1 while every request is let through. */
   readonly dryRun?: () => boolean;
+  /** The Check port's TLS: when the served certificate expires, and clients refused (null: plaintext). */
+  readonly tls?: () => { notAfterSeconds: number; refusedClients: number; failedHandshakes: number } | null;
 }
 
 export interface TelemetryOptions {
@@ -134,6 +136,8 @@ export class Telemetry {
     const store = meter.createObservableGauge('mandate.task.store.up', { description: '1 when the task state store answers, 0 when not' });
     const shadowCounter = meter.createObservableCounter('mandate.shadow', { description: 'Shadow policy evaluations, and disagreements with the enforced set' });
     const dryRun = meter.createObservableGauge('mandate.dry_run', { description: '1 when serving in dry run: every request is answered allowed whatever policy decides' });
+    const tlsNotAfter = meter.createObservableGauge('mandate.tls.certificate.not_after', { unit: 's', description: 'When the certificate the Check port serves expires (Unix time): alert when it nears, a rotation did not arrive' });
+    const tlsRefused = meter.createObservableCounter('mandate.tls.refused', { description: 'TLS clients refused, by stage: handshake (failed or timed out), peer (not an X.509-SVID of a trusted domain, or no HTTP/2)' });
     const evaluations = meter.createObservableCounter('mandate.evaluations', { description: 'Cedar evaluations by where they ran: compiled policies, cedar-wasm on the main thread, cedar-wasm in the pool' });
     meter.addBatchObservableCallback(
       (r) => {
@@ -155,13 +159,19 @@ export class Telemetry {
           r.observe(evaluations, e.wasmInline, { path: 'wasm-inline' });
           r.observe(evaluations, e.wasmPool, { path: 'wasm-pool' });
         }
+        const t = gauges.tls?.();
+        if (t) {
+          r.observe(tlsNotAfter, t.notAfterSeconds);
+          r.observe(tlsRefused, t.failedHandshakes, { stage: 'handshake' });
+          r.observe(tlsRefused, t.refusedClients, { stage: 'peer' });
+        }
         const s = gauges.shadow?.();
         if (s) {
           r.observe(shadowCounter, s.evaluated, { result: 'evaluated' });
           r.observe(shadowCounter, s.disagreements, { result: 'disagreement' });
         }
       },
-      [jwt, xfcc, certs, log, store, shadowCounter, evaluations, dryRun],
+      [jwt, xfcc, certs, log, store, shadowCounter, evaluations, dryRun, tlsNotAfter, tlsRefused],
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];

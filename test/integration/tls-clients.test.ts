@@ -85,6 +85,21 @@ describe('TLS from files that rotate, and the client commands over mTLS', () => 
     assert.equal(JSON.parse(checked.stdout).decision, 'allow');
   });
 
+  it('reports the served certificate\'s expiry and the refused clients in /metrics and /v1/status', async () => {
+    const admin = /"admin":"([^"]+)"/.exec(server.stderr())?.[1] ?? '';
+    // A client without a certificate fails the handshake.
+    assert.equal((await runCli(['health', '--server', server.address, '--tls-ca', join(dir, 'tls/bundle.pem')])).code, 1);
+    const text = await (await fetch(`http://${admin}/metrics`)).text();
+    const notAfter = Number(/^mandate_tls_certificate_not_after_seconds\{[^}]*\} (\S+)$/m.exec(text)?.[1]);
+    const status = (await (await fetch(`http://${admin}/v1/status`)).json()) as { tls: { source: string; spiffeId: string; notAfter: string } };
+    assert.equal(status.tls.source, 'files');
+    assert.equal(status.tls.spiffeId, MANDATE);
+    assert.equal(notAfter, Date.parse(status.tls.notAfter) / 1000);
+    // The certificate being served is still the first one (the rotation test comes later).
+    assert.equal(notAfter * 1000, Date.parse(new X509Certificate(first.pem).validTo));
+    assert.ok(Number(/^mandate_tls_refused_total\{[^}]*stage="handshake"[^}]*\} (\S+)$/m.exec(text)?.[1]) >= 1);
+  });
+
   it('refuses TLS flags that do not go together, with one line and the usage', async () => {
     const cases: [string[], RegExp][] = [
       [['health', '--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
