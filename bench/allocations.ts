@@ -1,0 +1,61 @@
+// Bytes allocated per Check, and where: the scenario of bench/run.ts (1,000 policies, a
+// JWT-SVID caller, a task token) decided in process, under V8's sampling heap profiler with
+// collected objects included (so it counts allocation, not what stays alive). Allocation is what
+// drives young-generation collections, which are most of a Check's p99.
+//   node dist/bench/allocations.js [--checks N] [--top N]
+
+import { Session } from 'node:inspector/promises';
+import { parseArgs } from 'node:util';
+import { loadRuntime } from '../src/cli/runtime.js';
+import { decodeCheckRequest, type CheckRequestMessage } from '../src/check/decode.js';
+import { decide } from '../src/check/pipeline.js';
+import { respond } from '../src/check/respond.js';
+import { TaskManager } from '../src/tasks/manager.js';
+import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../src/server/protos.js';
+import { SCENARIO_TASK, writeScenario, EXAMPLE_POLICIES } from './scenario.js';
+
+const { values } = parseArgs({ options: { checks: { type: 'string', default: '20000' }, top: { type: 'string', default: '25' } } });
+const checks = Number(values.checks);
+
+const scenario = writeScenario(1000 - EXAMPLE_POLICIES);
+const runtime = loadRuntime(scenario.config, { mode: 'serve' });
+runtime.tasks?.keys.ensureSigningKey();
+const state = runtime.state();
+const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, state.config.limits, 0);
+if (!caller.ok) throw new Error('the scenario request does not decode');
+const identity = await state.identifier.identify(caller.value, Math.floor(Date.now() / 1000));
+if (!identity.ok) throw new Error(`the scenario caller is not identified: ${identity.message}`);
+const started = await new TaskManager(() => state, runtime.tasks as NonNullable<typeof runtime.tasks>).start(
+  identity.value,
+  { ...SCENARIO_TASK, maxCalls: null, subject: null, subjectToken: null, parentTaskId: null, parentToken: null },
+  Math.floor(Date.now() / 1000),
+);
+if (!started.ok) throw new Error(`the scenario task did not start: ${started.message}`);
+const bytes = encodeCheckRequest(scenario.checkRequest(started.value.token));
+const check = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
+
+for (let i = 0; i < checks; i++) await check(); // warm up: optimized code allocates differently
+const session = new Session();
+session.connect();
+await session.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+for (let i = 0; i < checks; i++) await check();
+const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: { head: SampleNode } };
+
+interface SampleNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly selfSize: number;
+  readonly children: readonly SampleNode[];
+}
+const bySite = new Map<string, number>();
+let total = 0;
+const walk = (node: SampleNode): void => {
+  const site = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/.*\/(dist|node_modules)\//, '')}:${node.callFrame.lineNumber + 1}`;
+  total += node.selfSize;
+  bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+  for (const child of node.children) walk(child);
+};
+walk(profile.head);
+const lines = [`~${Math.round(total / checks)} bytes allocated per Check (${checks} Checks, sampled every 512 bytes)`, '', '| bytes per Check | where |', '| ---: | --- |'];
+for (const [site, size] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) lines.push(`| ${Math.round(size / checks)} | \`${site}\` |`);
+process.stdout.write(`${lines.join('\n')}\n`);
+process.exit(0);
