@@ -5,26 +5,20 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCheck } from './cli/check.js';
-import { runServe } from './cli/serve.js';
-import { runValidate } from './cli/validate.js';
-import { runTask } from './cli/task.js';
-import { runKeys } from './cli/keys.js';
-import { runReplay } from './cli/replay.js';
-import { runTest } from './cli/test.js';
-import { runHealth } from './cli/health.js';
 import { commandUsage, GLOBAL_USAGE, isParseArgsError, UsageError } from './cli/usage.js';
 import { kPackageRoot } from './package-root.js';
 
+// Each command's module is imported when that command runs: `mandate health` (a container's
+// health check, every few seconds) loads grpc-js, not cedar-wasm, OpenTelemetry and the rest.
 const commands: Record<string, (args: string[]) => Promise<number>> = {
-  serve: runServe,
-  check: runCheck,
-  validate: runValidate,
-  task: runTask,
-  keys: runKeys,
-  replay: runReplay,
-  test: runTest,
-  health: runHealth,
+  serve: async (args) => (await import('./cli/serve.js')).runServe(args),
+  check: async (args) => (await import('./cli/check.js')).runCheck(args),
+  validate: async (args) => (await import('./cli/validate.js')).runValidate(args),
+  task: async (args) => (await import('./cli/task.js')).runTask(args),
+  keys: async (args) => (await import('./cli/keys.js')).runKeys(args),
+  replay: async (args) => (await import('./cli/replay.js')).runReplay(args),
+  test: async (args) => (await import('./cli/test.js')).runTest(args),
+  health: async (args) => (await import('./cli/health.js')).runHealth(args),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -7,16 +7,37 @@
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
-import { credentials, makeClientConstructor, Metadata, type Client, type ClientReadableStream, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import type { Client, ClientReadableStream, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
 import { parseSpiffeId } from '../core/spiffe-id.js';
 import { kPackageRoot } from '../package-root.js';
 import { splitDerCertificates } from './der.js';
 import { uriSans } from './x509.js';
 
-const definitions = loadSync('spiffe/workload.proto', { keepCase: false, longs: String, defaults: true, includeDirs: [resolve(kPackageRoot, 'proto')] });
-export const WORKLOAD_API_SERVICE = definitions['SpiffeWorkloadAPI'] as ServiceDefinition;
-const WorkloadApi = makeClientConstructor(WORKLOAD_API_SERVICE, 'SpiffeWorkloadAPI');
+type GrpcJs = typeof import('@grpc/grpc-js');
+type ProtoLoader = typeof import('@grpc/proto-loader');
+let loaded: { grpc: GrpcJs; service: ServiceDefinition; Client: ReturnType<GrpcJs['makeClientConstructor']> } | null = null;
+
+/**
+ * grpc-js and the Workload API's definitions, loaded on first use: `validate`, `check` and a
+ * server without the Workload API never pay for them.
+ */
+function workloadApi(): NonNullable<typeof loaded> {
+  if (loaded === null) {
+    const require = createRequire(import.meta.url);
+    const grpc = require('@grpc/grpc-js') as GrpcJs;
+    const protoLoader = require('@grpc/proto-loader') as ProtoLoader;
+    const definitions = protoLoader.loadSync('spiffe/workload.proto', { keepCase: false, longs: String, defaults: true, includeDirs: [resolve(kPackageRoot, 'proto')] });
+    const service = definitions['SpiffeWorkloadAPI'] as ServiceDefinition;
+    loaded = { grpc, service, Client: grpc.makeClientConstructor(service, 'SpiffeWorkloadAPI') };
+  }
+  return loaded;
+}
+
+/** The Workload API's service definition (our proto/spiffe/workload.proto), for tests and tools. */
+export function workloadApiService(): ServiceDefinition {
+  return workloadApi().service;
+}
 
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -50,7 +71,7 @@ export type WorkloadApiErrorListener = (what: 'x509' | 'jwt-bundles', message: s
 type Method = (...args: unknown[]) => unknown;
 
 function metadata(): Metadata {
-  const m = new Metadata();
+  const m = new (workloadApi().grpc.Metadata)();
   m.set('workload.spiffe.io', 'true');
   return m;
 }
@@ -142,7 +163,8 @@ export class WorkloadApiClient {
     /** A grpc-js target: unix:/path or IP:port (config/workload-api.ts). */
     readonly target: string,
   ) {
-    this.client = new WorkloadApi(target, credentials.createInsecure()) as Client & Record<string, Method>;
+    const { grpc, Client: WorkloadApi } = workloadApi();
+    this.client = new WorkloadApi(target, grpc.credentials.createInsecure()) as Client & Record<string, Method>;
   }
 
   /**

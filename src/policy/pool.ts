@@ -15,7 +15,13 @@
 // - A worker that dies takes its batch with it: piscina rejects the run and starts a new worker;
 //   every request of that batch is answered `internal_error`. Nothing is lost, nothing allowed.
 
-import { Piscina } from 'piscina';
+import { createRequire } from 'node:module';
+import type { Piscina } from 'piscina';
+
+/** piscina, loaded with the first worker: most servers decide everything compiled and never start one. */
+function piscinaClass(): typeof Piscina {
+  return (createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina }).Piscina;
+}
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { Evaluation, PolicyEngine } from './engine.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
@@ -83,7 +89,7 @@ export class EvaluationPool {
   constructor(private readonly options: PoolOptions) {}
 
   private get piscina(): Piscina {
-    this.piscinaPool ??= new Piscina({
+    this.piscinaPool ??= new (piscinaClass())({
       filename: this.options.workerFile ?? new URL('./worker.js', import.meta.url).href,
       minThreads: this.options.workers,
       maxThreads: this.options.workers,

@@ -8,13 +8,13 @@ import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { materialFromContext, TlsSourceError } from '../../src/identity/tls-source.js';
-import { readJwtBundles, readX509Context, trustDomainOfKey, WORKLOAD_API_SERVICE, WorkloadApiError } from '../../src/identity/workload-api.js';
+import { readJwtBundles, readX509Context, trustDomainOfKey, workloadApiService, WorkloadApiError } from '../../src/identity/workload-api.js';
 import { KU_CRL_SIGN, KU_KEY_CERT_SIGN, makeCertificate, makeSvid } from '../helpers/certs.js';
 import { encodeJwtBundles, encodeX509, type X509State } from '../helpers/workload-api.js';
 
 const ID = 'spiffe://example.org/ns/mandate/sa/mandate';
-const decodeX509 = (state: X509State) => (WORKLOAD_API_SERVICE['FetchX509SVID'] as ServiceDefinition[string]).responseDeserialize(encodeX509(state)) as Record<string, unknown>;
-const decodeJwt = (bundles: Record<string, string>) => (WORKLOAD_API_SERVICE['FetchJWTBundles'] as ServiceDefinition[string]).responseDeserialize(encodeJwtBundles(bundles)) as Record<string, unknown>;
+const decodeX509 = (state: X509State) => (workloadApiService()['FetchX509SVID'] as ServiceDefinition[string]).responseDeserialize(encodeX509(state)) as Record<string, unknown>;
+const decodeJwt = (bundles: Record<string, string>) => (workloadApiService()['FetchJWTBundles'] as ServiceDefinition[string]).responseDeserialize(encodeJwtBundles(bundles)) as Record<string, unknown>;
 
 const root = makeCertificate({ subject: 'example.org root', ca: true, keyUsage: [KU_KEY_CERT_SIGN, KU_CRL_SIGN] });
 const intermediate = makeCertificate({ subject: 'example.org intermediate', ca: true, keyUsage: [KU_KEY_CERT_SIGN, KU_CRL_SIGN], issuer: { name: 'example.org root', key: root.privateKey } });
