@@ -6,32 +6,16 @@
 
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
-import { loadRuntime } from '../src/cli/runtime.js';
-import { decodeCheckRequest, type CheckRequestMessage } from '../src/check/decode.js';
+import type { CheckRequestMessage } from '../src/check/decode.js';
 import { decide } from '../src/check/pipeline.js';
 import { respond } from '../src/check/respond.js';
-import { TaskManager } from '../src/tasks/manager.js';
-import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse } from '../src/server/protos.js';
-import { SCENARIO_TASK, writeScenario, EXAMPLE_POLICIES } from './scenario.js';
+import { decodeCheckRequestBytes, encodeCheckResponse } from '../src/server/protos.js';
+import { startScenarioInProcess } from './scenario-in-process.js';
 
 const { values } = parseArgs({ options: { checks: { type: 'string', default: '20000' }, top: { type: 'string', default: '25' } } });
 const checks = Number(values.checks);
 
-const scenario = writeScenario(1000 - EXAMPLE_POLICIES);
-const runtime = loadRuntime(scenario.config, { mode: 'serve' });
-runtime.tasks?.keys.ensureSigningKey();
-const state = runtime.state();
-const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, state.config.limits, 0);
-if (!caller.ok) throw new Error('the scenario request does not decode');
-const identity = await state.identifier.identify(caller.value, Math.floor(Date.now() / 1000));
-if (!identity.ok) throw new Error(`the scenario caller is not identified: ${identity.message}`);
-const started = await new TaskManager(() => state, runtime.tasks as NonNullable<typeof runtime.tasks>).start(
-  identity.value,
-  { ...SCENARIO_TASK, maxCalls: null, subject: null, subjectToken: null, parentTaskId: null, parentToken: null },
-  Math.floor(Date.now() / 1000),
-);
-if (!started.ok) throw new Error(`the scenario task did not start: ${started.message}`);
-const bytes = encodeCheckRequest(scenario.checkRequest(started.value.token));
+const { state, bytes } = await startScenarioInProcess(1000);
 const check = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
 
 for (let i = 0; i < checks; i++) await check(); // warm up: optimized code allocates differently

@@ -21,9 +21,9 @@ import { compare, type Result } from './stats.js';
 import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
 import { PolicyEngine } from '../src/policy/engine.js';
-import { TaskManager } from '../src/tasks/manager.js';
 import { EvaluationPool } from '../src/policy/pool.js';
-import { SCENARIO_TASK, writeScenario, EXAMPLE_POLICIES } from './scenario.js';
+import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
+import { startScenarioInProcess } from './scenario-in-process.js';
 import { readStrictJson } from '../src/json/strict.js';
 
 const { values } = parseArgs({
@@ -100,21 +100,8 @@ const evaluation: Result[] = [];
 for (const n of policyCounts) evaluation.push(...(await evaluationAt(n)));
 
 // The whole pipeline as issue #5 asks: 1,000 policies, a JWT-SVID, a task token (memory store).
-const scenario = writeScenario(1000 - EXAMPLE_POLICIES);
-const scenarioRuntime = loadRuntime(scenario.config, { mode: 'serve' });
-scenarioRuntime.tasks?.keys.ensureSigningKey();
-const scenarioState = scenarioRuntime.state();
-const caller = decodeCheckRequest(decodeCheckRequestBytes(encodeCheckRequest(scenario.checkRequest('unused'))) as CheckRequestMessage, scenarioState.config.limits, 0);
-if (!caller.ok) throw new Error('scenario request does not decode');
-const callerIdentity = await scenarioState.identifier.identify(caller.value, Math.floor(Date.now() / 1000));
-if (!callerIdentity.ok) throw new Error(`scenario caller not identified: ${callerIdentity.message}`);
-const started = await new TaskManager(() => scenarioState, scenarioRuntime.tasks as NonNullable<typeof scenarioRuntime.tasks>).start(
-  callerIdentity.value,
-  { ...SCENARIO_TASK, maxCalls: null, subject: null, subjectToken: null, parentTaskId: null, parentToken: null },
-  Math.floor(Date.now() / 1000),
-);
-if (!started.ok) throw new Error(`scenario task not started: ${started.message}`);
-const scenarioBytes = encodeCheckRequest(scenario.checkRequest(started.value.token));
+const scenario = await startScenarioInProcess(1000);
+const { state: scenarioState, bytes: scenarioBytes } = scenario;
 const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState);
 if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
 const scenarioCheck = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState), scenarioState.config));

@@ -147,14 +147,37 @@ export function readJwtBundles(message: Record<string, unknown>): JwtBundles {
   return out;
 }
 
+/**
+ * One stream of the Workload API, opened with its first subscriber and kept open: each good
+ * message goes to every subscriber, and the latest one to a subscriber that comes later.
+ */
+class Feed<T> {
+  private readonly listeners = new Set<(value: T) => void>();
+  private last: T | null = null;
+  private opened = false;
+
+  constructor(private readonly open: (deliver: (value: T) => void) => void) {}
+
+  subscribe(listener: (value: T) => void): () => void {
+    if (!this.opened) {
+      this.opened = true;
+      this.open((value) => {
+        this.last = value;
+        for (const l of this.listeners) l(value);
+      });
+    }
+    this.listeners.add(listener);
+    if (this.last !== null) listener(this.last);
+    return () => this.listeners.delete(listener);
+  }
+}
+
 export class WorkloadApiClient {
   private readonly client: Client & Record<string, Method>;
   private readonly streams = new Set<ClientReadableStream<unknown>>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly x509Listeners = new Set<(context: X509Context) => void>();
-  private readonly jwtListeners = new Set<(bundles: JwtBundles) => void>();
-  private lastX509: X509Context | null = null;
-  private lastJwt: JwtBundles | null = null;
+  private readonly x509 = new Feed<X509Context>((deliver) => this.watch('x509', 'FetchX509SVID', (m) => deliver(readX509Context(m))));
+  private readonly jwtBundles = new Feed<JwtBundles>((deliver) => this.watch('jwt-bundles', 'FetchJWTBundles', (m) => deliver(readJwtBundles(m))));
   private closed = false;
   /** Set by the server to log stream failures and unreadable messages. */
   onError: WorkloadApiErrorListener = () => undefined;
@@ -167,35 +190,14 @@ export class WorkloadApiClient {
     this.client = new WorkloadApi(target, grpc.credentials.createInsecure()) as Client & Record<string, Method>;
   }
 
-  /**
-   * Every good FetchX509SVID message, from now on (the latest one at once, if any). The stream
-   * opens with the first subscriber and stays open until close().
-   */
+  /** Every good FetchX509SVID message from now on (the latest one at once, if any); stops with close(). */
   subscribeX509(listener: (context: X509Context) => void): () => void {
-    if (this.x509Listeners.size === 0 && this.lastX509 === null) {
-      this.watch('x509', 'FetchX509SVID', (m) => {
-        const context = readX509Context(m);
-        this.lastX509 = context;
-        for (const l of this.x509Listeners) l(context);
-      });
-    }
-    this.x509Listeners.add(listener);
-    if (this.lastX509 !== null) listener(this.lastX509);
-    return () => this.x509Listeners.delete(listener);
+    return this.x509.subscribe(listener);
   }
 
   /** Every good FetchJWTBundles message, as subscribeX509. */
   subscribeJwtBundles(listener: (bundles: JwtBundles) => void): () => void {
-    if (this.jwtListeners.size === 0 && this.lastJwt === null) {
-      this.watch('jwt-bundles', 'FetchJWTBundles', (m) => {
-        const bundles = readJwtBundles(m);
-        this.lastJwt = bundles;
-        for (const l of this.jwtListeners) l(bundles);
-      });
-    }
-    this.jwtListeners.add(listener);
-    if (this.lastJwt !== null) listener(this.lastJwt);
-    return () => this.jwtListeners.delete(listener);
+    return this.jwtBundles.subscribe(listener);
   }
 
   /** The first X.509 context, for a one-shot client (the CLI); the stream is closed after it. */
