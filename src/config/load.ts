@@ -17,7 +17,7 @@ export { ConfigError } from './fields.js';
 /** The embedded example that `mandate serve` (and `npm start`) uses when no config is named. */
 export const EMBEDDED_CONFIG = resolve(kPackageRoot, 'examples/agent-gateway/mandate.yaml');
 
-const TOP_KEYS = [
+export const TOP_KEYS = [
   'listen', 'policies', 'allowEmptyPolicies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
   'context', 'limits', 'explain', 'dryRun', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'workloadApi', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
