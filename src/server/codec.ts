@@ -114,6 +114,11 @@ function expect(wire: number, want: number, what: string): void {
   if (wire !== want) throw new WireError(`${what} has wire type ${wire}`);
 }
 
+/**
+ * One map<string, string> entry into `into`, a null-prototype object: a key such as
+ * `__proto__` is then a key like any other, not a prototype assignment that silently drops it
+ * (the upstream would receive a header Mandate never saw).
+ */
 function mapEntry(r: Reader, into: Record<string, string>): void {
   const [s, e] = r.span();
   let key = '';
@@ -185,7 +190,7 @@ function http(r: Reader): HttpRequestMessage {
     }
     if (n === 3) {
       expect(wire, LEN, 'HttpRequest.headers');
-      mapEntry(f, (out.headers ??= {}));
+      mapEntry(f, (out.headers ??= Object.create(null) as Record<string, string>));
       return true;
     }
     if (n === 12) {
@@ -271,7 +276,7 @@ export function decodeCheckRequestWire(buf: Buffer): CheckRequestMessage {
         }
         case 10:
           expect(awire, LEN, 'AttributeContext.context_extensions');
-          mapEntry(af, (attributes.contextExtensions ??= {}));
+          mapEntry(af, (attributes.contextExtensions ??= Object.create(null) as Record<string, string>));
           return true;
         default:
           return false;

@@ -46,7 +46,7 @@ function read(m: unknown): unknown {
     method: h['method'],
     path: h['path'],
     host: h['host'],
-    headers: h['headers'],
+    headers: h['headers'] === undefined ? undefined : { ...(h['headers'] as object) },
     body: h['body'],
     rawBody: h['rawBody'] === undefined ? undefined : Buffer.from(h['rawBody'] as Uint8Array).toString('hex'),
     headerMap: ((h['headerMap'] as { headers?: Record<string, unknown>[] } | undefined)?.headers ?? []).map((x) => ({ key: x['key'], value: x['value'] })),
@@ -80,6 +80,13 @@ describe('the served CheckRequest codec', () => {
   it('reads every field of an upstream-encoded request as protobufjs does', () => {
     const bytes = encodeUpstream(checkRequest('POST', '/cases?x=1', { principal: SUPPORT, rawBody: Buffer.from('{"a":1}'), headerMap: [{ key: 'content-type', value: 'application/json' }] }));
     assert.deepEqual(read(decodeCheckRequestWire(bytes)), read(PROTOBUFJS_CHECK.decode(bytes)));
+  });
+
+  it('keeps a header or context extension named __proto__ as a key like any other', () => {
+    const bytes = request([...str(2, 'GET'), ...str(4, '/'), ...len(3, [...str(1, '__proto__'), ...str(2, 'sent')]), ...len(3, [...str(1, 'x-a'), ...str(2, 'one')])], len(10, [...str(1, '__proto__'), ...str(2, 'ext')]));
+    const m = decodeCheckRequestWire(bytes) as { attributes: { request: { http: { headers: Record<string, string> } }; contextExtensions: Record<string, string> } };
+    assert.deepEqual(Object.entries(m.attributes.request.http.headers), [['__proto__', 'sent'], ['x-a', 'one']]);
+    assert.deepEqual(Object.entries(m.attributes.contextExtensions), [['__proto__', 'ext']]);
   });
 
   const refused: [string, Buffer][] = [
