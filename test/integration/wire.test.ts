@@ -101,9 +101,10 @@ describe('CheckRequest wire compatibility', () => {
         source: peer(a.source),
         destination: peer(a.destination),
         seconds: Number(a.request.time.seconds),
-        http: { method: h.method, path: h.path, host: h.host, scheme: h.scheme, body: h.body, rawBody: Buffer.from(h.rawBody).toString('hex'), headers: h.headers },
+        // Maps are compared by their entries (the codec's have no prototype: codec.ts mapEntry).
+        http: { method: h.method, path: h.path, host: h.host, scheme: h.scheme, body: h.body, rawBody: Buffer.from(h.rawBody).toString('hex'), headers: { ...h.headers } },
         headerMap: h.headerMap.headers.map((x: { key?: string; value?: string; rawValue?: Uint8Array }) => ({ key: x.key, value: x.value, raw: x.rawValue === undefined ? undefined : Buffer.from(x.rawValue).toString('hex') })),
-        extensions: a.contextExtensions,
+        extensions: { ...a.contextExtensions },
       };
     };
     assert.deepEqual(read(decodeCheckRequestBytes(upstreamBytes) as typeof FULL_REQUEST), read(full));
@@ -117,10 +118,10 @@ describe('CheckRequest wire compatibility', () => {
     assert.equal(ours.attributes.source.address.socketAddress.portValue, 51334);
     assert.equal(http.method, 'POST');
     assert.equal(http.path, '/cases?x=1');
-    assert.deepEqual(http.headers, FULL_REQUEST.attributes.request.http.headers);
+    assert.deepEqual({ ...http.headers }, FULL_REQUEST.attributes.request.http.headers);
     assert.deepEqual(Buffer.from(http.rawBody), FULL_REQUEST.attributes.request.http.rawBody);
     assert.deepEqual(Buffer.from(http.headerMap.headers[0]!.rawValue as Buffer), Buffer.from('raw-value'));
-    assert.deepEqual(ours.attributes.contextExtensions, FULL_REQUEST.attributes.contextExtensions);
+    assert.deepEqual({ ...ours.attributes.contextExtensions }, FULL_REQUEST.attributes.contextExtensions);
   });
 });
 
