@@ -170,7 +170,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const listener = options.listener ?? (await bindCheckPort(config.listen));
   // The port is ours: a missing task key file may be written now (never before a bind succeeded).
   tasks?.keys.ensureSigningKey();
-  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger);
+  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger, limits.tlsHandshakeTimeoutMs);
   if (front === null) listener.on('connection', (socket) => injector.injectConnection(socket));
   else listener.on('connection', (socket) => front.accept(socket));
   listener.maxConnections = limits.maxConnections;

@@ -12,7 +12,6 @@ import { parseSpiffeId } from '../core/spiffe-id.js';
 import type { TlsMaterial, TlsSource } from '../identity/tls-source.js';
 import type { Logger } from '../telemetry/log.js';
 
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 export interface TlsFront {
@@ -47,7 +46,7 @@ export function refusePeer(peer: DetailedPeerCertificate, authorities: ReadonlyM
   return `${id.value.id} is not signed by an authority of ${id.value.trustDomain}`;
 }
 
-export function createTlsFront(source: TlsSource, inject: (socket: TLSSocket) => void, logger: Logger): TlsFront {
+export function createTlsFront(source: TlsSource, inject: (socket: TLSSocket) => void, logger: Logger, handshakeTimeoutMs: number): TlsFront {
   const initial = source.current;
   if (initial === null) throw new Error('createTlsFront before the TLS source is ready');
   const stats = { refused: 0, handshakeFailures: 0 };
@@ -58,7 +57,8 @@ export function createTlsFront(source: TlsSource, inject: (socket: TLSSocket) =>
     requestCert: askClients,
     rejectUnauthorized: askClients,
     ALPNProtocols: ['h2'],
-    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    // A handshake that stalls is cut (tlsClientError, counted as a failed handshake).
+    handshakeTimeout: handshakeTimeoutMs,
   });
   let authorities = initial.authorities;
   const unsubscribe = source.onChange((m) => {
@@ -101,6 +101,10 @@ export function createTlsFront(source: TlsSource, inject: (socket: TLSSocket) =>
   server.on('tlsClientError', (err, socket) => {
     stats.handshakeFailures++;
     report('TLS handshake failed', { peer: socket.remoteAddress, reason: err.message });
+    // tls.Server reports a handshake timeout on a socket it did not accept itself, but leaves
+    // the connection open: without this a client that never finishes its handshake keeps its
+    // slot of limits.maxConnections for as long as it likes.
+    socket.destroy();
   });
 
   return {

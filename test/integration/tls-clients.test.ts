@@ -5,14 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, makeCertificate, makeSvid, type Cert } from '../helpers/certs.js';
 import { makeTrustDomain } from '../helpers/jwt.js';
 import { SUPPORT_AGENT } from '../helpers/requests.js';
-import { REQUESTS_DIR, exampleWith, runCli, spawnServer, type ChildServer } from '../helpers/server.js';
+import { REQUESTS_DIR, exampleWith, runCli, spawnServer, startExampleServer, type ChildServer } from '../helpers/server.js';
 import { TestWorkloadApi } from '../helpers/workload-api.js';
 
 const MANDATE = 'spiffe://example.org/ns/mandate/sa/mandate';
@@ -132,6 +133,37 @@ describe('TLS from files that rotate, and the client commands over mTLS', () => 
     await until('new connections get the new certificate', async () => (await served(server.address, cli)) === fingerprint(next));
     const health = await runCli(['health', '--server', server.address, '--tls-ca', join(dir, 'tls/bundle.pem'), '--tls-cert', join(dir, 'cli.pem'), '--tls-key', join(dir, 'cli-key.pem'), '--server-id', MANDATE]);
     assert.equal(health.code, 0, health.stderr);
+  });
+});
+
+describe('a TLS handshake that never finishes', () => {
+  it('is cut off after limits.tlsHandshakeTimeoutMs, counted, and the server keeps serving', async () => {
+    const svid = serverSvid();
+    const { config } = exampleWith({ tls: 'tls:\n  cert: ./svid.pem\n  key: ./svid-key.pem\n  clientCa: ./bundle.pem\n' }, { 'svid.pem': svid.pem, 'svid-key.pem': pkcs8(svid), 'bundle.pem': ca.pem });
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^limits:\n/m, 'limits:\n  tlsHandshakeTimeoutMs: 300\n'));
+    const running = await startExampleServer(config);
+    try {
+      const at = running.address.lastIndexOf(':');
+      // A client that connects and says nothing (a slow-handshake attack holds a connection slot).
+      const closed = await new Promise<boolean>((resolveClosed) => {
+        const socket = connectTcp(Number(running.address.slice(at + 1)), running.address.slice(0, at));
+        const guard = setTimeout(() => {
+          socket.destroy();
+          resolveClosed(false);
+        }, 5000);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(guard);
+          resolveClosed(true);
+        });
+      });
+      assert.equal(closed, true, 'the server closed the silent connection');
+      assert.ok((running.server.tls()?.failedHandshakes ?? 0) >= 1);
+      const client = makeSvid(CLI, { issuer });
+      assert.equal(await served(running.address, client), fingerprint(svid), 'a real client still gets through');
+    } finally {
+      await running.close();
+    }
   });
 });
 
