@@ -23,9 +23,9 @@ export const DEFAULTS = Object.freeze({
   // Envoy multiplexes Checks over one HTTP/2 connection per worker thread (per sidecar in Istio).
   maxConcurrentStreams: 100,
   maxConnections: 1024,
-  // A TLS client that has not finished its handshake by then is cut off (a stalled handshake
-  // holds a connection slot of limits.maxConnections).
-  tlsHandshakeTimeoutMs: 10_000,
+  // A connection that has not finished its TLS handshake, or (plaintext) not sent the HTTP/2
+  // connection preface, by then is cut off: a silent client holds a slot of maxConnections.
+  handshakeTimeoutMs: 10_000,
   explain: false,
   principalHeader: 'x-mandate-principal' as string | null,
   watch: true,

@@ -126,7 +126,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
   });
 
   const limitsRaw = expectObject(top['limits'] ?? {}, 'config.limits', [
-    'maxPathBytes', 'maxBodyBytes', 'maxBodyDepth', 'maxBatchCalls', 'maxHeaders', 'maxHeaderBytes', 'maxMessageBytes', 'maxConcurrentStreams', 'maxConnections', 'tlsHandshakeTimeoutMs',
+    'maxPathBytes', 'maxBodyBytes', 'maxBodyDepth', 'maxBatchCalls', 'maxHeaders', 'maxHeaderBytes', 'maxMessageBytes', 'maxConcurrentStreams', 'maxConnections', 'handshakeTimeoutMs',
   ]);
   const limits = Object.freeze({
     maxPathBytes: readInteger(limitsRaw, 'maxPathBytes', 'config.limits', DEFAULTS.maxPathBytes, 1, 65536),
@@ -138,7 +138,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     maxMessageBytes: readInteger(limitsRaw, 'maxMessageBytes', 'config.limits', DEFAULTS.maxMessageBytes, 16 * 1024, 16 << 20),
     maxConcurrentStreams: readInteger(limitsRaw, 'maxConcurrentStreams', 'config.limits', DEFAULTS.maxConcurrentStreams, 1, 10_000),
     maxConnections: readInteger(limitsRaw, 'maxConnections', 'config.limits', DEFAULTS.maxConnections, 1, 100_000),
-    tlsHandshakeTimeoutMs: readInteger(limitsRaw, 'tlsHandshakeTimeoutMs', 'config.limits', DEFAULTS.tlsHandshakeTimeoutMs, 100, 120_000),
+    handshakeTimeoutMs: readInteger(limitsRaw, 'handshakeTimeoutMs', 'config.limits', DEFAULTS.handshakeTimeoutMs, 100, 120_000),
   });
 
   const response = expectObject(top['response'] ?? {}, 'config.response', ['principalHeader']);

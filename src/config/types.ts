@@ -46,8 +46,8 @@ export interface Limits {
   /** HTTP/2 streams open at once on one connection, and connections open at once. */
   readonly maxConcurrentStreams: number;
   readonly maxConnections: number;
-  /** A TLS handshake on the Check port must finish within this. */
-  readonly tlsHandshakeTimeoutMs: number;
+  /** A new Check connection must finish its TLS handshake (or, plaintext, send the HTTP/2 preface) within this. */
+  readonly handshakeTimeoutMs: number;
 }
 
 export interface MandateConfig {

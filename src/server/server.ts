@@ -3,7 +3,7 @@
 // a gRPC error is reserved for failures to even build one (Envoy then applies
 // failure_mode_allow: false and denies).
 
-import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { bindCheckPort } from './bind.js';
 import type { PeerCertificate } from 'node:tls';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
@@ -170,8 +170,13 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const listener = options.listener ?? (await bindCheckPort(config.listen));
   // The port is ours: a missing task key file may be written now (never before a bind succeeded).
   tasks?.keys.ensureSigningKey();
-  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger, limits.tlsHandshakeTimeoutMs);
-  if (front === null) listener.on('connection', (socket) => injector.injectConnection(socket));
+  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger, limits.handshakeTimeoutMs);
+  if (front === null) {
+    listener.on('connection', (socket) => {
+      guardPreface(socket, limits.handshakeTimeoutMs);
+      injector.injectConnection(socket);
+    });
+  }
   else listener.on('connection', (socket) => front.accept(socket));
   listener.maxConnections = limits.maxConnections;
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -241,6 +246,24 @@ async function openTlsSource(config: MandateConfig, api: WorkloadApiClient | nul
     throw err;
   }
   return source;
+}
+
+/** The client connection preface of HTTP/2 (RFC 9113 §3.4) is 24 octets. */
+const HTTP2_PREFACE_BYTES = 24;
+
+/**
+ * A plaintext connection that has not sent the HTTP/2 preface within timeoutMs is closed.
+ * grpc-js sets no timeout on its http2 server, and the socket's data is read by the http2
+ * session natively, so only the socket's byte count is looked at (nothing is read here).
+ */
+function guardPreface(socket: Socket, timeoutMs: number): void {
+  const timer = setTimeout(() => {
+    // A reset, not destroy(): grpc-js's http2 session holds the socket's handle, and destroy()
+    // left the TCP connection open (measured: the client never saw it close).
+    if (socket.bytesRead < HTTP2_PREFACE_BYTES) socket.resetAndDestroy();
+  }, timeoutMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** Why a TLS peer may not call Check, or null. X.509-SVID: exactly one URI SAN, the SPIFFE ID. */

@@ -137,10 +137,10 @@ describe('TLS from files that rotate, and the client commands over mTLS', () => 
 });
 
 describe('a TLS handshake that never finishes', () => {
-  it('is cut off after limits.tlsHandshakeTimeoutMs, counted, and the server keeps serving', async () => {
+  it('is cut off after limits.handshakeTimeoutMs, counted, and the server keeps serving', async () => {
     const svid = serverSvid();
     const { config } = exampleWith({ tls: 'tls:\n  cert: ./svid.pem\n  key: ./svid-key.pem\n  clientCa: ./bundle.pem\n' }, { 'svid.pem': svid.pem, 'svid-key.pem': pkcs8(svid), 'bundle.pem': ca.pem });
-    writeFileSync(config, readFileSync(config, 'utf8').replace(/^limits:\n/m, 'limits:\n  tlsHandshakeTimeoutMs: 300\n'));
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^limits:\n/m, 'limits:\n  handshakeTimeoutMs: 300\n'));
     const running = await startExampleServer(config);
     try {
       const at = running.address.lastIndexOf(':');
@@ -161,6 +161,37 @@ describe('a TLS handshake that never finishes', () => {
       assert.ok((running.server.tls()?.failedHandshakes ?? 0) >= 1);
       const client = makeSvid(CLI, { issuer });
       assert.equal(await served(running.address, client), fingerprint(svid), 'a real client still gets through');
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe('a plaintext connection that never sends the HTTP/2 preface', () => {
+  it('is cut off after limits.handshakeTimeoutMs, while an HTTP/2 connection stays open', async () => {
+    const { config } = exampleWith({});
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^limits:\n/m, 'limits:\n  handshakeTimeoutMs: 300\n'));
+    const running = await startExampleServer(config);
+    try {
+      const at = running.address.lastIndexOf(':');
+      const [host, port] = [running.address.slice(0, at), Number(running.address.slice(at + 1))];
+      const closedWithin = (socketClose: (done: () => void) => void, ms: number): Promise<boolean> =>
+        new Promise((resolveClosed) => {
+          const guard = setTimeout(() => resolveClosed(false), ms);
+          socketClose(() => {
+            clearTimeout(guard);
+            resolveClosed(true);
+          });
+        });
+      const silent = connectTcp(port, host);
+      silent.on('error', () => undefined);
+      assert.equal(await closedWithin((done) => silent.on('close', done), 5000), true, 'the silent connection was closed');
+      // A real HTTP/2 client sends its preface at once and is left alone past the limit.
+      const { connect: connectH2 } = await import('node:http2');
+      const session = connectH2(`http://${running.address}`);
+      session.on('error', () => undefined);
+      assert.equal(await closedWithin((done) => session.on('close', done), 1000), false, 'the HTTP/2 connection stayed open');
+      session.close();
     } finally {
       await running.close();
     }
