@@ -16,6 +16,7 @@ import { credentials, type ChannelCredentials, type ChannelOptions } from '@grpc
 import { parseEndpointAddress } from '../config/workload-api.js';
 import { parseSpiffeId } from '../core/spiffe-id.js';
 import { WorkloadApiClient } from '../identity/workload-api.js';
+import { soleUriSan } from '../identity/x509.js';
 import { UsageError } from './usage.js';
 
 export const CLIENT_TLS_OPTIONS = {
@@ -47,11 +48,6 @@ function read(path: string, flag: string): Buffer {
   } catch (err) {
     throw new UsageError(`${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-}
-
-function spiffeIdOf(cert: PeerCertificate): string | null {
-  const uris = (cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:'));
-  return uris.length === 1 ? (uris[0] as string).slice(4) : null;
 }
 
 /** Credentials and channel options for `server` (HOST:PORT) from the command's TLS flags. */
@@ -95,7 +91,7 @@ export async function clientConnection(server: string, values: ClientTlsValues, 
 
   const host = server.slice(0, server.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
   const checkServerIdentity = (_name: string, peer: PeerCertificate): Error | undefined => {
-    const id = spiffeIdOf(peer);
+    const id = soleUriSan(peer.subjectaltname);
     if (serverId !== undefined) return id === serverId ? undefined : new Error(`the server is ${id ?? 'not a SPIFFE workload'}, not ${serverId} (--server-id)`);
     if (checkHostName(host, peer) === undefined) return undefined;
     if (id === null || !parseSpiffeId(id).ok) return new Error(`the server's certificate names neither ${host} nor a SPIFFE ID (--server-id)`);

@@ -9,6 +9,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { WorkloadApiClient, X509Context } from './workload-api.js';
+import { soleUriSan } from './x509.js';
 
 export interface TlsMaterial {
   /** The certificate chain (leaf first) and its key, PEM. */
@@ -38,11 +39,6 @@ export interface TlsSourceEvents {
 }
 
 type Listener = (material: TlsMaterial) => void;
-
-function uriSan(cert: X509Certificate): string | null {
-  const uris = (cert.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:'));
-  return uris.length === 1 ? (uris[0] as string).slice(4) : null;
-}
 
 /** Checks a certificate chain and key as a pair; throws TlsSourceError. */
 function checkPair(certificatePem: string, privateKeyPem: string, where: string): { leaf: X509Certificate } {
@@ -130,7 +126,7 @@ export class TlsSource {
           throw new TlsSourceError(`${files.clientCa}: not a PEM certificate (${(err as Error).message})`);
         }
       }
-      return Object.freeze({ certificatePem, privateKeyPem, clientCaPem, authorities: null, spiffeId: uriSan(leaf), notAfter: new Date(leaf.validTo) });
+      return Object.freeze({ certificatePem, privateKeyPem, clientCaPem, authorities: null, spiffeId: soleUriSan(leaf.subjectAltName), notAfter: new Date(leaf.validTo) });
     };
     source.material = read();
     source.reloadFiles = () => {
@@ -195,7 +191,7 @@ export class TlsSource {
 export function materialFromContext(context: X509Context, spiffeId: string | null, trustDomains: readonly string[]): TlsMaterial {
   const svid = spiffeId === null ? context.svids[0] : context.svids.find((s) => s.spiffeId === spiffeId);
   if (svid === undefined) throw new TlsSourceError(`the Workload API holds no X.509-SVID for ${spiffeId}`);
-  const { leaf } = checkPair(svid.certificatePem, svid.privateKeyPem, `the X.509-SVID of ${svid.spiffeId}`);
+  // readX509Context already held the SVID to its key and its SPIFFE ID.
   const authorities = new Map<string, Set<string>>();
   const pems: string[] = [];
   for (const [td, certs] of context.bundles) {
@@ -204,5 +200,5 @@ export function materialFromContext(context: X509Context, spiffeId: string | nul
     pems.push(...certs.map((c) => c.toString()));
   }
   if (pems.length === 0) throw new TlsSourceError(`the Workload API sent no bundle for ${trustDomains.join(', ')}`);
-  return Object.freeze({ certificatePem: svid.certificatePem, privateKeyPem: svid.privateKeyPem, clientCaPem: pems.join(''), authorities, spiffeId: svid.spiffeId, notAfter: new Date(leaf.validTo) });
+  return Object.freeze({ certificatePem: svid.certificatePem, privateKeyPem: svid.privateKeyPem, clientCaPem: pems.join(''), authorities, spiffeId: svid.spiffeId, notAfter: svid.notAfter });
 }

@@ -25,6 +25,12 @@ export function uriSans(subjectAltName: string | undefined): string[] {
     .map((entry) => entry.slice(4));
 }
 
+/** The certificate's one URI SAN (an X.509-SVID carries exactly one, its SPIFFE ID), or null. */
+export function soleUriSan(subjectAltName: string | undefined): string | null {
+  const uris = uriSans(subjectAltName);
+  return uris.length === 1 ? (uris[0] as string) : null;
+}
+
 export function checkX509Svid(urlEncodedPem: string, principal: string): Outcome<void> {
   if (urlEncodedPem.length > MAX_CERTIFICATE_CHARS) return invalid('certificate is too large');
   let cert: X509Certificate;

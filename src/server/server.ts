@@ -27,6 +27,7 @@ import { TaskManager } from '../tasks/manager.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import type { Decision } from '../core/decision.js';
 import { TlsSource } from '../identity/tls-source.js';
+import { soleUriSan } from '../identity/x509.js';
 import type { WorkloadApiClient } from '../identity/workload-api.js';
 import { createTlsFront, type TlsFront } from './tls-front.js';
 
@@ -268,7 +269,7 @@ function guardPreface(socket: Socket, timeoutMs: number): void {
 
 /** Why a TLS peer may not call Check, or null. X.509-SVID: exactly one URI SAN, the SPIFFE ID. */
 function refuseCheckClient(peer: PeerCertificate | undefined, allowed: ReadonlySet<string>): string | null {
-  const uris = (peer?.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
-  if (uris.length !== 1) return 'the ext_authz client presented no X.509-SVID (tls.checkClients)';
-  return allowed.has(uris[0] as string) ? null : `the ext_authz client ${uris[0]} is not in tls.checkClients`;
+  const uri = soleUriSan(peer?.subjectaltname);
+  if (uri === null) return 'the ext_authz client presented no X.509-SVID (tls.checkClients)';
+  return allowed.has(uri) ? null : `the ext_authz client ${uri} is not in tls.checkClients`;
 }

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import { createServer, type DetailedPeerCertificate, type Server as TlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { parseSpiffeId } from '../core/spiffe-id.js';
+import { soleUriSan } from '../identity/x509.js';
 import type { TlsMaterial, TlsSource } from '../identity/tls-source.js';
 import type { Logger } from '../telemetry/log.js';
 
@@ -32,9 +33,9 @@ function contextOptions(m: TlsMaterial): SecureContextOptions {
  * the certificates its chain was verified through must be an authority of that ID's domain.
  */
 export function refusePeer(peer: DetailedPeerCertificate, authorities: ReadonlyMap<string, ReadonlySet<string>>): string | null {
-  const uris = (peer.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:'));
-  if (uris.length !== 1) return `the client certificate carries ${uris.length} URI SANs, an X.509-SVID carries one`;
-  const id = parseSpiffeId((uris[0] as string).slice(4));
+  const uri = soleUriSan(peer.subjectaltname);
+  if (uri === null) return 'the client certificate does not carry exactly one URI SAN, as an X.509-SVID does';
+  const id = parseSpiffeId(uri);
   if (!id.ok) return 'the client certificate\'s URI SAN is not a SPIFFE ID';
   const own = authorities.get(id.value.trustDomain);
   if (own === undefined) return `no bundle is trusted for the client's trust domain ${id.value.trustDomain}`;

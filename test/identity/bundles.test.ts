@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BundleSet, parseBundle } from '../../src/identity/bundles.js';
 import { KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, makeCertificate } from '../helpers/certs.js';
 import { makeKey, makeTrustDomain } from '../helpers/jwt.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('parseBundle', () => {
   const key = makeKey('k1');
@@ -45,9 +45,9 @@ describe('file bundles', () => {
       assert.deepEqual([...(set.keysFor('example.org')?.keys() ?? [])], [td.keys[0]!.kid]);
       const rotated = makeTrustDomain('example.org');
       writeFileSync(path, rotated.bundle());
-      await waitFor(() => set.keysFor('example.org')?.has(rotated.keys[0]!.kid) === true);
+      await waitFor('the rotated key is loaded', () => set.keysFor('example.org')?.has(rotated.keys[0]!.kid) === true);
       writeFileSync(path, '{ not json');
-      await waitFor(() => errors.length > 0);
+      await waitFor('the bad bundle is reported', () => errors.length > 0);
       assert.match(errors[0] ?? '', /not valid JSON/);
       assert.equal(set.keysFor('example.org')?.has(rotated.keys[0]!.kid), true);
     } finally {
@@ -140,11 +140,3 @@ describe('HTTPS bundle endpoints', () => {
     assert.equal(set.generation, generation + 1);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail('condition not met in time');
-    await sleep(20);
-  }
-}

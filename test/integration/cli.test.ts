@@ -10,6 +10,7 @@ import { SERVING_STATUS } from '../../src/server/health.js';
 import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
 import { REQUESTS_DIR, copyExample, createHealthClient, exampleRequests, runCli, spawnServer, startExampleServer, type RunningServer } from '../helpers/server.js';
 import { createCheckClient } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('mandate check', () => {
   let running: RunningServer;
@@ -179,17 +180,17 @@ describe('mandate serve lifecycle', () => {
       assert.equal((await client.check(billing)).status?.code, 7);
       // A bad version is rejected with one log line; the previous version keeps deciding.
       writeFileSync(join(dir, 'policies/billing.cedar'), 'permit (principal action, resource);\n');
-      await waitFor(() => /policy reload rejected/.test(server.stderr()));
+      await waitFor('the bad reload is rejected', () => /policy reload rejected/.test(server.stderr()));
       assert.match(server.stderr(), /billing\.cedar:1: /);
       assert.equal((await client.check(billing)).status?.code, 7);
       // A good version is picked up by the watcher.
       writeFileSync(join(dir, 'policies/billing.cedar'), 'permit (principal == Workload::"spiffe://example.org/ns/billing/sa/billing-agent", action in Action::"read", resource);\n');
-      await waitFor(() => /"msg":"policies reloaded","trigger":"watch"/.test(server.stderr()));
+      await waitFor('the watch reloads the policies', () => /"msg":"policies reloaded","trigger":"watch"/.test(server.stderr()));
       assert.equal((await client.check(billing)).status?.code ?? 0, 0);
       // SIGHUP reloads too.
       rmSync(join(dir, 'policies/billing.cedar'));
       server.child.kill('SIGHUP');
-      await waitFor(async () => ((await client.check(billing)).status?.code ?? 0) === 7);
+      await waitFor('the new policies deny billing', async () => ((await client.check(billing)).status?.code ?? 0) === 7);
     } finally {
       client.close();
       server.child.kill('SIGTERM');
@@ -206,13 +207,4 @@ function freePort(): Promise<number> {
       probe.close(() => resolvePort(port));
     });
   });
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await sleep(25);
-  }
-  assert.fail('condition not met in time');
 }

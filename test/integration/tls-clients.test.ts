@@ -15,6 +15,7 @@ import { makeTrustDomain } from '../helpers/jwt.js';
 import { SUPPORT_AGENT } from '../helpers/requests.js';
 import { REQUESTS_DIR, exampleWith, runCli, spawnServer, startExampleServer, type ChildServer } from '../helpers/server.js';
 import { TestWorkloadApi } from '../helpers/workload-api.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MANDATE = 'spiffe://example.org/ns/mandate/sa/mandate';
 const CLI = 'spiffe://example.org/ns/ops/sa/cli';
@@ -33,15 +34,6 @@ function served(address: string, client: Cert): Promise<string> {
     });
     socket.on('error', reject);
   });
-}
-
-async function until(what: string, test: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting until ${what}`);
 }
 
 describe('TLS from files that rotate, and the client commands over mTLS', () => {
@@ -130,7 +122,7 @@ describe('TLS from files that rotate, and the client commands over mTLS', () => 
     assert.match(server.stderr(), /TLS material not updated; the previous certificate stays in use.*does not belong to the certificate/);
     writeFileSync(join(dir, 'tls/svid-key.pem.tmp'), pkcs8(next));
     renameSync(join(dir, 'tls/svid-key.pem.tmp'), join(dir, 'tls/svid-key.pem'));
-    await until('new connections get the new certificate', async () => (await served(server.address, cli)) === fingerprint(next));
+    await waitFor('new connections get the new certificate', async () => (await served(server.address, cli)) === fingerprint(next));
     const health = await runCli(['health', '--server', server.address, '--tls-ca', join(dir, 'tls/bundle.pem'), '--tls-cert', join(dir, 'cli.pem'), '--tls-key', join(dir, 'cli-key.pem'), '--server-id', MANDATE]);
     assert.equal(health.code, 0, health.stderr);
   });

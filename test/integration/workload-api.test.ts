@@ -17,6 +17,7 @@ import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
 import { copyExample, startExampleServer, type RunningServer } from '../helpers/server.js';
 import { createCheckClient } from '../helpers/upstream.js';
 import { TestWorkloadApi, type SvidEntry } from '../helpers/workload-api.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MANDATE = 'spiffe://example.org/ns/mandate/sa/mandate';
 const ENVOY = 'spiffe://example.org/ns/gateway/sa/envoy';
@@ -45,15 +46,6 @@ function servedFingerprint(address: string, cert: Cert, roots: Cert[]): Promise<
     });
     socket.on('error', reject);
   });
-}
-
-async function until(what: string, test: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting until ${what}`);
 }
 
 /** 'allowed', the deny's reason code, or the gRPC error ('grpc 14' UNAVAILABLE: no connection; 'grpc 7': refused caller). */
@@ -115,7 +107,7 @@ describe('the SPIFFE Workload API as the source of TLS and JWT material', () => 
       assert.equal((await open.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }))).status?.code ?? 0, 0);
       const want = new (await import('node:crypto')).X509Certificate(svid2.pem).fingerprint256;
       api.setX509({ svids: [mandateSvid(svid2, [caA])], federated: { 'spiffe://other.org': [caOther] } });
-      await until('new connections are shown the new SVID', async () => (await servedFingerprint(running.address, envoyA, roots)) === want);
+      await waitFor('new connections are shown the new SVID', async () => (await servedFingerprint(running.address, envoyA, roots)) === want);
       // The connection made before the rotation still answers.
       assert.equal((await open.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }))).status?.code ?? 0, 0);
     } finally {
@@ -125,7 +117,7 @@ describe('the SPIFFE Workload API as the source of TLS and JWT material', () => 
 
   it('refuses a client signed by a removed authority and accepts one signed by the new authority', async () => {
     api.setX509({ svids: [mandateSvid(svid2, [caB])], federated: { 'spiffe://other.org': [caOther] } });
-    await until('the removed authority no longer vouches', async () => (await outcome(running.address, clientCredentials(envoyA, roots))) === 'grpc 14');
+    await waitFor('the removed authority no longer vouches', async () => (await outcome(running.address, clientCredentials(envoyA, roots))) === 'grpc 14');
     assert.equal(await outcome(running.address, clientCredentials(envoyB, roots)), 'allowed');
   });
 
@@ -147,12 +139,12 @@ describe('the SPIFFE Workload API as the source of TLS and JWT material', () => 
     const withNewKey = JSON.parse(jwt.bundle()) as { keys: unknown[] };
     withNewKey.keys.push({ ...newJwtKey.publicKey.export({ format: 'jwk' }), kid: newJwtKey.kid, use: 'jwt-svid' });
     api.setJwtBundles({ 'spiffe://example.org': JSON.stringify(withNewKey) });
-    await until('the new JWT authority is trusted', async () => (await outcome(running.address, creds, request)) === 'allowed');
+    await waitFor('the new JWT authority is trusted', async () => (await outcome(running.address, creds, request)) === 'allowed');
   });
 
   it('opens the streams again after the agent drops them, and takes the next update', async () => {
     api.dropStreams();
-    await until('both streams are open again', () => api.openStreams === 2);
+    await waitFor('both streams are open again', () => api.openStreams === 2);
     const token = await mint({ key: jwt.keys[0]!, sub: SUPPORT_AGENT });
     const request = checkRequest('GET', '/tickets/T-1', { headers: { authorization: `Bearer ${token}` } });
     const creds = clientCredentials(envoyB, roots);
@@ -160,7 +152,7 @@ describe('the SPIFFE Workload API as the source of TLS and JWT material', () => 
     // The agent stops listing the old JWT authority: its tokens stop verifying.
     const onlyNew = { keys: [{ ...newJwtKey.publicKey.export({ format: 'jwk' }), kid: newJwtKey.kid, use: 'jwt-svid' }] };
     api.setJwtBundles({ 'spiffe://example.org': JSON.stringify(onlyNew) });
-    await until('the dropped JWT authority no longer verifies', async () => (await outcome(running.address, creds, request)) === 'invalid_token');
+    await waitFor('the dropped JWT authority no longer verifies', async () => (await outcome(running.address, creds, request)) === 'invalid_token');
   });
 
   it('keeps the current certificate when an update does not read', async () => {
