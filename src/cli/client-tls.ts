@@ -78,7 +78,8 @@ export async function clientConnection(server: string, values: ClientTlsValues, 
       const svid = context.svids[0];
       if (svid === undefined) throw new Error('the Workload API returned no X.509-SVID');
       pair = { cert: Buffer.from(svid.certificatePem), key: Buffer.from(svid.privateKeyPem) };
-      ownTrustDomain = parseSpiffeId(svid.spiffeId).ok ? new URL(svid.spiffeId).host : null;
+      const own = parseSpiffeId(svid.spiffeId);
+      ownTrustDomain = own.ok ? own.value.trustDomain : null;
       roots = Buffer.from([...context.bundles.values()].flat().map((c) => c.toString()).join(''));
     } catch (err) {
       workloadApi.close();
@@ -94,8 +95,9 @@ export async function clientConnection(server: string, values: ClientTlsValues, 
     const id = soleUriSan(peer.subjectaltname);
     if (serverId !== undefined) return id === serverId ? undefined : new Error(`the server is ${id ?? 'not a SPIFFE workload'}, not ${serverId} (--server-id)`);
     if (checkHostName(host, peer) === undefined) return undefined;
-    if (id === null || !parseSpiffeId(id).ok) return new Error(`the server's certificate names neither ${host} nor a SPIFFE ID (--server-id)`);
-    if (ownTrustDomain !== null && new URL(id).host !== ownTrustDomain) return new Error(`the server ${id} is not in the trust domain ${ownTrustDomain} (--server-id)`);
+    const parsed = id === null ? null : parseSpiffeId(id);
+    if (parsed === null || !parsed.ok) return new Error(`the server's certificate names neither ${host} nor a SPIFFE ID (--server-id)`);
+    if (ownTrustDomain !== null && parsed.value.trustDomain !== ownTrustDomain) return new Error(`the server ${id} is not in the trust domain ${ownTrustDomain} (--server-id)`);
     return undefined;
   };
   return {
