@@ -28,10 +28,24 @@ function preparseStatic(id: string, policies: Record<string, string>): boolean {
   return cedar.preparsePolicySet(id, { staticPolicies: policies }).type === 'success';
 }
 
-/** Each policy's principal and resource scope, as cedar-wasm's JSON form gives them (facts.ts), for compiled/scope.ts. */
-function scopesOf(version: PolicyVersion, ids: readonly string[]): { principal: unknown; resource: unknown }[] {
+/**
+ * The scope index of each large slice (compiled/scope.ts), built once per distinct slice and
+ * shared by the compiled path and the cedar-wasm slices (ScopedSlices): both ask for the same
+ * policy ids. Null for a slice whose scopes are not all understood.
+ */
+function scopeIndexes(version: PolicyVersion): (ids: readonly string[]) => CompiledScopeIndex | null {
   const facts = new Map(version.policies.map((p) => [p.id, p.facts]));
-  return ids.map((i) => ({ principal: facts.get(i)?.principal, resource: facts.get(i)?.resource }));
+  const built = new Map<string, CompiledScopeIndex | null>();
+  return (ids) => {
+    const key = ids.join('\n');
+    let index = built.get(key);
+    if (index === undefined) {
+      // Each policy's principal and resource scope, as cedar-wasm's JSON form gives them (facts.ts).
+      index = CompiledScopeIndex.build(ids.map((i) => ({ principal: facts.get(i)?.principal, resource: facts.get(i)?.resource })));
+      built.set(key, index);
+    }
+    return index;
+  };
 }
 
 
@@ -189,6 +203,7 @@ export class PolicyEngine {
     let otherIds: readonly string[] | null = null;
     let other = whole;
     const compiledIds = new Set(version.policies.filter((p) => 'shape' in p.compiled).map((p) => p.id));
+    const indexFor = scopeIndexes(version);
     if (slicing) {
       const text = new Map(version.policies.map((p) => [p.id, p.text]));
       // One set per distinct slice (actions with the same policies share it), the whole set
@@ -219,7 +234,7 @@ export class PolicyEngine {
         // the action slice itself is then preparsed only if a request needs all of it.
         let scoped = scopedBySet.get(set);
         if (scoped === undefined && lean && ids.length >= SCOPE_SLICING_MIN_POLICIES) {
-          const index = CompiledScopeIndex.build(scopesOf(version, ids));
+          const index = indexFor(ids);
           scoped = index === null ? null : new ScopedSlices(index, ids, set, text, `${set.setId}-scoped`, SCOPED_SLICE_CACHE, preparseStatic);
           scopedBySet.set(set, scoped);
         }
@@ -242,7 +257,7 @@ export class PolicyEngine {
       projection = prepareProjection(version, `${policySetId}-projected`, byAction ?? new Map(), options.actions ?? [], lean && options.schemaless !== false);
     }
     if (byAction === null) whole.id(); // not sliced: every request needs it
-    const compiled = options.compiled === false ? { byAction: new Map<string, CompiledSlice | null>(), other: null } : compileSlices(version, byAction, otherIds);
+    const compiled = options.compiled === false ? { byAction: new Map<string, CompiledSlice | null>(), other: null } : compileSlices(version, byAction, otherIds, indexFor);
     return ok(new PolicyEngine(version, slot, options.actions ?? [], whole, other, schemaName, lean, slicing, slices, scopedSlices, projection, prepareBodyBlame(version), new HistoryDependence(version, byAction, otherIds), compiled.byAction, compiled.other));
   }
 
@@ -406,7 +421,12 @@ export class PolicyEngine {
  * A slice with any policy that did not compile is null: it is evaluated by cedar-wasm whole.
  * Large slices get a scope index (compiled/scope.ts).
  */
-function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, readonly string[]> | null, otherIds: readonly string[] | null): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
+function compileSlices(
+  version: PolicyVersion,
+  byAction: ReadonlyMap<string, readonly string[]> | null,
+  otherIds: readonly string[] | null,
+  indexFor: (ids: readonly string[]) => CompiledScopeIndex | null,
+): { byAction: Map<string, CompiledSlice | null>; other: CompiledSlice | null } {
   const functions = new Map<string, CompiledPolicy>();
   for (const p of version.policies) {
     if (!('shape' in p.compiled) || p.facts === null) continue;
@@ -419,7 +439,7 @@ function compileSlices(version: PolicyVersion, byAction: ReadonlyMap<string, rea
     let slice: CompiledSlice | null = null;
     const policies = ids.map((id) => functions.get(id));
     if (policies.every((p) => p !== undefined)) {
-      const index = ids.length >= SCOPE_SLICING_MIN_POLICIES ? CompiledScopeIndex.build(scopesOf(version, ids)) : null;
+      const index = ids.length >= SCOPE_SLICING_MIN_POLICIES ? indexFor(ids) : null;
       slice = { set: new CompiledPolicySet(policies as CompiledPolicy[]), index };
     }
     cache.set(key, slice);

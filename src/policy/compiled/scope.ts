@@ -28,70 +28,111 @@ function matches(c: Constraint, uid: Uid, ancestors: ReadonlySet<string>): boole
   }
 }
 
+/**
+ * A scope's constraint, read once per scope object: a policy belongs to several action slices,
+ * and each slice's index then holds the same constraint and key strings (at 10,000 policies the
+ * per-slice copies were ~15 MB of heap).
+ */
+const constraints = new WeakMap<object, Constraint | null>();
+
+function constraintOf(scope: unknown): Constraint | null {
+  if (typeof scope !== 'object' || scope === null) return null;
+  let c = constraints.get(scope);
+  if (c === undefined) constraints.set(scope, (c = readConstraint(scope)));
+  return c;
+}
+
+const ALL: Constraint = Object.freeze({ op: 'All' });
+
+function readConstraint(scope: object): Constraint | null {
+  const c = scope as { op?: unknown; entity?: unknown; entity_type?: unknown; in?: { entity?: unknown } };
+  if (c.op === 'All') return ALL;
+  if (c.op === '==' || c.op === 'in') {
+    const key = keyOf(c.entity);
+    return key === null ? null : Object.freeze({ op: c.op, key });
+  }
+  if (c.op === 'is' && typeof c.entity_type === 'string') {
+    const inKey = c.in === undefined ? null : keyOf(c.in.entity);
+    if (c.in !== undefined && inKey === null) return null;
+    return Object.freeze({ op: 'is', type: c.entity_type, inKey });
+  }
+  return null;
+}
+
+/** Policy numbers by key: one number alone (most keys name one policy), else a list. */
+type Postings = Map<string, number | number[]>;
+
+function post(map: Postings, key: string, n: number): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, n);
+  else if (typeof list === 'number') map.set(key, [list, n]);
+  else list.push(n);
+}
+
+function postings(map: Postings, key: string): number {
+  const list = map.get(key);
+  return list === undefined ? 0 : typeof list === 'number' ? 1 : list.length;
+}
+
+function visit(map: Postings, key: string, hit: (n: number) => void): void {
+  const list = map.get(key);
+  if (list === undefined) return;
+  if (typeof list === 'number') hit(list);
+  else for (const n of list) hit(n);
+}
+
 class Side {
   readonly constraints: Constraint[] = [];
   readonly any: number[] = [];
-  readonly eq = new Map<string, number[]>();
-  readonly within = new Map<string, number[]>();
+  readonly eq: Postings = new Map();
+  readonly within: Postings = new Map();
   readonly byType = new Map<string, { readonly n: number; readonly inKey: string | null }[]>();
 
   /** False when the scope is not understood (the index is then not built). */
   add(n: number, scope: unknown): boolean {
-    const c = scope as { op?: unknown; entity?: unknown; entity_type?: unknown; in?: { entity?: unknown } };
-    if (c?.op === 'All') {
-      this.any.push(n);
-      this.constraints[n] = { op: 'All' };
-      return true;
+    const c = constraintOf(scope);
+    if (c === null) return false;
+    this.constraints[n] = c;
+    switch (c.op) {
+      case 'All':
+        this.any.push(n);
+        break;
+      case '==':
+        post(this.eq, c.key, n);
+        break;
+      case 'in':
+        post(this.within, c.key, n);
+        break;
+      default: {
+        const list = this.byType.get(c.type);
+        if (list === undefined) this.byType.set(c.type, [{ n, inKey: c.inKey }]);
+        else list.push({ n, inKey: c.inKey });
+      }
     }
-    if (c?.op === '==' || c?.op === 'in') {
-      const key = keyOf(c.entity);
-      if (key === null) return false;
-      push(c.op === '==' ? this.eq : this.within, key, n);
-      this.constraints[n] = { op: c.op, key };
-      return true;
-    }
-    if (c?.op === 'is' && typeof c.entity_type === 'string') {
-      const inKey = c.in === undefined ? null : keyOf(c.in.entity);
-      if (c.in !== undefined && inKey === null) return false;
-      push(this.byType, c.entity_type, { n, inKey });
-      this.constraints[n] = { op: 'is', type: c.entity_type, inKey };
-      return true;
-    }
-    return false;
+    return true;
   }
 
   /** An upper bound of the candidates `collect` would visit, from list sizes alone. */
   bound(uid: Uid, ancestors: ReadonlySet<string>): number {
-    let n = this.any.length + (this.eq.get(uid.key)?.length ?? 0) + (this.byType.get(uid.type)?.length ?? 0);
+    let n = this.any.length + postings(this.eq, uid.key) + (this.byType.get(uid.type)?.length ?? 0);
     if (this.within.size > 0) {
-      n += this.within.get(uid.key)?.length ?? 0;
-      for (const a of ancestors) n += this.within.get(a)?.length ?? 0;
+      n += postings(this.within, uid.key);
+      for (const a of ancestors) n += postings(this.within, a);
     }
     return n;
   }
 
   collect(uid: Uid, es: Entities, hit: (n: number) => void): void {
     for (const n of this.any) hit(n);
-    const eq = this.eq.get(uid.key);
-    if (eq !== undefined) for (const n of eq) hit(n);
+    visit(this.eq, uid.key, hit);
     const ancestors = es.ancestors(uid.key);
     if (this.within.size > 0) {
-      const own = this.within.get(uid.key);
-      if (own !== undefined) for (const n of own) hit(n);
-      for (const a of ancestors) {
-        const list = this.within.get(a);
-        if (list !== undefined) for (const n of list) hit(n);
-      }
+      visit(this.within, uid.key, hit);
+      for (const a of ancestors) visit(this.within, a, hit);
     }
     const typed = this.byType.get(uid.type);
     if (typed !== undefined) for (const c of typed) if (c.inKey === null || c.inKey === uid.key || ancestors.has(c.inKey)) hit(c.n);
   }
-}
-
-function push<T>(map: Map<string, T[]>, key: string, value: T): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [value]);
-  else list.push(value);
 }
 
 export class CompiledScopeIndex {
