@@ -8,6 +8,7 @@
 
 import { statSync } from 'node:fs';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { internStrings } from './intern.js';
 import { listPolicyFiles, loadPolicyVersion, PolicyLoadError, type PolicyPaths, type PolicyVersion } from './loader.js';
 
 export type LoadReply = { readonly ok: true; readonly version: PolicyVersion } | { readonly ok: false; readonly problems: readonly string[] };
@@ -30,8 +31,8 @@ function start(paths: PolicyPaths): { worker: Worker; port: MessagePort; done: I
 
 function unwrap(reply: LoadReply): PolicyVersion {
   if (!reply.ok) throw new PolicyLoadError(reply.problems);
-  // Structured clone does not carry Object.freeze.
-  const v = reply.version;
+  // Structured clone does not carry Object.freeze, nor the sharing of equal strings.
+  const v = internStrings(reply.version);
   return Object.freeze({ ...v, policies: Object.freeze(v.policies), entities: Object.freeze(v.entities) });
 }
 

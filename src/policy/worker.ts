@@ -4,6 +4,7 @@
 
 import { deny } from '../core/reasons.js';
 import { PolicyEngine } from './engine.js';
+import { internStrings } from './intern.js';
 import type { VersionPayload, WorkerRequest, WorkerResponse } from './pool-types.js';
 
 /** The live version and the previous one (requests mapped just before a reload still name it). */
@@ -18,7 +19,7 @@ function prepare(payload: VersionPayload): { ok: true; engine: PolicyEngine } | 
   const slot = nextSlot;
   nextSlot ^= 1;
   // Prepared with the main thread's choices: they depend on the static entities, not sent here.
-  const prepared = PolicyEngine.prepare(payload.version, `worker-${slot}`, { actions: payload.actions, ...payload.derived });
+  const prepared = PolicyEngine.prepare(internStrings(payload.version), `worker-${slot}`, { actions: payload.actions, ...payload.derived });
   if (!prepared.ok) return { ok: false, message: prepared.message ?? prepared.code };
   for (const [versionId, engine] of engines) if (engine.slot === `worker-${slot}`) engines.delete(versionId);
   engines.set(id, prepared.value);
