@@ -74,13 +74,6 @@ function postings(map: Postings, key: string): number {
   return list === undefined ? 0 : typeof list === 'number' ? 1 : list.length;
 }
 
-function visit(map: Postings, key: string, hit: (n: number) => void): void {
-  const list = map.get(key);
-  if (list === undefined) return;
-  if (typeof list === 'number') hit(list);
-  else for (const n of list) hit(n);
-}
-
 class Side {
   readonly constraints: Constraint[] = [];
   readonly any: number[] = [];
@@ -122,17 +115,40 @@ class Side {
     return n;
   }
 
-  collect(uid: Uid, es: Entities, hit: (n: number) => void): void {
-    for (const n of this.any) hit(n);
-    visit(this.eq, uid.key, hit);
-    const ancestors = es.ancestors(uid.key);
+  /**
+   * Appends to `out` each policy this side's constraints admit for `uid` whose constraint on the
+   * other side admits `otherUid` too, once (`stamp`/`gen` mark the ones already seen).
+   */
+  collect(uid: Uid, ancestors: ReadonlySet<string>, other: Side, otherUid: Uid, otherAncestors: ReadonlySet<string>, stamp: Int32Array, gen: number, out: number[]): void {
+    for (const n of this.any) take(n, other, otherUid, otherAncestors, stamp, gen, out);
+    const eq = this.eq.get(uid.key);
+    if (eq !== undefined) {
+      if (typeof eq === 'number') take(eq, other, otherUid, otherAncestors, stamp, gen, out);
+      else for (const n of eq) take(n, other, otherUid, otherAncestors, stamp, gen, out);
+    }
     if (this.within.size > 0) {
-      visit(this.within, uid.key, hit);
-      for (const a of ancestors) visit(this.within, a, hit);
+      const own = this.within.get(uid.key);
+      if (own !== undefined) {
+        if (typeof own === 'number') take(own, other, otherUid, otherAncestors, stamp, gen, out);
+        else for (const n of own) take(n, other, otherUid, otherAncestors, stamp, gen, out);
+      }
+      for (const a of ancestors) {
+        const list = this.within.get(a);
+        if (list === undefined) continue;
+        if (typeof list === 'number') take(list, other, otherUid, otherAncestors, stamp, gen, out);
+        else for (const n of list) take(n, other, otherUid, otherAncestors, stamp, gen, out);
+      }
     }
     const typed = this.byType.get(uid.type);
-    if (typed !== undefined) for (const c of typed) if (c.inKey === null || c.inKey === uid.key || ancestors.has(c.inKey)) hit(c.n);
+    if (typed !== undefined) for (const c of typed) if (c.inKey === null || c.inKey === uid.key || ancestors.has(c.inKey)) take(c.n, other, otherUid, otherAncestors, stamp, gen, out);
   }
+}
+
+/** One candidate: kept when not seen yet in this call and its other side's constraint matches. */
+function take(n: number, other: Side, otherUid: Uid, otherAncestors: ReadonlySet<string>, stamp: Int32Array, gen: number, out: number[]): void {
+  if (stamp[n] === gen) return; // once, even if two constraints of one policy matched
+  stamp[n] = gen;
+  if (matches(other.constraints[n] as Constraint, otherUid, otherAncestors)) out.push(n);
 }
 
 export class CompiledScopeIndex {
@@ -162,19 +178,14 @@ export class CompiledScopeIndex {
       this.stamp.fill(0);
       this.generation = gen = 1;
     }
-    const stamp = this.stamp;
     const pAncestors = es.ancestors(principal.key);
     const rAncestors = es.ancestors(resource.key);
-    const byPrincipal = this.principals.bound(principal, pAncestors) <= this.resources.bound(resource, rAncestors);
-    const [first, uid, other, otherUid, otherAncestors] = byPrincipal
-      ? ([this.principals, principal, this.resources, resource, rAncestors] as const)
-      : ([this.resources, resource, this.principals, principal, pAncestors] as const);
     const out: number[] = [];
-    first.collect(uid, es, (n) => {
-      if (stamp[n] === gen) return; // once, even if two constraints of one policy matched
-      stamp[n] = gen;
-      if (matches(other.constraints[n] as Constraint, otherUid, otherAncestors)) out.push(n);
-    });
+    if (this.principals.bound(principal, pAncestors) <= this.resources.bound(resource, rAncestors)) {
+      this.principals.collect(principal, pAncestors, this.resources, resource, rAncestors, this.stamp, gen, out);
+    } else {
+      this.resources.collect(resource, rAncestors, this.principals, principal, pAncestors, this.stamp, gen, out);
+    }
     return out.length > 1 ? out.sort((a, b) => a - b) : out;
   }
 }

@@ -44,6 +44,21 @@ export interface Rec {
   readonly [name: string]: Value;
 }
 
+/**
+ * What records built per request sit on: an empty, frozen object with no prototype. Nothing of
+ * Object.prototype is behind a record (`has` and `get` read `r[name] !== undefined`, so a
+ * `toString` there would be an attribute), as with Object.create(null); but V8 keeps an
+ * object made from a prototype in fast mode, where Object.create(null) gives a dictionary.
+ * Only for records whose names come from the schema or the policies (a bounded set of shapes);
+ * names a request chooses (tags) go into dictionaries.
+ */
+const RECORD_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
+
+/** A new, empty record to fill (see RECORD_PROTOTYPE). */
+export function newRecord(): Record<string, Value> {
+  return Object.create(RECORD_PROTOTYPE) as Record<string, Value>;
+}
+
 export interface EntityData {
   readonly uid: Uid;
   readonly attrs: Rec;
@@ -52,9 +67,12 @@ export interface EntityData {
   readonly tags: Rec | null;
 }
 
+const NO_ANCESTORS: ReadonlySet<string> = new Set<string>();
+
 /** The entities of one request, with transitive ancestors computed on first use. */
 export class Entities {
-  private readonly closure = new Map<string, ReadonlySet<string>>();
+  /** Created on first use: most requests ask for the ancestors of two entities or none. */
+  private closure: Map<string, ReadonlySet<string>> | null = null;
   constructor(readonly byKey: ReadonlyMap<string, EntityData>) {}
 
   get(key: string): EntityData | undefined {
@@ -63,10 +81,13 @@ export class Entities {
 
   /** Every ancestor of `key` (not itself), following parents through the entities present. */
   ancestors(key: string): ReadonlySet<string> {
+    const parents = this.byKey.get(key)?.parents;
+    if (parents === undefined || parents.length === 0) return NO_ANCESTORS;
+    this.closure ??= new Map();
     let out = this.closure.get(key);
     if (out !== undefined) return out;
     const found = new Set<string>();
-    const stack = [...(this.byKey.get(key)?.parents ?? [])];
+    const stack = [...parents];
     while (stack.length > 0) {
       const k = stack.pop() as string;
       if (found.has(k)) continue;
