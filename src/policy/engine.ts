@@ -150,7 +150,16 @@ export class PolicyEngine {
    * requests carry only their own entities, every ancestor is listed, so `in` needs no other entity.
    */
   parentsFor(uid: EntityUid, extra: readonly EntityUid[]): readonly EntityUidJson[] {
+    return this.parentsByKey(`${uid.type}::${uid.id}`, extra);
+  }
+
+  /** The static entity and the parents of a request's own entity (parentsFor), from one key. */
+  ownEntity(uid: EntityUid, extra: readonly EntityUid[]): { readonly known: EntityJson | undefined; readonly parents: readonly EntityUidJson[] } {
     const key = `${uid.type}::${uid.id}`;
+    return { known: this.staticByKey.get(key), parents: this.parentsByKey(key, extra) };
+  }
+
+  private parentsByKey(key: string, extra: readonly EntityUid[]): readonly EntityUidJson[] {
     if (!this.requestEntitiesOnly) {
       const direct = this.staticByKey.get(key)?.parents ?? [];
       return extra.length === 0 ? direct : [...direct, ...extra];
@@ -158,12 +167,21 @@ export class PolicyEngine {
     // Flattened at load; only pattern groups (extra) are merged per request.
     const flat = this.ancestors.get(key) ?? [];
     if (extra.length === 0) return flat;
-    const all = new Map<string, EntityUidJson>(flat.map((a) => [uidKey(a), a]));
+    const all: EntityUidJson[] = [...flat];
+    const add = (u: EntityUidJson): void => {
+      // A request's parents are a handful: a scan costs less than keying each one.
+      const { type, id } = '__entity' in u ? u.__entity : u;
+      for (const a of all) {
+        const b = '__entity' in a ? a.__entity : a;
+        if (b.type === type && b.id === id) return;
+      }
+      all.push(u);
+    };
     for (const p of extra) {
-      all.set(uidKey(p), p);
-      for (const a of this.ancestors.get(uidKey(p)) ?? []) all.set(uidKey(a), a);
+      add(p);
+      for (const a of this.ancestors.get(uidKey(p)) ?? []) add(a);
     }
-    return [...all.values()];
+    return all;
   }
 
   /** A policy's annotation, e.g. annotation("some-policy", "approval"). */

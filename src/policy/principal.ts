@@ -31,8 +31,9 @@ export function buildResource(uid: EntityUid, inputs: Pick<EntityInputs, 'engine
 
 /** The request's own entity, keeping the parents and attributes the static entities file gives it. */
 function entityWithStaticParents(engine: PolicyEngine, uid: EntityUid, attrs: Record<string, string>, extraParents: EntityUid[]): EntityJson {
-  const known = engine.staticEntity(uid);
-  const parents = engine.parentsFor(uid, extraParents) as EntityJson['parents'];
+  const own = engine.ownEntity(uid, extraParents);
+  const known = own.known;
+  const parents = own.parents as EntityJson['parents'];
   if (known === undefined) return { uid, attrs, parents };
   return { uid, attrs: { ...known.attrs, ...attrs }, parents, ...(known.tags ? { tags: known.tags } : {}) };
 }

@@ -121,4 +121,36 @@ describe('request-only entities and slices by action', () => {
       await pool.close();
     }
   });
+
+  it('merge pattern groups into the flattened parents once each, with their own ancestors', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-pattern-parents-'));
+    mkdirSync(join(dir, 'policies'));
+    writeFileSync(join(dir, 'policies', 'p.cedar'), 'permit (principal in Group::"root", action, resource);\n');
+    writeFileSync(
+      join(dir, 'entities.json'),
+      JSON.stringify([
+        { uid: { type: 'Group', id: 'root' }, attrs: {}, parents: [] },
+        { uid: { type: 'Group', id: 'g1' }, attrs: {}, parents: [{ type: 'Group', id: 'root' }] },
+        { uid: { type: 'Workload', id: 'w' }, attrs: {}, parents: [{ type: 'Group', id: 'g1' }] },
+        { uid: { type: 'WorkloadGroup', id: 'wg' }, attrs: {}, parents: [{ __entity: { type: 'Group', id: 'root' } }, { type: 'Group', id: 'other' }] },
+      ]),
+    );
+    const version = loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: join(dir, 'entities.json') });
+    const prepared = PolicyEngine.prepare(version, `pattern-parents-${Math.random()}`, { requestEntitiesOnly: true });
+    assert.ok(prepared.ok);
+    const engine = prepared.value;
+    const key = (u: unknown): string => {
+      const o = (u as { __entity?: { type: string; id: string } }).__entity ?? (u as { type: string; id: string });
+      return `${o.type}::${o.id}`;
+    };
+    const parents = (id: string, extra: { type: string; id: string }[]): string[] => engine.parentsFor({ type: 'Workload', id }, extra).map(key);
+    assert.deepEqual(parents('w', []), ['Group::g1', 'Group::root']);
+    // root comes once although both w's ancestors and wg's parents name it (in two spellings).
+    assert.deepEqual(parents('w', [{ type: 'WorkloadGroup', id: 'wg' }]).sort(), ['Group::g1', 'Group::other', 'Group::root', 'WorkloadGroup::wg']);
+    assert.deepEqual(parents('w', [{ type: 'WorkloadGroup', id: 'wg' }, { type: 'WorkloadGroup', id: 'wg' }]).length, 4);
+    assert.deepEqual(parents('unknown', [{ type: 'WorkloadGroup', id: 'wg' }]).sort(), ['Group::other', 'Group::root', 'WorkloadGroup::wg']);
+    const own = engine.ownEntity({ type: 'Workload', id: 'w' }, []);
+    assert.equal(own.known === undefined ? null : key(own.known.uid), 'Workload::w');
+    assert.deepEqual(own.parents.map(key), ['Group::g1', 'Group::root']);
+  });
 });
