@@ -8,7 +8,7 @@
 // does not add itself. "No code" (an allow) is an absent attribute: no `code` label, no
 // `mandate.code` on the span, null in the decision log.
 
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { B3Propagator } from '@opentelemetry/propagator-b3';
@@ -16,6 +16,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { registerRuntimeMetrics, RUNTIME_UNITS } from './runtime-metrics.js';
+import { KeyedHistogram, KeyedHistogramProducer } from './histograms.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision } from '../core/decision.js';
 import { readFileSync } from 'node:fs';
@@ -60,17 +61,27 @@ const PROMETHEUS_UNIT_SUFFIX: Readonly<Record<string, string>> = { s: 'seconds',
 const UNITS: Readonly<Record<string, string>> = { 'mandate.check.duration': 's', 'mandate.evaluation.duration': 's', 'mandate.tls.certificate.not_after': 's', ...RUNTIME_UNITS };
 const BUCKETS: Readonly<Record<string, readonly number[]>> = { 'mandate.check.duration': LATENCY_BUCKETS_SECONDS, 'mandate.evaluation.duration': LATENCY_BUCKETS_SECONDS, 'v8js.gc.duration': GC_BUCKETS_SECONDS };
 
+/** An instrument's Prometheus name: its unit as a suffix. */
+function prometheusName(instrumentName: string): string {
+  const unit = UNITS[instrumentName];
+  return unit === undefined ? instrumentName : `${instrumentName}_${PROMETHEUS_UNIT_SUFFIX[unit] ?? unit}`;
+}
+
 /** The views that give each instrument with a unit its Prometheus name, and histograms their buckets. */
 function prometheusViews(): ViewOptions[] {
-  return Object.entries(UNITS).map(([instrumentName, unit]) => {
+  return Object.keys(UNITS).map((instrumentName) => {
     const buckets = BUCKETS[instrumentName];
     return {
       instrumentName,
-      name: `${instrumentName}_${PROMETHEUS_UNIT_SUFFIX[unit] ?? unit}`,
+      name: prometheusName(instrumentName),
       ...(buckets === undefined ? {} : { aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...buckets] } } }),
     };
   });
 }
+
+const ALLOW: Attributes = Object.freeze({ decision: 'allow' });
+const DENY: Attributes = Object.freeze({ decision: 'deny' });
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 export interface Gauges {
   /** Counters kept by other modules, read at collection time. */
@@ -108,9 +119,10 @@ export class Telemetry {
   private readonly tracerProvider: BasicTracerProvider | null;
   private readonly tracer: Tracer | null;
   private readonly propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new B3Propagator()] });
-  private readonly decisions;
-  private readonly checkDuration;
-  private readonly evaluationDuration;
+  /** Decisions so far by "decision code" (see the constructor): the attributes built once per key. */
+  private readonly decisions = new Map<string, { readonly attributes: Readonly<Record<string, string>>; count: number }>();
+  private readonly checkDuration: KeyedHistogram;
+  private readonly evaluationDuration: KeyedHistogram;
   private readonly reloads;
   private readonly taskApi;
   private readonly storeErrors;
@@ -119,12 +131,18 @@ export class Telemetry {
   constructor(gauges: Gauges, options: TelemetryOptions = {}) {
     const env = options.env ?? process.env;
     const resource = resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] ?? 'mandate', 'service.version': options.serviceVersion ?? PACKAGE_VERSION });
-    this.prometheus = new PrometheusExporter({ preventServerStart: true });
+    // The per-Check histograms are kept outside the SDK (histograms.ts), under their Prometheus names.
+    this.checkDuration = new KeyedHistogram(prometheusName('mandate.check.duration'), 'Time to decide one Check, from request to response', 's', LATENCY_BUCKETS_SECONDS);
+    this.evaluationDuration = new KeyedHistogram(prometheusName('mandate.evaluation.duration'), 'Time spent in Cedar evaluation for one Check', 's', LATENCY_BUCKETS_SECONDS);
+    this.prometheus = new PrometheusExporter({ preventServerStart: true, metricProducers: [new KeyedHistogramProducer([this.checkDuration, this.evaluationDuration], resource, { name: 'mandate' })] });
     this.meterProvider = new MeterProvider({ resource, readers: [this.prometheus], views: prometheusViews() });
     const meter = this.meterProvider.getMeter('mandate');
-    this.decisions = meter.createCounter('mandate.decisions', { description: 'Decisions, by decision and reason code' });
-    this.checkDuration = meter.createHistogram('mandate.check.duration', { unit: 's', description: 'Time to decide one Check, from request to response' });
-    this.evaluationDuration = meter.createHistogram('mandate.evaluation.duration', { unit: 's', description: 'Time spent in Cedar evaluation for one Check' });
+    // Counted here and observed at collection: a synchronous counter hashes its attributes on
+    // every add (~1 us per Check); these keys are the decision and the code, a bounded set.
+    const decisions = meter.createObservableCounter('mandate.decisions', { description: 'Decisions, by decision and reason code' });
+    meter.addBatchObservableCallback((r) => {
+      for (const d of this.decisions.values()) r.observe(decisions, d.count, d.attributes);
+    }, [decisions]);
     this.stopRuntimeMetrics = registerRuntimeMetrics(meter);
     this.reloads = meter.createCounter('mandate.policy.reloads', { description: 'Policy reloads, by result' });
     this.taskApi = meter.createCounter('mandate.task.api.calls', { description: 'Task API calls, by method and result (code)' });
@@ -200,9 +218,12 @@ export class Telemetry {
 
   recordDecision(decision: Decision, latencyUs: number, span: Span | null): void {
     const decided = decision.allowed ? 'allow' : 'deny';
-    this.decisions.add(1, decision.code === null ? { decision: decided } : { decision: decided, code: decision.code });
-    this.checkDuration.record(latencyUs / 1e6, { decision: decided });
-    if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6);
+    const key = decision.code === null ? decided : `${decided} ${decision.code}`;
+    const counted = this.decisions.get(key);
+    if (counted !== undefined) counted.count++;
+    else this.decisions.set(key, { attributes: decision.code === null ? { decision: decided } : { decision: decided, code: decision.code }, count: 1 });
+    this.checkDuration.record(latencyUs / 1e6, decided, decision.allowed ? ALLOW : DENY);
+    if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6, '', NO_ATTRIBUTES);
     if (span === null) return;
     if (span.isRecording()) {
       // What a decision does not have is not set (no empty strings standing for "none").
