@@ -73,10 +73,30 @@ const REDACTED = '[redacted]';
 const FLUSH_DELAY_MS = 5;
 const FLUSH_NOW_BYTES = 64 * 1024;
 
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, with the part up to the second computed once per second: one
+ * line per decision made toISOString ~1.3 us of each (its date arithmetic), the rest is three digits.
+ */
+export function isoTime(ms: number): string {
+  const t = Math.trunc(ms); // as Date keeps whole milliseconds
+  if (!(Math.abs(t) <= 8.64e15)) throw new RangeError('Invalid time value'); // as toISOString: NaN, beyond ±8.64e15
+  const second = Math.floor(t / 1000);
+  if (second !== isoSecond) {
+    const iso = new Date(second * 1000).toISOString();
+    isoSecond = second;
+    isoPrefix = iso.slice(0, -4); // without "mmmZ"
+  }
+  const milli = t - second * 1000;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 export function toLogLine(decision: Decision, latencyUs: number, now = Date.now()): DecisionLogLine {
   const line: DecisionLogLine = {
     decisionId: decision.decisionId,
-    time: new Date(now).toISOString(),
+    time: isoTime(now),
     decision: decision.allowed ? 'allow' : 'deny',
     code: decision.code,
     workload: decision.identity !== null && decision.identity.kind !== 'anonymous' ? decision.identity.spiffe.id : null,

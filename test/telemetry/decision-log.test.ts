@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.js';
-import { DecisionLog, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
+import { DecisionLog, isoTime, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
+import { seeded } from '../helpers/generate.js';
 import type { Decision } from '../../src/core/decision.js';
 
 function decision(n: number, allowed: boolean): Decision {
@@ -120,3 +121,14 @@ describe('DecisionLog', () => {
   });
 });
 
+describe('isoTime (the decision log line\'s time)', () => {
+  it('is Date#toISOString, across seconds, before 1970, at the ends of time, and for fractions', () => {
+    const random = seeded(7);
+    const cases = [0, 1, 9, 10, 99, 100, 999, 1000, 1001, -1, -999, -1000, -1001, 1.5, -1.5, 8.64e15, -8.64e15, 253402300799999, 253402300800000];
+    // Runs of nearby times reuse the cached second; jumps refresh it.
+    let t = Date.now();
+    for (let i = 0; i < 5000; i++) cases.push((t += Math.floor(random() * 700)), Math.floor(random() * 4e12) - 1e12);
+    for (const ms of cases) assert.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 8.64e15 + 1]) assert.throws(() => isoTime(bad), RangeError, String(bad));
+  });
+});
