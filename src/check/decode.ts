@@ -205,7 +205,13 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
       if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {
         return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
       }
-      out.set(key.toLowerCase(), value);
+      // Names differing in case only are one header (Envoy sends them lower-cased; a CheckRequest
+      // that does not was not built by Envoy): read as header_map lines are, never one dropped.
+      const lower = key.toLowerCase();
+      const previous = out.get(lower);
+      if (previous === undefined) out.set(lower, value);
+      else if (SINGLE_VALUED.has(lower)) return deny('bad_request', `header "${printable(lower)}" is repeated`);
+      else out.set(lower, `${previous},${value}`);
     }
   }
   return ok(out);

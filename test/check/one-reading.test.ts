@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { decide } from '../../src/check/pipeline.js';
-import type { CheckRequestMessage } from '../../src/check/decode.js';
+import { decodeCheckRequest, type CheckRequestMessage } from '../../src/check/decode.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { exampleWith } from '../helpers/server.js';
 import { mcpRequest } from '../helpers/mcp.js';
@@ -186,6 +186,26 @@ describe('paths and methods: one reading or none', () => {
       assert.match(decision.message ?? '', /does not declare that it honours it/);
     });
   }
+
+  it('reads header names that differ in case only as one header, in the headers map as in header_map', async () => {
+    for (const name of ['authorization', 'content-type', 'host', 'txn-token']) {
+      const decision = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { [name]: 'a', [name.toUpperCase()]: 'b' } }));
+      assert.equal(decision.code, 'bad_request', name);
+      assert.match(decision.message ?? '', /is repeated/, name);
+    }
+    const limits = runtime.state().config.limits;
+    const viaMap = decodeCheckRequest(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'x-tenant-id': 'acme', 'X-Tenant-Id': 'globex' } }) as CheckRequestMessage, limits, 0);
+    const viaLines = decodeCheckRequest(
+      checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: 'x-tenant-id', value: 'acme' }, { key: 'X-Tenant-Id', value: 'globex' }] }) as CheckRequestMessage,
+      limits,
+      0,
+    );
+    assert.ok(viaMap.ok && viaLines.ok);
+    assert.equal(viaMap.value.headers.get('x-tenant-id'), 'acme,globex');
+    assert.equal(viaLines.value.headers.get('x-tenant-id'), 'acme,globex');
+    // The honest twin: one spelling, decided as always.
+    assert.equal((await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'content-type': 'a' } }))).code, null);
+  });
 
   it('refuses a :path or :method header that disagrees with the request (a CheckRequest Envoy did not build)', async () => {
     const path = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { ':path': '/tickets/internal-0' } }));
