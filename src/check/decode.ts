@@ -95,6 +95,13 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   if (pseudoMethod !== undefined && pseudoMethod !== method) return deny('bad_request', 'the :method header and the request method disagree');
   const pseudoPath = headers.value.get(':path');
   if (pseudoPath !== undefined && pseudoPath !== rawPath) return deny('bad_request', 'the :path header and the request path disagree');
+  // The host too (Envoy's host field is its :authority); a Host beside it that names another host
+  // is two readings of where the request goes.
+  const authority = headers.value.get(':authority');
+  const hostHeader = headers.value.get('host');
+  if (authority !== undefined && (http.host ?? '') !== '' && authority !== http.host) return deny('bad_request', 'the :authority header and the request host disagree');
+  if (hostHeader !== undefined && (http.host ?? '') !== '' && hostHeader !== http.host) return deny('bad_request', 'the host header and the request host disagree');
+  if (authority !== undefined && hostHeader !== undefined && authority !== hostHeader) return deny('bad_request', 'the :authority and host headers disagree');
 
   let body: Uint8Array | string | null = null;
   if (http.rawBody !== undefined && http.rawBody.length > 0) body = http.rawBody;

@@ -214,6 +214,22 @@ describe('paths and methods: one reading or none', () => {
     assert.equal(method.code, 'bad_request');
   });
 
+  it('refuses a host, :authority or host header that disagree (a CheckRequest Envoy did not build)', async () => {
+    const base = checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as { attributes: { request: { http: { host?: string } } } };
+    const host = base.attributes.request.http.host ?? '';
+    assert.notEqual(host, '', 'the helper sends a host');
+    const cases: [string, Record<string, string>, string | null][] = [
+      [':authority naming another host', { ':authority': 'billing.internal' }, 'bad_request'],
+      ['host naming another host', { host: 'billing.internal' }, 'bad_request'],
+      [':authority and host disagreeing with each other', { ':authority': host, host: 'billing.internal' }, 'bad_request'],
+      ['both naming the request host (the honest twin)', { ':authority': host, host }, null],
+    ];
+    for (const [what, headers, code] of cases) {
+      const decision = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers }));
+      assert.equal(decision.code, code, what);
+    }
+  });
+
   it('denies every ticket of the internal range, not only internal-0', async () => {
     for (const id of ['internal-0', 'internal-1', 'internal-42', 'internal-x']) {
       const decision = await decideOn(get(`/tickets/${id}`));
