@@ -59,7 +59,7 @@ const GC_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 const PROMETHEUS_UNIT_SUFFIX: Readonly<Record<string, string>> = { s: 'seconds', By: 'bytes', '1': 'ratio' };
 /** Every instrument with a unit: Mandate's own and the runtime's. */
 const UNITS: Readonly<Record<string, string>> = { 'mandate.check.duration': 's', 'mandate.evaluation.duration': 's', 'mandate.tls.certificate.not_after': 's', ...RUNTIME_UNITS };
-const BUCKETS: Readonly<Record<string, readonly number[]>> = { 'mandate.check.duration': LATENCY_BUCKETS_SECONDS, 'mandate.evaluation.duration': LATENCY_BUCKETS_SECONDS, 'v8js.gc.duration': GC_BUCKETS_SECONDS };
+const BUCKETS: Readonly<Record<string, readonly number[]>> = { 'v8js.gc.duration': GC_BUCKETS_SECONDS };
 
 /** An instrument's Prometheus name: its unit as a suffix. */
 function prometheusName(instrumentName: string): string {
@@ -67,16 +67,21 @@ function prometheusName(instrumentName: string): string {
   return unit === undefined ? instrumentName : `${instrumentName}_${PROMETHEUS_UNIT_SUFFIX[unit] ?? unit}`;
 }
 
+/** Kept by KeyedHistogram (histograms.ts) under their Prometheus names: no SDK instrument, no view. */
+const KEYED = new Set(['mandate.check.duration', 'mandate.evaluation.duration']);
+
 /** The views that give each instrument with a unit its Prometheus name, and histograms their buckets. */
 function prometheusViews(): ViewOptions[] {
-  return Object.keys(UNITS).map((instrumentName) => {
-    const buckets = BUCKETS[instrumentName];
-    return {
-      instrumentName,
-      name: prometheusName(instrumentName),
-      ...(buckets === undefined ? {} : { aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...buckets] } } }),
-    };
-  });
+  return Object.keys(UNITS)
+    .filter((instrumentName) => !KEYED.has(instrumentName))
+    .map((instrumentName) => {
+      const buckets = BUCKETS[instrumentName];
+      return {
+        instrumentName,
+        name: prometheusName(instrumentName),
+        ...(buckets === undefined ? {} : { aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...buckets] } } }),
+      };
+    });
 }
 
 const ALLOW: Attributes = Object.freeze({ decision: 'allow' });
