@@ -103,9 +103,13 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   if (hostHeader !== undefined && (http.host ?? '') !== '' && hostHeader !== http.host) return deny('bad_request', 'the host header and the request host disagree');
   if (authority !== undefined && hostHeader !== undefined && authority !== hostHeader) return deny('bad_request', 'the :authority and host headers disagree');
 
+  // Envoy sends the body one way (raw_body with pack_as_bytes, else body): both is two bodies.
+  const hasRawBody = http.rawBody !== undefined && http.rawBody.length > 0;
+  const hasBody = http.body !== undefined && http.body !== '';
+  if (hasRawBody && hasBody) return deny('bad_request', 'the request carries both body and raw_body');
   let body: Uint8Array | string | null = null;
-  if (http.rawBody !== undefined && http.rawBody.length > 0) body = http.rawBody;
-  else if (http.body !== undefined && http.body !== '') body = http.body;
+  if (hasRawBody) body = http.rawBody as Uint8Array;
+  else if (hasBody) body = http.body as string;
 
   const seconds = Number(attributes.request?.time?.seconds ?? 0);
   if (!Number.isSafeInteger(seconds)) return deny('bad_request', 'request time is out of range');
@@ -173,6 +177,8 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
   // Bounded before anything is copied: Envoy itself never forwards more than its own limits
   // (max_headers_count, max_request_headers_kb), so a larger set did not come through it.
   const useMap = entries !== undefined && entries.length > 0;
+  // Envoy sends headers one way (header_map with encode_raw_headers, else headers): both is two header sets.
+  if (useMap && http.headers !== undefined && Object.keys(http.headers).length > 0) return deny('bad_request', 'the request carries both headers and header_map');
   const keys = useMap || http.headers === undefined ? null : Object.keys(http.headers);
   const count = useMap ? (entries as HeaderValueMessage[]).length : (keys?.length ?? 0);
   if (count > limits.maxHeaders) return deny('bad_request', `the request has ${count} headers, more than ${limits.maxHeaders} (limits.maxHeaders)`);

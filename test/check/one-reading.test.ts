@@ -214,6 +214,23 @@ describe('paths and methods: one reading or none', () => {
     assert.equal(method.code, 'bad_request');
   });
 
+  it('refuses a CheckRequest with both header forms, or both body forms (Envoy sends one of each)', async () => {
+    const twoHeaderSets = checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: ':path', value: '/tickets/T-1' }] }) as { attributes: { request: { http: Record<string, unknown> } } };
+    twoHeaderSets.attributes.request.http['headers'] = { 'x-http-method-override': 'DELETE' };
+    const headers = await decideOn(twoHeaderSets);
+    assert.equal(headers.code, 'bad_request');
+    assert.match(headers.message ?? '', /both headers and header_map/);
+    const text = '{"ticketId":"T-1042","priority":"low"}';
+    const withBoth = caseText(text) as { attributes: { request: { http: Record<string, unknown> } } };
+    withBoth.attributes.request.http['body'] = '{"ticketId":"T-1042","priority":"critical"}';
+    const twoBodies = await decideOn(withBoth);
+    assert.equal(twoBodies.code, 'bad_request');
+    assert.match(twoBodies.message ?? '', /both body and raw_body/);
+    // The honest twins: one form each, decided as always.
+    assert.equal((await decideOn(caseText(text))).code, null);
+    assert.equal((await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: ':path', value: '/tickets/T-1' }] }))).code, null);
+  });
+
   it('refuses a host, :authority or host header that disagree (a CheckRequest Envoy did not build)', async () => {
     const base = checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }) as { attributes: { request: { http: { host?: string } } } };
     const host = base.attributes.request.http.host ?? '';
