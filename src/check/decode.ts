@@ -208,7 +208,7 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
       }
       out.set(key, value);
     }
-    return ok(out);
+    return underscoreClash(out) ?? ok(out);
   }
   const map = http.headers;
   if (map !== undefined && keys !== null) {
@@ -227,7 +227,27 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
       else out.set(lower, `${previous},${value}`);
     }
   }
-  return ok(out);
+  return underscoreClash(out) ?? ok(out);
+}
+
+/**
+ * Two header names that differ only by "_" against "-" (`x_tenant_id` beside `x-tenant-id`):
+ * upstreams behind CGI-style gateways (WSGI, PHP, many nginx setups) read both as one
+ * HTTP_X_TENANT_ID, and which one they keep is theirs to choose, while Mandate decided on the
+ * other. Envoy forwards such names by default (headers_with_underscores_action: ALLOW).
+ */
+function underscoreClash(headers: ReadonlyMap<string, string>): Outcome<never> | null {
+  let any = false;
+  for (const name of headers.keys()) if (name.includes('_')) any = true;
+  if (!any) return null;
+  const folded = new Map<string, string>();
+  for (const name of headers.keys()) {
+    const key = name.replaceAll('_', '-');
+    const other = folded.get(key);
+    if (other !== undefined) return deny('bad_request', `headers "${printable(other)}" and "${printable(name)}" are one header to an upstream that reads "_" as "-"`);
+    folded.set(key, name);
+  }
+  return null;
 }
 
 function printable(s: string): string {

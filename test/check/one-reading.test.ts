@@ -214,6 +214,27 @@ describe('paths and methods: one reading or none', () => {
     assert.equal(method.code, 'bad_request');
   });
 
+  it('refuses two header names an upstream reading "_" as "-" takes for one (CGI: HTTP_X_TENANT_ID)', async () => {
+    const pairs: [string, string][] = [
+      ['x-tenant-id', 'x_tenant_id'],
+      ['x_tenant_id', 'x-tenant-id'],
+      ['x-tenant_id', 'x_tenant-id'],
+    ];
+    for (const [a, b] of pairs) {
+      for (const form of ['headers', 'header_map'] as const) {
+        const request =
+          form === 'headers'
+            ? checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { [a]: 'acme', [b]: 'globex' } })
+            : checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: ':path', value: '/tickets/T-1' }, { key: a, value: 'acme' }, { key: b, value: 'globex' }] });
+        const decision = await decideOn(request);
+        assert.equal(decision.code, 'bad_request', `${a} + ${b} in ${form}`);
+        assert.match(decision.message ?? '', /reads "_" as "-"/);
+      }
+    }
+    // The honest twin: a lone name with "_" is a header like any other.
+    assert.equal((await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { x_custom_trace: '1' } }))).code, null);
+  });
+
   it('refuses a CheckRequest with both header forms, or both body forms (Envoy sends one of each)', async () => {
     const twoHeaderSets = checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: ':path', value: '/tickets/T-1' }] }) as { attributes: { request: { http: Record<string, unknown> } } };
     twoHeaderSets.attributes.request.http['headers'] = { 'x-http-method-override': 'DELETE' };
