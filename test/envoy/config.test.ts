@@ -91,6 +91,13 @@ describe('envoy/envoy.yaml', () => {
     assert.equal(chain.transport_socket.typed_config.require_client_certificate, true);
     assert.equal(chain.filters[0].typed_config.forward_client_cert_details, 'SANITIZE');
   });
+
+  it('normalizes paths and refuses header names with underscores before ext_authz (one reading for Mandate and the upstream)', () => {
+    const hcm = envoy['static_resources'].listeners[0].filter_chains[0].filters[0].typed_config;
+    assert.equal(hcm.normalize_path, true);
+    assert.equal(hcm.path_with_escaped_slashes_action, 'REJECT_REQUEST');
+    assert.equal(hcm.common_http_protocol_options?.headers_with_underscores_action, 'REJECT_REQUEST');
+  });
 });
 
 describe('envoy/istio', () => {
