@@ -189,45 +189,40 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
   if (useMap) {
     // encode_raw_headers: one entry per header line, values possibly as raw bytes.
     for (const entry of entries) {
-      const key = (entry.key ?? '').toLowerCase();
       let value = entry.value ?? '';
       if (entry.rawValue !== undefined && entry.rawValue.length > 0) {
         try {
           value = utf8Strict.decode(entry.rawValue);
         } catch {
-          return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
+          return deny('bad_request', `header "${printable((entry.key ?? '').toLowerCase())}" is not valid UTF-8`);
         }
       }
-      if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {
-        return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
-      }
-      const previous = out.get(key);
-      if (previous !== undefined) {
-        if (SINGLE_VALUED.has(key)) return deny('bad_request', `header "${key}" is repeated`);
-        value = `${previous},${value}`;
-      }
-      out.set(key, value);
+      const refused = addHeader(out, entry.key ?? '', value);
+      if (refused !== null) return refused;
     }
-    return underscoreClash(out) ?? ok(out);
-  }
-  const map = http.headers;
-  if (map !== undefined && keys !== null) {
+  } else if (http.headers !== undefined && keys !== null) {
     for (const key of keys) {
-      const value = map[key] as string;
-      // Invalid UTF-8 in a proto3 string decodes to U+FFFD; refuse rather than decide on a guess.
-      if (key.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) {
-        return deny('bad_request', `header "${printable(key)}" is not valid UTF-8`);
-      }
-      // Names differing in case only are one header (Envoy sends them lower-cased; a CheckRequest
-      // that does not was not built by Envoy): read as header_map lines are, never one dropped.
-      const lower = key.toLowerCase();
-      const previous = out.get(lower);
-      if (previous === undefined) out.set(lower, value);
-      else if (SINGLE_VALUED.has(lower)) return deny('bad_request', `header "${printable(lower)}" is repeated`);
-      else out.set(lower, `${previous},${value}`);
+      const refused = addHeader(out, key, http.headers[key] as string);
+      if (refused !== null) return refused;
     }
   }
   return underscoreClash(out) ?? ok(out);
+}
+
+/**
+ * One header line into `out`, the same way for both forms of a CheckRequest's headers: names
+ * lower-cased (Envoy sends them so; names differing in case only are one header, never one
+ * dropped), a repeated single-valued header refused, other repeats joined with a comma.
+ */
+function addHeader(out: Map<string, string>, rawName: string, value: string): Outcome<never> | null {
+  const name = rawName.toLowerCase();
+  // Invalid UTF-8 in a proto3 string decodes to U+FFFD; refuse rather than decide on a guess.
+  if (name.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR)) return deny('bad_request', `header "${printable(name)}" is not valid UTF-8`);
+  const previous = out.get(name);
+  if (previous === undefined) out.set(name, value);
+  else if (SINGLE_VALUED.has(name)) return deny('bad_request', `header "${printable(name)}" is repeated`);
+  else out.set(name, `${previous},${value}`);
+  return null;
 }
 
 /**
