@@ -1,10 +1,10 @@
 // Histograms recorded per Check without OpenTelemetry's per-call attribute hashing: the SDK's
 // synchronous histogram sorts and serializes its attributes on every record (~1 us per Check,
-// measured with the decision label). Here each series is picked by a key the caller gives
-// (from a bounded set: the decision) and its buckets are plain counters; at collection a
-// MetricProducer hands them to the exporter as the cumulative explicit-bucket histogram the
-// SDK would have built (test/telemetry/histograms.test.ts compares the Prometheus text of both).
-
+// measured with the decision label). Here a series is picked by identity, the attributes
+// object the caller gives (one constant per series, a bounded set: the decision), and its
+// buckets are plain counters; at collection a MetricProducer hands them to the exporter as the
+// cumulative explicit-bucket histogram the SDK would have built
+// (test/telemetry/histograms.test.ts compares the Prometheus text of both).
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import { AggregationTemporality, DataPointType, type CollectionResult, type HistogramMetricData, type MetricProducer } from '@opentelemetry/sdk-metrics';
@@ -26,7 +26,8 @@ function hrNow(): HrTime {
 }
 
 export class KeyedHistogram {
-  private readonly series = new Map<string, Series>();
+  /** By the attributes object itself: callers pass one constant object per series. */
+  private readonly series = new Map<Attributes, Series>();
 
   constructor(
     /** The metric's name as exported (what a view would have renamed it to). */
@@ -36,13 +37,13 @@ export class KeyedHistogram {
     readonly boundaries: readonly number[],
   ) {}
 
-  /** Records `value` in the series `key`, whose attributes are `attributes` (read only the first time). */
-  record(value: number, key: string, attributes: Attributes): void {
+  /** Records `value` in the series of `attributes`: the same (constant) object for the same series. */
+  record(value: number, attributes: Attributes): void {
     if (Number.isNaN(value)) return; // as the SDK: counted nowhere
-    let s = this.series.get(key);
+    let s = this.series.get(attributes);
     if (s === undefined) {
       s = { attributes, startTime: hrNow(), counts: new Array<number>(this.boundaries.length + 1).fill(0), sum: 0, count: 0, min: Infinity, max: -Infinity };
-      this.series.set(key, s);
+      this.series.set(attributes, s);
     }
     const b = this.boundaries;
     let i = 0;

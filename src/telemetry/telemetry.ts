@@ -227,8 +227,8 @@ export class Telemetry {
     const counted = this.decisions.get(key);
     if (counted !== undefined) counted.count++;
     else this.decisions.set(key, { attributes: decision.code === null ? { decision: decided } : { decision: decided, code: decision.code }, count: 1 });
-    this.checkDuration.record(latencyUs / 1e6, decided, decision.allowed ? ALLOW : DENY);
-    if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6, '', NO_ATTRIBUTES);
+    this.checkDuration.record(latencyUs / 1e6, decision.allowed ? ALLOW : DENY);
+    if (decision.evaluationUs > 0) this.evaluationDuration.record(decision.evaluationUs / 1e6, NO_ATTRIBUTES);
     if (span === null) return;
     if (span.isRecording()) {
       // What a decision does not have is not set (no empty strings standing for "none").
