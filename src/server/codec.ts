@@ -65,13 +65,12 @@ class Reader {
     throw new WireError('varint too long');
   }
 
-  /** A length-delimited field's [start, end). */
+  /** A length-delimited field's [start, end), the reader moved past it. */
   span(): [number, number] {
-    const len = this.varint();
+    const end = this.enter();
     const start = this.pos;
-    if (len > this.end - start) throw new WireError('truncated field');
-    this.pos = start + len;
-    return [start, start + len];
+    this.pos = end;
+    return [start, end];
   }
 
   /** A length-delimited field's end, left at its start (the caller reads it up to there). */
@@ -82,11 +81,10 @@ class Reader {
   }
 
   string(): string {
-    const len = this.varint();
+    const end = this.enter();
     const start = this.pos;
-    if (len > this.end - start) throw new WireError('truncated field');
-    this.pos = start + len;
-    return this.buf.toString('utf8', start, this.pos);
+    this.pos = end;
+    return this.buf.toString('utf8', start, end);
   }
 
   skip(wire: number): void {
