@@ -5,6 +5,7 @@
 // buckets are plain counters; at collection a MetricProducer hands them to the exporter as the
 // cumulative explicit-bucket histogram the SDK would have built
 // (test/telemetry/histograms.test.ts compares the Prometheus text of both).
+
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import { AggregationTemporality, DataPointType, type CollectionResult, type HistogramMetricData, type MetricProducer } from '@opentelemetry/sdk-metrics';

@@ -12,7 +12,7 @@ import { decide, createDecisionState, type DecisionState } from '../../src/check
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import { EvaluationPool } from '../../src/policy/pool.js';
-import { loadPolicyVersion } from '../../src/policy/loader.js';
+import { loadPolicyVersion, type PolicyVersion } from '../../src/policy/loader.js';
 import { decodeCheckRequestBytes, encodeCheckRequest } from '../../src/server/protos.js';
 import { copyExample, exampleRequests } from '../helpers/server.js';
 import type { CedarRequest } from '../../src/core/cedar-request.js';
@@ -37,6 +37,15 @@ function states(configFile: string | null): { lean: DecisionState; full: Decisio
   };
   const lean = make(`diff-lean-${Math.random()}`, undefined);
   return { lean: lean.state, full: make(`diff-full-${Math.random()}`, false).state, leanEngine: lean.engine };
+}
+
+/** A schema-less policy version from one policy file and entities.json, loaded from a temporary folder. */
+function schemalessVersion(name: string, policies: string, entities: unknown[]): PolicyVersion {
+  const dir = mkdtempSync(join(tmpdir(), `mandate-${name}-`));
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'p.cedar'), policies);
+  writeFileSync(join(dir, 'entities.json'), JSON.stringify(entities));
+  return loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: join(dir, 'entities.json') });
 }
 
 describe('request-only entities and slices by action', () => {
@@ -78,17 +87,10 @@ describe('request-only entities and slices by action', () => {
     // Without a schema, `action in Action::"read"` follows the Action entities of entities.json.
     // Requests built from their own entities would not carry the action's groups, and slicing
     // reads groups from the schema only: the forbid would be left out and the request allowed.
-    const dir = mkdtempSync(join(tmpdir(), 'mandate-action-groups-'));
-    mkdirSync(join(dir, 'policies'));
-    writeFileSync(join(dir, 'policies', 'p.cedar'), '@id("allow-all")\npermit (principal, action, resource);\n@id("no-reads")\nforbid (principal, action in Action::"read", resource);\n');
-    writeFileSync(
-      join(dir, 'entities.json'),
-      JSON.stringify([
-        { uid: { type: 'Action', id: 'GET /x' }, attrs: {}, parents: [{ type: 'Action', id: 'read' }] },
-        { uid: { type: 'Action', id: 'read' }, attrs: {}, parents: [] },
-      ]),
-    );
-    const version = loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: join(dir, 'entities.json') });
+    const version = schemalessVersion('action-groups', '@id("allow-all")\npermit (principal, action, resource);\n@id("no-reads")\nforbid (principal, action in Action::"read", resource);\n', [
+      { uid: { type: 'Action', id: 'GET /x' }, attrs: {}, parents: [{ type: 'Action', id: 'read' }] },
+      { uid: { type: 'Action', id: 'read' }, attrs: {}, parents: [] },
+    ]);
     const prepared = PolicyEngine.prepare(version, `action-groups-${Math.random()}`, { actions: ['GET /x', 'GET /y'] });
     assert.ok(prepared.ok);
     const engine = prepared.value;
@@ -123,19 +125,12 @@ describe('request-only entities and slices by action', () => {
   });
 
   it('merge pattern groups into the flattened parents once each, with their own ancestors', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mandate-pattern-parents-'));
-    mkdirSync(join(dir, 'policies'));
-    writeFileSync(join(dir, 'policies', 'p.cedar'), 'permit (principal in Group::"root", action, resource);\n');
-    writeFileSync(
-      join(dir, 'entities.json'),
-      JSON.stringify([
-        { uid: { type: 'Group', id: 'root' }, attrs: {}, parents: [] },
-        { uid: { type: 'Group', id: 'g1' }, attrs: {}, parents: [{ type: 'Group', id: 'root' }] },
-        { uid: { type: 'Workload', id: 'w' }, attrs: {}, parents: [{ type: 'Group', id: 'g1' }] },
-        { uid: { type: 'WorkloadGroup', id: 'wg' }, attrs: {}, parents: [{ __entity: { type: 'Group', id: 'root' } }, { type: 'Group', id: 'other' }] },
-      ]),
-    );
-    const version = loadPolicyVersion({ policies: join(dir, 'policies'), schema: null, entities: join(dir, 'entities.json') });
+    const version = schemalessVersion('pattern-parents', 'permit (principal in Group::"root", action, resource);\n', [
+      { uid: { type: 'Group', id: 'root' }, attrs: {}, parents: [] },
+      { uid: { type: 'Group', id: 'g1' }, attrs: {}, parents: [{ type: 'Group', id: 'root' }] },
+      { uid: { type: 'Workload', id: 'w' }, attrs: {}, parents: [{ type: 'Group', id: 'g1' }] },
+      { uid: { type: 'WorkloadGroup', id: 'wg' }, attrs: {}, parents: [{ __entity: { type: 'Group', id: 'root' } }, { type: 'Group', id: 'other' }] },
+    ]);
     const prepared = PolicyEngine.prepare(version, `pattern-parents-${Math.random()}`, { requestEntitiesOnly: true });
     assert.ok(prepared.ok);
     const engine = prepared.value;
