@@ -7,9 +7,14 @@
 // rather than guessed at: empty, "." and ".." segments, encoded "/" or "\" in a parameter, a
 // parameter still percent-encoded after decoding (an upstream that decodes twice reads another
 // value), and ";" path parameters unless the route says the upstream reads them (decode.ts
-// refuses the characters no route may take).
+// refuses the characters no route may take). A segment spelled otherwise than a route's literal
+// segment but read as it by some upstream (another case, a percent-escape: "/tickets/Export",
+// "/tickets/%65xport" beside "/tickets/export") is refused too: routers that compare segments
+// case-insensitively (Express's default, ASP.NET Core) or after decoding (Go's ServeMux,
+// Spring, Flask) would run the literal route's handler while Mandate matched a parameter.
 
 import { ConfigError } from '../config/fields.js';
+import { foldName } from '../json/strict.js';
 import type { HttpMethod, RouteConfig } from '../config/types.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 
@@ -39,8 +44,18 @@ export interface RouteMatch {
 
 interface Node {
   literal: Map<string, Node>;
+  /** The literal segments by their folded reading (segmentKey), or null when there are none. */
+  folded: Map<string, string> | null;
   param: Node | null;
   route: CompiledRoute | null;
+}
+
+/** A segment some upstream reads as a route's literal segment, though not spelled as it. */
+class Lookalike {
+  constructor(
+    readonly segment: string,
+    readonly literal: string,
+  ) {}
 }
 
 const PARAM_SEGMENT = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -49,7 +64,7 @@ const RESOURCE_TEMPLATE = /^((?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 function newNode(): Node {
-  return { literal: new Map(), param: null, route: null };
+  return { literal: new Map(), folded: null, param: null, route: null };
 }
 
 export class RouteTable {
@@ -67,7 +82,15 @@ export class RouteTable {
           node = node.param ??= newNode();
         } else {
           let next = node.literal.get(segment.text);
-          if (next === undefined) node.literal.set(segment.text, (next = newNode()));
+          if (next === undefined) {
+            const key = segmentKey(segment.text);
+            const other = node.folded?.get(key);
+            if (other !== undefined) {
+              throw new ConfigError(`${config.origin}.path`, `"${config.path}": the segment "${segment.text}" is read as "${other}" of another route by upstreams that compare segments case-insensitively or decoded`);
+            }
+            (node.folded ??= new Map()).set(key, segment.text);
+            node.literal.set(segment.text, (next = newNode()));
+          }
           node = next;
         }
       }
@@ -100,6 +123,9 @@ export class RouteTable {
     }
     const values: string[] = [];
     const route = walk(root, segments, 1, values);
+    if (route instanceof Lookalike) {
+      return deny('bad_request', `path segment "${route.segment}" is read as the route segment "${route.literal}" by upstreams that compare segments case-insensitively or decoded; spell it as the route does`);
+    }
     if (matrix && (route === null || !route.matrixParams)) {
       return deny('bad_request', 'path holds ";" (path parameters), which upstreams read differently; a route takes them only with matrixParams: true');
     }
@@ -114,13 +140,16 @@ export class RouteTable {
   }
 }
 
-function walk(node: Node, segments: readonly string[], i: number, values: string[]): CompiledRoute | null {
+function walk(node: Node, segments: readonly string[], i: number, values: string[]): CompiledRoute | Lookalike | null {
   if (i === segments.length) return node.route;
   const segment = segments[i] as string;
   const literal = node.literal.get(segment);
   if (literal !== undefined) {
     const found = walk(literal, segments, i + 1, values);
     if (found !== null) return found;
+  } else if (node.folded !== null && segment !== '') {
+    const lookalike = node.folded.get(segmentKey(segment));
+    if (lookalike !== undefined) return new Lookalike(segment, lookalike);
   }
   if (node.param !== null && segment !== '') {
     values.push(segment);
@@ -129,6 +158,23 @@ function walk(node: Node, segments: readonly string[], i: number, values: string
     values.pop();
   }
   return null;
+}
+
+/**
+ * How the most lenient common router reads a segment: percent-escapes decoded (an invalid one
+ * left as it is: that segment is refused on its own), then folded as JSON member names are
+ * (case, NFKC, invisible characters: strict.ts foldName).
+ */
+function segmentKey(segment: string): string {
+  let decoded = segment;
+  if (segment.includes('%')) {
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      // keep the raw segment
+    }
+  }
+  return foldName(decoded);
 }
 
 function decodeParam(raw: string): string | null {

@@ -55,6 +55,20 @@ describe('RouteTable.match', () => {
     ['/tickets/a%5cb', 'encoded backslash in a parameter'],
     ['/tickets/%E0%A4%A', 'broken percent-encoding'],
     ['/tickets/%2e%2e', 'encoded dot-dot'],
+    // Lookalikes of the literal segment "export" beside {id}: a router that compares segments
+    // case-insensitively (Express by default, ASP.NET Core) or decoded (Go, Spring, Flask) runs
+    // the export handler while a parameter match would have decided GET /tickets/{id}.
+    ['/tickets/Export', 'another case of a literal segment'],
+    ['/tickets/EXPORT', 'upper case of a literal segment'],
+    ['/tickets/%65xport', 'an escaped letter of a literal segment'],
+    ['/tickets/%45XPORT', 'an escaped letter and another case'],
+    ['/tickets/export%C2%AD', 'a literal segment with an escaped soft hyphen'],
+    ['/tickets/%EF%BD%85xport', 'a literal segment with an escaped fullwidth letter (NFKC)'],
+    ['/tickets/e%E2%80%8Bxport', 'a literal segment with an escaped zero-width space'],
+    ['/%74ickets/T-1', 'an escaped letter of a literal segment higher up'],
+    ['/TICKETS/T-1', 'another case of a literal segment higher up'],
+    ['/ORGS/acme/repos/api', 'another case of the first segment'],
+    ['/orgs/acme/REPOS/api', 'another case of a literal segment between parameters'],
   ];
   for (const [path, why] of refused) {
     it(`refuses ${why} with bad_request`, () => {
@@ -73,6 +87,8 @@ describe('RouteTable construction', () => {
     [[route('GET', '/a/{id}/{id}')], /repeats a parameter/],
     [[route('GET', '/a/{id}', 'Ticket::"{nope}"')], /not a parameter/],
     [[route('GET', '/a', 'not an entity')], /not a Cedar entity reference/],
+    [[route('GET', '/a/export'), route('GET', '/a/Export')], /read as "export" of another route/],
+    [[route('GET', '/a/b'), route('POST', '/a/x'), route('GET', '/a/%62')], /read as "b" of another route/],
   ];
   for (const [routes, message] of bad) {
     it(`rejects ${routes.map((r) => `${r.path} ${r.resource ?? ''}`).join(' + ')}`, () => {
