@@ -20,11 +20,31 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
 }
 
-/** The body as text: bounded, complete (not shorter than content-length) and valid UTF-8. */
-export function readBodyText(body: Uint8Array | string, contentLength: string | undefined, maxBytes: number): Outcome<string> {
+/**
+ * The body as text, read as the upstream will read it or not at all: bounded, exactly as long as
+ * its content-length says (shorter: Envoy cut it, allow_partial_message; longer: not Envoy's
+ * framing), not content-encoded (Mandate would decide on the compressed bytes while the upstream
+ * decodes them into another document), in no charset but UTF-8 (an upstream honouring
+ * `charset=iso-8859-1` reads other strings from the same bytes), and valid UTF-8.
+ * headers is null for a body that did not come with an HTTP request.
+ */
+export function readBodyText(body: Uint8Array | string, headers: ReadonlyMap<string, string> | null, maxBytes: number): Outcome<string> {
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (size > maxBytes) return deny('bad_request', `body is larger than ${maxBytes} bytes`);
-  if (contentLength !== undefined && Number(contentLength) > size) return deny('bad_request', 'body was truncated before it reached the decision point');
+  if (headers !== null) {
+    const length = headers.get('content-length');
+    if (length !== undefined) {
+      if (!/^[0-9]{1,15}$/.test(length)) return deny('bad_request', 'content-length is not a decimal number of bytes');
+      if (Number(length) > size) return deny('bad_request', 'body was truncated before it reached the decision point');
+      if (Number(length) < size) return deny('bad_request', 'body is longer than its content-length');
+    }
+    const encoding = headers.get('content-encoding');
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      return deny('bad_request', `body is content-encoded (${encoding.slice(0, 32)}): Mandate would read the encoded bytes, the upstream the decoded body (put Envoy's decompressor before ext_authz)`);
+    }
+    const charset = charsetRefusal(headers.get('content-type'));
+    if (charset !== null) return deny('bad_request', charset);
+  }
   if (typeof body === 'string') return ok(body);
   try {
     return ok(new TextDecoder('utf-8', { fatal: true }).decode(body));
@@ -33,8 +53,23 @@ export function readBodyText(body: Uint8Array | string, contentLength: string | 
   }
 }
 
+/** Why a content-type's parameters name another charset than UTF-8 (or name one twice), or null. */
+function charsetRefusal(contentType: string | undefined): string | null {
+  if (contentType === undefined || !contentType.includes(';')) return null;
+  let seen = false;
+  for (const param of contentType.split(';').slice(1)) {
+    const eq = param.indexOf('=');
+    if (param.slice(0, eq < 0 ? undefined : eq).trim().toLowerCase() !== 'charset') continue;
+    const value = eq < 0 ? '' : param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    if (seen) return 'content-type names a charset twice';
+    seen = true;
+    if (value !== 'utf-8' && value !== 'utf8') return `content-type names the charset "${value.slice(0, 32)}": bodies are read as UTF-8 only`;
+  }
+  return null;
+}
+
 export function parseJsonBody(body: Uint8Array | string, maxBytes: number, maxDepth: number): Outcome<CedarJson> {
-  const read = readBodyText(body, undefined, maxBytes);
+  const read = readBodyText(body, null, maxBytes);
   if (!read.ok) return read;
   // One reading or none (json.ts): the upstream parses this body again with its own parser.
   const parsed = readStrictJson(read.value, { maxDepth });

@@ -82,7 +82,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
 
   if (route.body) {
     if (request.body === null) return deny('bad_request', `${route.action} expects a JSON body and Envoy sent none (with_request_body)`);
-    const text = readBodyText(request.body, request.headers.get('content-length'), inputs.config.limits.maxBodyBytes);
+    const text = readBodyText(request.body, request.headers, inputs.config.limits.maxBodyBytes);
     if (!text.ok) return text;
     if (!isJsonContentType(request.headers.get('content-type'))) return deny('bad_request', `${route.action} expects content-type application/json`);
     const body = parseJsonBody(text.value, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
@@ -108,7 +108,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
 function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch, base: Context, principalEntity: EntityJson, inputs: MapInputs): Outcome<MappedRequest> | MapDenial {
   const limits = inputs.config.limits;
   if (request.body === null) return { ...deny('bad_request', 'an MCP request needs its body: Envoy must send it (with_request_body)'), rpcCode: RPC_INVALID_REQUEST, rpcId: null };
-  const text = readBodyText(request.body, request.headers.get('content-length'), limits.maxBodyBytes);
+  const text = readBodyText(request.body, request.headers, limits.maxBodyBytes);
   if (!text.ok) return { ...text, rpcCode: RPC_INVALID_REQUEST, rpcId: null };
   const parsed = parseMcp(text.value, request.headers, { maxDepth: limits.maxBodyDepth + 3, maxBatchCalls: limits.maxBatchCalls });
   if (!parsed.ok) return parsed as MapDenial;
