@@ -118,11 +118,52 @@ function readCall(m: unknown): McpCall | McpOutcome {
   } else if (method === 'resources/read') {
     if (typeof p['uri'] !== 'string' || p['uri'] === '') return bad('resources/read needs params.uri', RPC_INVALID_REQUEST, rpcId);
     target = p['uri'];
+    const unsafe = unsafeResourceUri(target);
+    if (unsafe !== null) return bad(`resources/read names the URI "${target.replace(/[^\x20-\x7e]/g, '?').slice(0, 64)}", ${unsafe}`, RPC_INVALID_REQUEST, rpcId);
   }
   if (target !== null && (target !== target.trim() || /[\p{Cc}\p{Default_Ignorable_Code_Point}]/u.test(target) || target !== target.normalize('NFKC'))) {
     return bad(`${method} names "${target.replace(/[^\x20-\x7e]/g, '?').slice(0, 64)}", which servers that trim or normalize names read as another`, RPC_INVALID_REQUEST, rpcId);
   }
   return { method, id: rpcId, target, arguments: args };
+}
+
+// RFC 3986 §3.1: a scheme, in its canonical lower case.
+const URI_SCHEME = /^[a-z][a-z0-9+.-]*:/;
+// A malformed escape, or the escape of an unreserved character (RFC 3986 §2.3: the same URI as
+// the character itself), of a control, "/", "\\" or "#".
+const URI_BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%(?:[01][0-9A-Fa-f]|7[EeFf]|2[DdEeFf3]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[CcFf])/;
+
+/**
+ * Why a resource URI could name another resource to the MCP server than the one Mandate decides
+ * on, or null. Cedar compares McpResource uids exactly, so a forbid on
+ * McpResource::"file:///etc/passwd" must not be passed by another spelling of that file: a
+ * dot segment or an empty one (`file:///tmp/../etc/passwd`, `file:///etc//passwd`), an escaped
+ * letter or separator (`file:///etc/%70asswd`, `%2F`), a backslash, a fragment, or upper case
+ * in the scheme or the host (RFC 3986 §6.2.2: case-insensitive there).
+ */
+export function unsafeResourceUri(uri: string): string | null {
+  const scheme = URI_SCHEME.exec(uri);
+  if (scheme === null) return 'which is not an absolute URI with a lower-case scheme (RFC 3986 §3.1)';
+  if (uri.includes('\\') || uri.includes('#')) return 'which holds "\\" or "#": servers read it as "/" or cut it there';
+  if (URI_BAD_ESCAPE.test(uri)) return 'which holds a malformed escape or an escaped letter, digit, "-", ".", "_", "~", "/", "\\", "#" or control (another spelling of the same URI)';
+  let rest = uri.slice(scheme[0].length);
+  const q = rest.indexOf('?');
+  if (q >= 0) rest = rest.slice(0, q);
+  if (rest.startsWith('//')) {
+    const end = rest.indexOf('/', 2);
+    const authority = end < 0 ? rest.slice(2) : rest.slice(2, end);
+    const host = authority.slice(authority.lastIndexOf('@') + 1);
+    if (host !== host.toLowerCase()) return 'whose host is not in lower case (hosts are case-insensitive)';
+    rest = end < 0 ? '' : rest.slice(end);
+  }
+  const segments = rest.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i] as string;
+    if (segment === '.' || segment === '..') return 'which holds a "." or ".." segment (servers resolve it to another path)';
+    // The first segment is empty for an absolute path; a trailing "/" leaves an empty last one.
+    if (segment === '' && i > 0 && i < segments.length - 1) return 'which holds an empty segment ("//": one "/" to file systems)';
+  }
+  return null;
 }
 
 /** A member of this one object (not below) that aliases a name of `names`, described. */
