@@ -67,9 +67,15 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
 const SINGLE_VALUED = new Set([':authority', ':method', ':path', ':scheme', 'host', 'content-type', 'content-length', 'authorization', 'txn-token']);
 const REPLACEMENT_CHAR = '\uFFFD';
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const NO_NAMES: ReadonlySet<string> = new Set();
 const EMPTY_PEER: Peer = Object.freeze({ address: '', port: 0, principal: '', certificate: '' });
 
-export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits, nowSeconds: number): Outcome<DecodedRequest> {
+/**
+ * `readHeaders`: the header names Mandate reads or sets for this configuration (pipeline.ts
+ * `headerNamesRead`); a lone header that an upstream reading "_" as "-" takes for one of them is
+ * refused (see underscoreClash). Empty: only pairs are looked for.
+ */
+export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits, nowSeconds: number, readHeaders: ReadonlySet<string> = NO_NAMES): Outcome<DecodedRequest> {
   const attributes = message.attributes;
   const http = attributes?.request?.http;
   if (attributes == null || http == null) return deny('bad_request', 'CheckRequest has no HTTP request attributes');
@@ -88,7 +94,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   const unsafe = unsafePathReason(path, query);
   if (unsafe !== null) return deny('bad_request', unsafe);
 
-  const headers = decodeHeaders(http, limits);
+  const headers = decodeHeaders(http, limits, readHeaders);
   if (!headers.ok) return headers;
   // Envoy fills both from one header map; a CheckRequest where they disagree was not built by it.
   const pseudoMethod = headers.value.get(':method');
@@ -102,6 +108,8 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   if (authority !== undefined && (http.host ?? '') !== '' && authority !== http.host) return deny('bad_request', 'the :authority header and the request host disagree');
   if (hostHeader !== undefined && (http.host ?? '') !== '' && hostHeader !== http.host) return deny('bad_request', 'the host header and the request host disagree');
   if (authority !== undefined && hostHeader !== undefined && authority !== hostHeader) return deny('bad_request', 'the :authority and host headers disagree');
+  const host = canonicalHost(http.host || authority || hostHeader || '', http.scheme ?? '');
+  if (!host.ok) return host;
 
   // Envoy sends the body one way (raw_body with pack_as_bytes, else body): both is two bodies.
   const hasRawBody = http.rawBody !== undefined && http.rawBody.length > 0;
@@ -117,7 +125,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
     method,
     path,
     query,
-    host: http.host ?? '',
+    host: host.value,
     scheme: http.scheme ?? '',
     headers: headers.value,
     body,
@@ -155,6 +163,31 @@ function unsafePathReason(path: string, query: string): string | null {
   return null;
 }
 
+// RFC 3986 §3.2.2-3: an IP literal or a reg-name (no "%": an escaped host name is another
+// spelling of a name), then an optional port.
+const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]*)(?::([0-9]*))?$/;
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '443' };
+
+/**
+ * The request's host as every upstream reads it (RFC 3986 §6.2.2.1, §6.2.3; RFC 9110 §4.2.3:
+ * host names are case-insensitive, an empty or the scheme's default port is no port, a
+ * trailing "." names the same DNS host). So `ADMIN.internal`, `admin.internal.` and
+ * `admin.internal:80` are `admin.internal` to a policy, as they are to the upstream's virtual
+ * hosts. A host that is no RFC 3986 authority (userinfo, "%", spaces) is refused.
+ */
+export function canonicalHost(raw: string, scheme: string): Outcome<string> {
+  if (raw === '') return ok('');
+  const parts = AUTHORITY.exec(raw);
+  if (parts === null) return deny('bad_request', 'the request host is not a host name or address with an optional port (RFC 3986)');
+  let name = (parts[1] as string).toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name === '' || name.endsWith('.')) return deny('bad_request', 'the request host has an empty name or label');
+  const port = parts[2];
+  if (port === undefined || port === '' || port === DEFAULT_PORTS[scheme.toLowerCase()]) return ok(name);
+  if (!/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) return deny('bad_request', 'the request host has a port out of range or with leading zeros');
+  return ok(`${name}:${port}`);
+}
+
 function describeChar(c: string): string {
   const code = c.codePointAt(0) ?? 0;
   return code >= 0x21 && code < 0x7f ? `"${c}"` : `the character U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -171,7 +204,7 @@ function decodePeer(peer: PeerMessage | null | undefined): Peer {
   };
 }
 
-function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<string, string>> {
+function decodeHeaders(http: HttpRequestMessage, limits: Limits, readHeaders: ReadonlySet<string>): Outcome<Map<string, string>> {
   const out = new Map<string, string>();
   const entries = http.headerMap?.headers;
   // Bounded before anything is copied: Envoy itself never forwards more than its own limits
@@ -206,7 +239,7 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits): Outcome<Map<st
       if (refused !== null) return refused;
     }
   }
-  return underscoreClash(out) ?? ok(out);
+  return underscoreClash(out, readHeaders) ?? ok(out);
 }
 
 /**
@@ -227,11 +260,14 @@ function addHeader(out: Map<string, string>, rawName: string, value: string): Ou
 
 /**
  * Two header names that differ only by "_" against "-" (`x_tenant_id` beside `x-tenant-id`):
- * upstreams behind CGI-style gateways (WSGI, PHP, many nginx setups) read both as one
+ * upstreams behind CGI-style gateways (WSGI, PHP, Rack, many nginx setups) read both as one
  * HTTP_X_TENANT_ID, and which one they keep is theirs to choose, while Mandate decided on the
- * other. Envoy forwards such names by default (headers_with_underscores_action: ALLOW).
+ * other. Envoy forwards such names by default (headers_with_underscores_action: ALLOW). A lone
+ * such name is refused too when its "-" form is a header Mandate reads or sets (`readHeaders`):
+ * `x_http_method_override: DELETE` is no override to Mandate and one to Rack, and
+ * `x_mandate_principal` stands beside the x-mandate-principal Envoy adds on allow.
  */
-function underscoreClash(headers: ReadonlyMap<string, string>): Outcome<never> | null {
+function underscoreClash(headers: ReadonlyMap<string, string>, readHeaders: ReadonlySet<string>): Outcome<never> | null {
   let any = false;
   for (const name of headers.keys()) if (name.includes('_')) any = true;
   if (!any) return null;
@@ -240,6 +276,7 @@ function underscoreClash(headers: ReadonlyMap<string, string>): Outcome<never> |
     const key = name.replaceAll('_', '-');
     const other = folded.get(key);
     if (other !== undefined) return deny('bad_request', `headers "${printable(other)}" and "${printable(name)}" are one header to an upstream that reads "_" as "-"`);
+    if (key !== name && readHeaders.has(key)) return deny('bad_request', `header "${printable(name)}" is "${key}" to an upstream that reads "_" as "-", a header Mandate reads or sets`);
     folded.set(key, name);
   }
   return null;

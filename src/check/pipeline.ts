@@ -2,7 +2,9 @@
 // a CheckResponse; the server and `mandate check` both call exactly this.
 
 import { randomUUID } from 'node:crypto';
-import type { MandateConfig } from '../config/types.js';
+import { METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
+import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
+import { DECISION_ID_HEADER, DRY_RUN_HEADER } from './respond.js';
 import { INLINE_EVALUATOR, type Evaluator, type PolicyEngine } from '../policy/engine.js';
 import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
 import type { Identifier } from './identify.js';
@@ -25,6 +27,8 @@ export interface DecisionState {
   readonly tasks: TaskDeps | null;
   /** Inline on the main thread, or the worker pool (config evaluation.mode). */
   readonly evaluator: Evaluator;
+  /** headerNamesRead(config). */
+  readonly readHeaders: ReadonlySet<string>;
 }
 
 
@@ -45,7 +49,21 @@ export function createDecisionState(
   tasks: TaskDeps | null,
   evaluator: Evaluator = INLINE_EVALUATOR,
 ): DecisionState {
-  return Object.freeze({ config, routes, engine, identifier, groups, tasks, evaluator });
+  return Object.freeze({ config, routes, engine, identifier, groups, tasks, evaluator, readHeaders: headerNamesRead(config) });
+}
+
+/**
+ * Every request header name Mandate reads, or sets on an allowed request, with this configuration:
+ * decode refuses a lone header that an upstream reading "_" as "-" takes for one of them.
+ */
+export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
+  const names = new Set<string>(['authorization', TXN_TOKEN_HEADER, 'x-forwarded-client-cert', 'host', 'content-type', 'content-length', 'content-encoding', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', ...METHOD_OVERRIDE_HEADERS, DECISION_ID_HEADER, DRY_RUN_HEADER]);
+  for (const name of config.contextHeaders) names.add(name);
+  if (config.principalHeader !== null) names.add(config.principalHeader);
+  if (config.identity.jwtSvid !== null) names.add(config.identity.jwtSvid.header);
+  const tenantFrom = config.tasks?.tenantFrom;
+  if (tenantFrom != null && 'header' in tenantFrom) names.add(tenantFrom.header);
+  return names;
 }
 
 /** `deadline`: epoch ms after which the caller (Envoy) has given up; Infinity when it set none. */
@@ -58,7 +76,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   });
   try {
     // 1. decode
-    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000));
+    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000), state.readHeaders);
     if (!decoded.ok) return denied(decoded.code, decoded.message);
     // 2. identify
     const identity = await state.identifier.identify(decoded.value, Math.floor(nowMs / 1000));
