@@ -72,6 +72,42 @@ describe('MCP messages: one reading or none', () => {
     });
   }
 
+  it('refuses a resource URI that the server could resolve to another resource than the one decided on', async () => {
+    // Cedar compares McpResource uids exactly: a forbid on file:///etc/passwd must see every spelling of it.
+    const read = (uri: string) => decideOn(mcpText(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri } })));
+    const refused = [
+      'file:///tmp/../etc/passwd',
+      'file:///etc/./passwd',
+      'file:///etc//passwd',
+      'file:///etc/passwd/..',
+      'file:///etc/%70asswd',
+      'file:///etc/pass%77d',
+      'file:///etc%2Fpasswd',
+      'file:///etc/%2e%2e/etc/passwd',
+      'file:///etc/passwd%00.txt',
+      'file:///etc/passwd%',
+      'file:///etc/passwd%zz',
+      'file:///C:\\Windows\\win.ini',
+      'file:///etc/passwd#x',
+      'FILE:///etc/passwd',
+      'File:///etc/passwd',
+      'https://Docs.Example.org/a',
+      '/etc/passwd',
+      'etc/passwd',
+    ];
+    for (const uri of refused) {
+      const decision = await read(uri);
+      assert.equal(decision.code, 'bad_request', `${uri}: ${decision.code} ${decision.message}`);
+      assert.equal(decision.rpc?.errorCode, -32600, uri);
+      assert.match(decision.message ?? '', /^resources\/read names the URI/, uri);
+    }
+    // The honest spellings reach the policies (which permit no resource reads in the example).
+    for (const uri of ['file:///etc/passwd', 'file:///var/data/', 'https://docs.example.org/a?b=%20x&c=1', 'postgres://User@db.example.org:5432/tickets', 'screen://main', 'file:///tmp/caf%C3%A9']) {
+      const decision = await read(uri);
+      assert.equal(decision.code, 'policy_denied', `${uri}: ${decision.code} ${decision.message}`);
+    }
+  });
+
   it('refuses a batch longer than limits.maxBatchCalls before deciding any call', async () => {
     const call = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
     const decision = await decide(mcpRequest(null, { raw: Buffer.from(`[${Array(17).fill(call).join(',')}]`), protocolVersion: '2025-06-18' }) as CheckRequestMessage, runtime.state());
@@ -127,6 +163,52 @@ describe('JSON bodies (body: true routes): one reading or none', () => {
   it('still decides the honest bodies as before', async () => {
     assert.equal((await decideOn(caseText('{"ticketId":"T-1042","priority":"low"}'))).allowed, true);
     assert.equal((await decideOn(caseText('{"ticketId":"T-1042","priority":"critical"}'))).code, 'policy_denied');
+  });
+});
+
+describe('body bytes: read as the upstream reads them, or refused', () => {
+  const caseBytes = Buffer.from('{"ticketId":"T-1042","priority":"low"}');
+  const mcpBytes = Buffer.from('{"jsonrpc":"2.0","id":1,"method":"tools/list"}');
+  const caseWith = (headers: Record<string, string>) =>
+    checkRequest('POST', '/cases', { principal: SUPPORT_AGENT, headers: { 'content-type': 'application/json', 'x-tenant-id': 'acme', 'content-length': String(caseBytes.length), ...headers }, rawBody: caseBytes });
+  const mcpWith = (headers: Record<string, string>) => mcpRequest(null, { raw: mcpBytes, headers });
+  // Each case builds its headers for a body of n bytes.
+  const refused: [string, (n: number) => Record<string, string>, RegExp][] = [
+    // The upstream inflates the body and reads another document than the bytes Mandate read.
+    ['content-encoding: br', () => ({ 'content-encoding': 'br' }), /content-encoded \(br\)/],
+    ['content-encoding: gzip', () => ({ 'content-encoding': 'gzip' }), /content-encoded/],
+    ['content-encoding: identity, gzip', () => ({ 'content-encoding': 'identity, gzip' }), /content-encoded/],
+    // An upstream that honours the charset reads other strings from the same bytes.
+    ['charset=iso-8859-1', () => ({ 'content-type': 'application/json; charset=iso-8859-1' }), /charset "iso-8859-1"/],
+    ['charset="UTF-16"', () => ({ 'content-type': 'application/json;charset="UTF-16"' }), /charset "utf-16"/],
+    ['two charsets', () => ({ 'content-type': 'application/json; charset=utf-8; charset=latin1' }), /charset twice/],
+    // Envoy frames bodies by their content-length: any other relation is not Envoy's message.
+    ['a content-length longer than the body', (n) => ({ 'content-length': String(n + 1) }), /truncated/],
+    ['a content-length shorter than the body', (n) => ({ 'content-length': String(n - 1) }), /longer than its content-length/],
+    ['a hexadecimal content-length', (n) => ({ 'content-length': `0x${n.toString(16)}` }), /not a decimal number/],
+    ['a content-length in exponent form', (n) => ({ 'content-length': `${n}e0` }), /not a decimal number/],
+    ['a content-length with a sign', (n) => ({ 'content-length': `+${n}` }), /not a decimal number/],
+  ];
+  for (const [what, headers, message] of refused) {
+    it(`refuses a JSON body with ${what}, on a body route and on MCP`, async () => {
+      const body = await decideOn(caseWith(headers(caseBytes.length)));
+      assert.equal(body.code, 'bad_request', body.message ?? '');
+      assert.match(body.message ?? '', message);
+      const mcp = await decideOn(mcpWith(headers(mcpBytes.length)));
+      assert.equal(mcp.code, 'bad_request', mcp.message ?? '');
+      assert.match(mcp.message ?? '', message);
+      assert.equal(mcp.rpc?.errorCode, -32600);
+    });
+  }
+
+  it('still decides the honest spellings as before', async () => {
+    const honest: Record<string, string>[] = [{}, { 'content-encoding': 'identity' }, { 'content-type': 'application/json; charset=utf-8' }, { 'content-type': 'application/json;charset="UTF-8"' }, { 'content-type': 'application/json; charset=utf8; profile=x' }];
+    for (const headers of honest) {
+      const decision = await decideOn(caseWith(headers));
+      assert.equal(decision.allowed, true, `${JSON.stringify(headers)}: ${decision.code} ${decision.message}`);
+      const mcp = await decideOn(mcpWith(headers));
+      assert.equal(mcp.allowed, true, `MCP ${JSON.stringify(headers)}: ${mcp.code} ${mcp.message}`);
+    }
   });
 });
 
@@ -231,7 +313,21 @@ describe('paths and methods: one reading or none', () => {
         assert.match(decision.message ?? '', /reads "_" as "-"/);
       }
     }
-    // The honest twin: a lone name with "_" is a header like any other.
+    // A lone such name where its "-" form is a header Mandate reads or sets: Rack reads
+    // x_http_method_override as the override Mandate did not see; x_mandate_principal would sit
+    // beside the principal header Envoy adds; x_tenant_id is the task's tenant header here.
+    for (const name of ['x_http_method_override', 'x-http_method', 'x_mandate_principal', 'x_mandate_decision_id', 'txn_token', 'x_forwarded_client_cert', 'x_tenant_id', 'mcp_method', 'content_encoding', 'user_agent']) {
+      for (const form of ['headers', 'header_map'] as const) {
+        const request =
+          form === 'headers'
+            ? checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { [name]: 'DELETE' } })
+            : checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: ':path', value: '/tickets/T-1' }, { key: name, value: 'DELETE' }] });
+        const decision = await decideOn(request);
+        assert.equal(decision.code, 'bad_request', `${name} in ${form}`);
+        assert.match(decision.message ?? '', /a header Mandate reads or sets/, name);
+      }
+    }
+    // The honest twin: a lone name with "_" that is no header Mandate reads is a header like any other.
     assert.equal((await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { x_custom_trace: '1' } }))).code, null);
   });
 
@@ -266,6 +362,38 @@ describe('paths and methods: one reading or none', () => {
       const decision = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers }));
       assert.equal(decision.code, code, what);
     }
+  });
+
+  it('reads the host as every upstream does: case, a trailing dot, an empty or default port are one host', () => {
+    const limits = runtime.state().config.limits;
+    const hostOf = (host: string, scheme = 'https') => {
+      const request = checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { ':authority': host } }) as { attributes: { request: { http: Record<string, unknown> } } };
+      request.attributes.request.http['host'] = host;
+      request.attributes.request.http['scheme'] = scheme;
+      const decoded = decodeCheckRequest(request as CheckRequestMessage, limits, 0);
+      return decoded.ok ? decoded.value.host : `refused: ${decoded.message}`;
+    };
+    // A policy that forbids admin.internal must see admin.internal in every spelling of it.
+    for (const [host, scheme] of [['admin.internal', 'https'], ['ADMIN.Internal', 'https'], ['admin.internal.', 'https'], ['admin.internal:443', 'https'], ['admin.internal:80', 'http'], ['Admin.Internal.:', 'http']]) {
+      assert.equal(hostOf(host as string, scheme), 'admin.internal', `${host} (${scheme})`);
+    }
+    assert.equal(hostOf('admin.internal:8443'), 'admin.internal:8443');
+    assert.equal(hostOf('admin.internal:80', 'https'), 'admin.internal:80');
+    assert.equal(hostOf('[::1]:443'), '[::1]');
+    for (const host of ['user@admin.internal', 'adm%69n.internal', 'admin internal', 'admin.internal..', '.', 'admin.internal:080', 'admin.internal:65536', 'admin.internal:x']) {
+      assert.match(hostOf(host), /^refused: the request host/, host);
+    }
+  });
+
+  it('refuses a path segment that some router reads as a route\'s literal segment (case, escapes)', async () => {
+    for (const path of ['/TICKETS/T-1', '/Tickets/T-1', '/%74ickets/T-1', '/tickets%C2%AD/T-1']) {
+      const decision = await decideOn(get(path));
+      assert.equal(decision.code, 'bad_request', `${path}: ${decision.message}`);
+      assert.match(decision.message ?? '', /read as the route segment "tickets"/);
+    }
+    // The honest twin, and a ticket id that merely contains a route word.
+    assert.equal((await decideOn(get('/tickets/T-1'))).allowed, true);
+    assert.equal((await decideOn(get('/tickets/tickets'))).code, null);
   });
 
   it('denies every ticket of the internal range, not only internal-0', async () => {
