@@ -68,6 +68,7 @@ const SINGLE_VALUED = new Set([':authority', ':method', ':path', ':scheme', 'hos
 const REPLACEMENT_CHAR = '\uFFFD';
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 const NO_NAMES: ReadonlySet<string> = new Set();
+export const PATH_OVERRIDE_HEADERS = ['x-original-url', 'x-rewrite-url'] as const;
 const EMPTY_PEER: Peer = Object.freeze({ address: '', port: 0, principal: '', certificate: '' });
 
 /**
@@ -110,6 +111,12 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   if (authority !== undefined && hostHeader !== undefined && authority !== hostHeader) return deny('bad_request', 'the :authority and host headers disagree');
   const host = canonicalHost(http.host || authority || hostHeader || '', http.scheme ?? '');
   if (!host.ok) return host;
+
+  // Path-override headers: IIS's URL Rewrite and older Symfony route on X-Original-URL /
+  // X-Rewrite-URL instead of the request line, so the upstream would run another path.
+  for (const name of PATH_OVERRIDE_HEADERS) {
+    if (headers.value.has(name)) return deny('bad_request', `the ${name} header asks some upstreams for another path than the request's`);
+  }
 
   // Envoy sends the body one way (raw_body with pack_as_bytes, else body): both is two bodies.
   const hasRawBody = http.rawBody !== undefined && http.rawBody.length > 0;

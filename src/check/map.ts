@@ -154,9 +154,14 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
  * The method the upstream will execute. A method-override header (X-HTTP-Method-Override and
  * its spellings) makes frameworks that honour it take another method than the request line's:
  * refused unless the route matched by the request's own method says its upstream honours that
- * header, in which case the overriding method is the one decided.
+ * header, in which case the overriding method is the one decided. A `_method` query parameter
+ * (Symfony and Laravel read it on POST, Express's method-override when configured so) is
+ * refused always.
  */
 function effectiveMethod(request: DecodedRequest, routes: RouteTable): Outcome<string> {
+  if (request.query !== '' && queryNamesMethod(request.query)) {
+    return deny('bad_request', 'the query carries a _method parameter, which frameworks such as Symfony and Laravel take for another method than the request\'s');
+  }
   let header: string | null = null;
   for (const name of METHOD_OVERRIDE_HEADERS) {
     if (!request.headers.has(name)) continue;
@@ -172,6 +177,26 @@ function effectiveMethod(request: DecodedRequest, routes: RouteTable): Outcome<s
   const value = (request.headers.get(header) as string).trim();
   if (!(HTTP_METHODS as readonly string[]).includes(value)) return deny('bad_request', `${header} names no known method`);
   return ok(value);
+}
+
+/**
+ * Whether a query parameter is `_method` to some framework: names decoded ("+" a space, escapes),
+ * then read as PHP reads them (" ", "." and "[" become "_": `?.method=` is $_GET['_method']),
+ * in any case.
+ */
+function queryNamesMethod(query: string): boolean {
+  if (!/method/i.test(query)) return false;
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    let name = (eq < 0 ? pair : pair.slice(0, eq)).replaceAll('+', ' ');
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // a malformed escape: the raw name
+    }
+    if (name.replace(/[ .[]/g, '_').toLowerCase() === '_method') return true;
+  }
+  return false;
 }
 
 /** Depth of a JSON value, counting stops at `limit` (so a hostile 1,000-level value costs little). */

@@ -6,7 +6,7 @@ import { METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js'
 import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
 import { DECISION_ID_HEADER, DRY_RUN_HEADER } from './respond.js';
 import { INLINE_EVALUATOR, type Evaluator, type PolicyEngine } from '../policy/engine.js';
-import { decodeCheckRequest, type CheckRequestMessage } from './decode.js';
+import { decodeCheckRequest, PATH_OVERRIDE_HEADERS, type CheckRequestMessage } from './decode.js';
 import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
@@ -57,7 +57,7 @@ export function createDecisionState(
  * decode refuses a lone header that an upstream reading "_" as "-" takes for one of them.
  */
 export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
-  const names = new Set<string>(['authorization', TXN_TOKEN_HEADER, 'x-forwarded-client-cert', 'host', 'content-type', 'content-length', 'content-encoding', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', ...METHOD_OVERRIDE_HEADERS, DECISION_ID_HEADER, DRY_RUN_HEADER]);
+  const names = new Set<string>(['authorization', TXN_TOKEN_HEADER, 'x-forwarded-client-cert', 'host', 'content-type', 'content-length', 'content-encoding', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', ...METHOD_OVERRIDE_HEADERS, ...PATH_OVERRIDE_HEADERS, DECISION_ID_HEADER, DRY_RUN_HEADER]);
   for (const name of config.contextHeaders) names.add(name);
   if (config.principalHeader !== null) names.add(config.principalHeader);
   if (config.identity.jwtSvid !== null) names.add(config.identity.jwtSvid.header);

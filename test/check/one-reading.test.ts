@@ -269,6 +269,27 @@ describe('paths and methods: one reading or none', () => {
     });
   }
 
+  it('refuses a _method query parameter in every spelling PHP and others read as one', async () => {
+    // Symfony/Laravel run POST /tickets/T-1/comments?_method=DELETE as a DELETE.
+    for (const query of ['_method=DELETE', '_METHOD=DELETE', '%5Fmethod=DELETE', '%5fmethod=DELETE', '.method=DELETE', '+method=DELETE', '%20method=DELETE', '[method=DELETE', 'a=1&_method=DELETE', '_method']) {
+      const decision = await decideOn(checkRequest('POST', `/tickets/T-1/comments?${query}`, { principal: SUPPORT_AGENT }));
+      assert.equal(decision.code, 'bad_request', query);
+      assert.match(decision.message ?? '', /_method parameter/, query);
+    }
+    // The honest twins: other names, or _method as a value.
+    for (const query of ['method=x', 'x_method=1', 'q=_method', 'methods=1']) {
+      const decision = await decideOn(get(`/tickets/T-1?${query}`));
+      assert.equal(decision.allowed, true, `${query}: ${decision.code} ${decision.message}`);
+    }
+  });
+
+  it('refuses the path-override headers IIS and older Symfony route on', async () => {
+    for (const name of ['x-original-url', 'X-Rewrite-URL', 'x_original_url']) {
+      const decision = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { [name]: '/admin' } }));
+      assert.equal(decision.code, 'bad_request', name);
+    }
+  });
+
   it('reads header names that differ in case only as one header, in the headers map as in header_map', async () => {
     for (const name of ['authorization', 'content-type', 'host', 'txn-token']) {
       const decision = await decideOn(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { [name]: 'a', [name.toUpperCase()]: 'b' } }));
