@@ -18,7 +18,8 @@ export class WorkloadGroups {
       const source = escaped.endsWith('/*') ? `${escaped.slice(0, -2).replace(/\*/g, '[^/]+')}/.+` : escaped.replace(/\*/g, '[^/]+');
       return {
         pattern: new RegExp(`^${source}$`),
-        group: { type: group.slice(0, sep), id: group.slice(sep + 3, -1) },
+        // Frozen: shared by every request of a matching workload (engine.ts parentsByKey keeps merged lists by it).
+        group: Object.freeze({ type: group.slice(0, sep), id: group.slice(sep + 3, -1) }),
       };
     });
   }

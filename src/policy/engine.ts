@@ -82,6 +82,9 @@ interface CompiledSlice {
   readonly index: CompiledScopeIndex | null;
 }
 
+const NO_PARENTS: readonly EntityUidJson[] = Object.freeze([]);
+/** Workloads whose merged parents are kept; past it the map starts over (a bound, not an LRU). */
+const MERGED_PARENTS_KEPT = 4096;
 const NOT_PROJECTED = Object.freeze({ projection: null, schemaless: null });
 
 /** Cedar's text for a context that does not fit the schema: the request's fault, not ours. */
@@ -95,6 +98,8 @@ export class PolicyEngine {
   private readonly annotations: ReadonlyMap<string, Readonly<Record<string, string>>>;
   /** Every ancestor (transitively) of each static entity, by "Type::id". */
   private readonly ancestors: ReadonlyMap<string, readonly EntityUidJson[]>;
+  /** Parents merged with pattern groups, per entity (parentsByKey); at most MERGED_PARENTS_KEPT. */
+  private readonly mergedParents = new Map<string, { readonly extra: readonly EntityUid[]; readonly parents: readonly EntityUidJson[] }>();
   /**
    * True when the policy analysis (analysis.ts) shows no policy reads an entity beyond the
    * request's own: requests then carry only their own entities, with ancestors flattened in.
@@ -164,9 +169,13 @@ export class PolicyEngine {
       const direct = this.staticByKey.get(key)?.parents ?? [];
       return extra.length === 0 ? direct : [...direct, ...extra];
     }
-    // Flattened at load; only pattern groups (extra) are merged per request.
-    const flat = this.ancestors.get(key) ?? [];
+    // Flattened at load; only pattern groups (extra) are merged per request, and the merged list
+    // is kept per entity while its pattern groups are the same objects (WorkloadGroups holds one
+    // frozen uid per group): requests of one workload then share one frozen parents array.
+    const flat = this.ancestors.get(key) ?? NO_PARENTS;
     if (extra.length === 0) return flat;
+    const kept = this.mergedParents.get(key);
+    if (kept !== undefined && kept.extra.length === extra.length && kept.extra.every((u, i) => u === extra[i])) return kept.parents;
     const all: EntityUidJson[] = [...flat];
     const add = (u: EntityUidJson): void => {
       // A request's parents are a handful: a scan costs less than keying each one.
@@ -180,6 +189,10 @@ export class PolicyEngine {
     for (const p of extra) {
       add(p);
       for (const a of this.ancestors.get(uidKey(p)) ?? []) add(a);
+    }
+    if (extra.every((u) => Object.isFrozen(u))) {
+      if (this.mergedParents.size >= MERGED_PARENTS_KEPT) this.mergedParents.clear();
+      this.mergedParents.set(key, { extra: [...extra], parents: Object.freeze(all) });
     }
     return all;
   }
@@ -470,9 +483,16 @@ function compileSlices(
 }
 
 /** Each static entity's ancestors, transitively (cycles are cut). */
-function transitiveAncestors(entities: readonly EntityJson[]): Map<string, EntityUidJson[]> {
+function transitiveAncestors(entities: readonly EntityJson[]): Map<string, readonly EntityUidJson[]> {
   const parents = new Map(entities.map((e) => [uidKey(e.uid), e.parents]));
-  const uids = new Map(entities.flatMap((e) => e.parents).map((p) => [uidKey(p), p]));
+  // One frozen {type, id} per parent: requests share these arrays as their entities' parents,
+  // and the compiled readers keep what they read from a frozen array (readers.ts).
+  const uids = new Map(
+    entities.flatMap((e) => e.parents).map((p) => {
+      const u = '__entity' in p ? p.__entity : p;
+      return [uidKey(p), Object.freeze({ type: u.type, id: u.id })];
+    }),
+  );
   const keysOf = (k: string): string[] | undefined => parents.get(k)?.map(uidKey);
-  return new Map(entities.map((e) => [uidKey(e.uid), [...reachable(keysOf(uidKey(e.uid)) ?? [], keysOf)].map((k) => uids.get(k) as EntityUidJson)]));
+  return new Map(entities.map((e) => [uidKey(e.uid), Object.freeze([...reachable(keysOf(uidKey(e.uid)) ?? [], keysOf)].map((k) => uids.get(k) as EntityUidJson))]));
 }

@@ -7,8 +7,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileReader, NOT_PROVEN } from '../../src/policy/compiled/readers.js';
-import { Uid } from '../../src/policy/compiled/values.js';
+import { compileEntityReader, compileReader, NOT_PROVEN } from '../../src/policy/compiled/readers.js';
+import { Entities, Uid } from '../../src/policy/compiled/values.js';
 import { compileConformance, type PathTrie, type SchemaType } from '../../src/policy/projection.js';
 import { seeded } from '../helpers/generate.js';
 
@@ -164,5 +164,57 @@ describe('compiled value readers', () => {
       if (expected) accepted++;
     }
     assert.ok(accepted > 300, `only ${accepted} of 3,000 generated values conformed (seed ${seed})`);
+  });
+});
+
+describe('entity readers: parents kept with a frozen list', () => {
+  const reader = compileEntityReader({ memberOfTypes: ['Group'] }, {}, new Set());
+  const group = (id: string) => Object.freeze({ type: 'Group', id });
+  const entity = (parents: unknown) => ({ uid: { type: 'Workload', id: 'w' }, attrs: {}, parents }) as never;
+  const read = (parents: unknown) => reader(entity(parents));
+
+  it('read a frozen list of frozen uids once and share its keys and their set', () => {
+    const list = Object.freeze([group('a'), group('b')]);
+    const first = read(list);
+    const second = read(list);
+    assert.ok(first !== NOT_PROVEN && second !== NOT_PROVEN);
+    assert.deepEqual(first.parents, [new Uid('Group', 'a').key, new Uid('Group', 'b').key]);
+    assert.equal(first.parentSet, second.parentSet, 'one set for the list');
+    assert.deepEqual([...(first.parentSet ?? [])], [...first.parents]);
+    // The entities of a request with no parent present take that set as the ancestors.
+    const alone = new Entities(new Map([[first.uid.key, first]]), false);
+    assert.equal(alone.ancestors(first.uid.key), first.parentSet);
+  });
+
+  it('read a list that can change every time, and keep nothing of it', () => {
+    const list = [group('a')];
+    const before = read(list);
+    list.push(group('b'));
+    const after = read(list);
+    assert.ok(before !== NOT_PROVEN && after !== NOT_PROVEN);
+    assert.equal(before.parents.length, 1);
+    assert.equal(after.parents.length, 2, 'the mutation is seen');
+    assert.equal(after.parentSet, undefined);
+    // A frozen list holding a uid that is not frozen is read every time too.
+    const loose = { type: 'Group', id: 'c' };
+    const frozenList = Object.freeze([loose]);
+    assert.equal((read(frozenList) as { parents: readonly string[] }).parents[0], new Uid('Group', 'c').key);
+    loose.id = 'd';
+    assert.equal((read(frozenList) as { parents: readonly string[] }).parents[0], new Uid('Group', 'd').key);
+  });
+
+  it('refuse a frozen list with a parent of a type the schema does not allow, every time', () => {
+    const list = Object.freeze([group('a'), Object.freeze({ type: 'Team', id: 't' })]);
+    assert.equal(read(list), NOT_PROVEN);
+    assert.equal(read(list), NOT_PROVEN);
+  });
+
+  it('follow parents through the entities present when some parent is itself present', () => {
+    const list = Object.freeze([group('a')]);
+    const w = read(list);
+    assert.ok(w !== NOT_PROVEN);
+    const a = { uid: new Uid('Group', 'a'), attrs: {}, parents: [new Uid('Group', 'root').key], tags: null };
+    const linked = new Entities(new Map([[w.uid.key, w], [a.uid.key, a]]), true);
+    assert.deepEqual([...linked.ancestors(w.uid.key)].sort(), [new Uid('Group', 'a').key, new Uid('Group', 'root').key].sort());
   });
 });

@@ -147,5 +147,19 @@ describe('request-only entities and slices by action', () => {
     const own = engine.ownEntity({ type: 'Workload', id: 'w' }, []);
     assert.equal(own.known === undefined ? null : key(own.known.uid), 'Workload::w');
     assert.deepEqual(own.parents.map(key), ['Group::g1', 'Group::root']);
+    // Frozen pattern groups (WorkloadGroups' own uids): the merged list is kept per workload and
+    // shared, frozen, by its requests (the compiled readers keep what they read from it), until
+    // the groups are other objects.
+    const wg = Object.freeze({ type: 'WorkloadGroup', id: 'wg' });
+    const first = engine.parentsFor({ type: 'Workload', id: 'w' }, [wg]);
+    assert.ok(Object.isFrozen(first));
+    assert.equal(engine.parentsFor({ type: 'Workload', id: 'w' }, [wg]), first);
+    const other = Object.freeze({ type: 'WorkloadGroup', id: 'other' });
+    const changed = engine.parentsFor({ type: 'Workload', id: 'w' }, [wg, other]);
+    assert.notEqual(changed, first);
+    assert.deepEqual(changed.map(key).sort(), ['Group::g1', 'Group::other', 'Group::root', 'WorkloadGroup::other', 'WorkloadGroup::wg']);
+    // Groups that are not frozen could change: merged every time, never kept.
+    const loose = { type: 'WorkloadGroup', id: 'wg' };
+    assert.notEqual(engine.parentsFor({ type: 'Workload', id: 'w' }, [loose]), engine.parentsFor({ type: 'Workload', id: 'w' }, [loose]));
   });
 });

@@ -136,6 +136,18 @@ export function compileEntityReader(def: EntityTypeDef, common: CommonTypes, rea
   const shape = def.shape === undefined ? null : compileReader(def.shape, common, readTrie(readAttributes));
   const tag = def.tags === undefined ? null : compileReader(def.tags, common, null);
   const parentTypes = new Set(def.memberOfTypes ?? []);
+  // Parents read from a frozen array (the engine's flattened ancestors, shared by every request
+  // of one principal): its keys and their set are read once and kept with it.
+  const frozenParents = new WeakMap<object, { readonly keys: readonly string[]; readonly set: ReadonlySet<string> } | typeof NOT_PROVEN>();
+  const readParents = (list: readonly unknown[]): readonly string[] | typeof NOT_PROVEN => {
+    const parents: string[] = [];
+    for (const p of list) {
+      const parent = plainUid(p);
+      if (parent === null || !parentTypes.has(parent.type)) return NOT_PROVEN;
+      parents.push(parent.key);
+    }
+    return parents;
+  };
   return (e) => {
     const entity = e as { uid: unknown; attrs?: unknown; parents?: unknown; tags?: unknown };
     const uid = plainUid(entity.uid);
@@ -163,13 +175,21 @@ export function compileEntityReader(def: EntityTypeDef, common: CommonTypes, rea
       }
       tags = out;
     }
-    if (!Array.isArray(entity.parents)) return NOT_PROVEN;
-    const parents: string[] = [];
-    for (const p of entity.parents) {
-      const parent = plainUid(p);
-      if (parent === null || !parentTypes.has(parent.type)) return NOT_PROVEN;
-      parents.push(parent.key);
+    const list = entity.parents;
+    if (!Array.isArray(list)) return NOT_PROVEN;
+    if (list.length > 0 && Object.isFrozen(list)) {
+      let known = frozenParents.get(list);
+      // Kept only for a frozen array of frozen uids: nothing can change under the kept keys.
+      if (known === undefined && list.every((p) => Object.isFrozen(p))) {
+        const keys = readParents(list);
+        known = keys === NOT_PROVEN ? NOT_PROVEN : { keys: Object.freeze(keys as string[]), set: new Set(keys as string[]) };
+        frozenParents.set(list, known);
+      }
+      if (known === NOT_PROVEN) return NOT_PROVEN;
+      if (known !== undefined) return { uid, attrs, parents: known.keys, parentSet: known.set, tags };
     }
+    const parents = readParents(list);
+    if (parents === NOT_PROVEN) return NOT_PROVEN;
     return { uid, attrs, parents, tags };
   };
 }
@@ -202,7 +222,8 @@ export function compileRequestReader(
   entityReaders: ReadonlyMap<string, (e: EntityJson) => EntityData | typeof NOT_PROVEN>,
 ): RequestReader {
   const actionUid = new Uid('Action', action.id);
-  const actionData: EntityData = { uid: actionUid, attrs: EMPTY, parents: action.groups.map((g) => new Uid('Action', g).key), tags: null };
+  const actionParents = Object.freeze(action.groups.map((g) => new Uid('Action', g).key));
+  const actionData: EntityData = { uid: actionUid, attrs: EMPTY, parents: actionParents, parentSet: new Set(actionParents), tags: null };
   return {
     read(principal, resource, ctx, entities) {
       if (!principals.has(principal.type) || !resources.has(resource.type)) return null;
@@ -226,7 +247,7 @@ export function compileRequestReader(
       let linked = false;
       for (const e of byKey.values()) for (const p of e.parents) if (byKey.has(p)) linked = true;
       if (linked && hasCycle(byKey)) return null;
-      return { principal: new Uid(principal.type, principal.id), action: actionUid, resource: new Uid(resource.type, resource.id), context: c as Rec, entities: new Entities(byKey) };
+      return { principal: new Uid(principal.type, principal.id), action: actionUid, resource: new Uid(resource.type, resource.id), context: c as Rec, entities: new Entities(byKey, linked) };
     },
   };
 }

@@ -64,6 +64,8 @@ export interface EntityData {
   readonly attrs: Rec;
   /** Direct parents' keys. */
   readonly parents: readonly string[];
+  /** The same keys as a set, when a reader kept one (shared between requests: never mutated). */
+  readonly parentSet?: ReadonlySet<string>;
   readonly tags: Rec | null;
 }
 
@@ -73,7 +75,14 @@ const NO_ANCESTORS: ReadonlySet<string> = new Set<string>();
 export class Entities {
   /** Created on first use: most requests ask for the ancestors of two entities or none. */
   private closure: Map<string, ReadonlySet<string>> | null = null;
-  constructor(readonly byKey: ReadonlyMap<string, EntityData>) {}
+  /**
+   * `linked` false: no entity's parent is itself among these entities (the reader checked), so an
+   * entity's ancestors are exactly its direct parents.
+   */
+  constructor(
+    readonly byKey: ReadonlyMap<string, EntityData>,
+    private readonly linked = true,
+  ) {}
 
   get(key: string): EntityData | undefined {
     return this.byKey.get(key);
@@ -81,8 +90,10 @@ export class Entities {
 
   /** Every ancestor of `key` (not itself), following parents through the entities present. */
   ancestors(key: string): ReadonlySet<string> {
-    const parents = this.byKey.get(key)?.parents;
-    if (parents === undefined || parents.length === 0) return NO_ANCESTORS;
+    const entity = this.byKey.get(key);
+    if (entity === undefined || entity.parents.length === 0) return NO_ANCESTORS;
+    if (!this.linked && entity.parentSet !== undefined) return entity.parentSet;
+    const parents = entity.parents;
     this.closure ??= new Map();
     let out = this.closure.get(key);
     if (out !== undefined) return out;
