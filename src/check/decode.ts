@@ -67,16 +67,19 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
 const SINGLE_VALUED = new Set([':authority', ':method', ':path', ':scheme', 'host', 'content-type', 'content-length', 'authorization', 'txn-token']);
 const REPLACEMENT_CHAR = '\uFFFD';
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
-const NO_NAMES: ReadonlySet<string> = new Set();
+/** What decoding needs from the configuration (pipeline.ts decodeRulesFor). */
+export interface DecodeRules {
+  /** The header names Mandate reads or sets: a lone header an upstream reading "_" as "-" takes for one is refused. */
+  readonly readHeaders: ReadonlySet<string>;
+  /** config.context.forwardedHost. */
+  readonly forwardedHost: 'refuse' | 'ignore';
+}
+const DEFAULT_RULES: DecodeRules = Object.freeze({ readHeaders: new Set<string>(), forwardedHost: 'refuse' });
 export const PATH_OVERRIDE_HEADERS = ['x-original-url', 'x-rewrite-url'] as const;
 const EMPTY_PEER: Peer = Object.freeze({ address: '', port: 0, principal: '', certificate: '' });
 
-/**
- * `readHeaders`: the header names Mandate reads or sets for this configuration (pipeline.ts
- * `headerNamesRead`); a lone header that an upstream reading "_" as "-" takes for one of them is
- * refused (see underscoreClash). Empty: only pairs are looked for.
- */
-export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits, nowSeconds: number, readHeaders: ReadonlySet<string> = NO_NAMES): Outcome<DecodedRequest> {
+/** `rules`: by default no header names are known to be read (only "_" pairs are looked for). */
+export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits, nowSeconds: number, rules: DecodeRules = DEFAULT_RULES): Outcome<DecodedRequest> {
   const attributes = message.attributes;
   const http = attributes?.request?.http;
   if (attributes == null || http == null) return deny('bad_request', 'CheckRequest has no HTTP request attributes');
@@ -95,7 +98,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   const unsafe = unsafePathReason(path, query);
   if (unsafe !== null) return deny('bad_request', unsafe);
 
-  const headers = decodeHeaders(http, limits, readHeaders);
+  const headers = decodeHeaders(http, limits, rules.readHeaders);
   if (!headers.ok) return headers;
   // Envoy fills both from one header map; a CheckRequest where they disagree was not built by it.
   const pseudoMethod = headers.value.get(':method');
@@ -111,6 +114,10 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   if (authority !== undefined && hostHeader !== undefined && authority !== hostHeader) return deny('bad_request', 'the :authority and host headers disagree');
   const host = canonicalHost(http.host || authority || hostHeader || '', http.scheme ?? '');
   if (!host.ok) return host;
+  if (rules.forwardedHost === 'refuse') {
+    const forwarded = forwardedHostRefusal(headers.value, host.value, http.scheme ?? '');
+    if (forwarded !== null) return deny('bad_request', forwarded);
+  }
 
   // Path-override headers: IIS's URL Rewrite and older Symfony route on X-Original-URL /
   // X-Rewrite-URL instead of the request line, so the upstream would run another path.
@@ -193,6 +200,34 @@ export function canonicalHost(raw: string, scheme: string): Outcome<string> {
   if (port === undefined || port === '' || port === DEFAULT_PORTS[scheme.toLowerCase()]) return ok(name);
   if (!/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) return deny('bad_request', 'the request host has a port out of range or with leading zeros');
   return ok(`${name}:${port}`);
+}
+
+/**
+ * Why X-Forwarded-Host or Forwarded's `host=` (RFC 7239) names another host than the request's,
+ * or null. Express, Django, Rails and Spring take the host from them when told to trust
+ * proxies, and serve (or pick the tenant of) that host while Mandate decided on the request's.
+ * Every listed host must be the request's host, as canonicalHost reads both.
+ */
+function forwardedHostRefusal(headers: ReadonlyMap<string, string>, host: string, scheme: string): string | null {
+  const named: [header: string, host: string][] = [];
+  const xfh = headers.get('x-forwarded-host');
+  if (xfh !== undefined) for (const h of xfh.split(',')) named.push(['x-forwarded-host', h.trim()]);
+  const forwarded = headers.get('forwarded');
+  if (forwarded !== undefined && /host/i.test(forwarded)) {
+    for (const element of forwarded.split(',')) {
+      for (const pair of element.split(';')) {
+        const eq = pair.indexOf('=');
+        if (eq >= 0 && pair.slice(0, eq).trim().toLowerCase() === 'host') named.push(['forwarded', pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1')]);
+      }
+    }
+  }
+  for (const [header, h] of named) {
+    const read = canonicalHost(h, scheme);
+    if (!read.ok || read.value !== host) {
+      return `${header} names the host "${printable(h)}", not the request's: upstreams that trust it serve that host (context.forwardedHost)`;
+    }
+  }
+  return null;
 }
 
 function describeChar(c: string): string {

@@ -6,7 +6,7 @@ import { METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js'
 import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
 import { DECISION_ID_HEADER, DRY_RUN_HEADER } from './respond.js';
 import { INLINE_EVALUATOR, type Evaluator, type PolicyEngine } from '../policy/engine.js';
-import { decodeCheckRequest, PATH_OVERRIDE_HEADERS, type CheckRequestMessage } from './decode.js';
+import { decodeCheckRequest, PATH_OVERRIDE_HEADERS, type CheckRequestMessage, type DecodeRules } from './decode.js';
 import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
@@ -27,8 +27,8 @@ export interface DecisionState {
   readonly tasks: TaskDeps | null;
   /** Inline on the main thread, or the worker pool (config evaluation.mode). */
   readonly evaluator: Evaluator;
-  /** headerNamesRead(config). */
-  readonly readHeaders: ReadonlySet<string>;
+  /** decodeRulesFor(config). */
+  readonly decodeRules: DecodeRules;
 }
 
 
@@ -49,7 +49,11 @@ export function createDecisionState(
   tasks: TaskDeps | null,
   evaluator: Evaluator = INLINE_EVALUATOR,
 ): DecisionState {
-  return Object.freeze({ config, routes, engine, identifier, groups, tasks, evaluator, readHeaders: headerNamesRead(config) });
+  return Object.freeze({ config, routes, engine, identifier, groups, tasks, evaluator, decodeRules: decodeRulesFor(config) });
+}
+
+export function decodeRulesFor(config: MandateConfig): DecodeRules {
+  return Object.freeze({ readHeaders: headerNamesRead(config), forwardedHost: config.forwardedHost });
 }
 
 /**
@@ -63,6 +67,7 @@ export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
   if (config.identity.jwtSvid !== null) names.add(config.identity.jwtSvid.header);
   const tenantFrom = config.tasks?.tenantFrom;
   if (tenantFrom != null && 'header' in tenantFrom) names.add(tenantFrom.header);
+  if (config.forwardedHost === 'refuse') names.add('x-forwarded-host');
   return names;
 }
 
@@ -76,7 +81,7 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
   });
   try {
     // 1. decode
-    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000), state.readHeaders);
+    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000), state.decodeRules);
     if (!decoded.ok) return denied(decoded.code, decoded.message);
     // 2. identify
     const identity = await state.identifier.identify(decoded.value, Math.floor(nowMs / 1000));

@@ -7,6 +7,7 @@ export const DEFAULTS = Object.freeze({
   application: 'default',
   trustDomains: [] as readonly string[],
   contextHeaders: ['content-type', 'user-agent', 'x-request-id'] as readonly string[],
+  forwardedHost: 'refuse' as 'refuse' | 'ignore',
   maxPathBytes: 8192,
   maxBodyBytes: 8192,
   maxBodyDepth: 32,

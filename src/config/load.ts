@@ -115,7 +115,11 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     if (!/^[a-z0-9._-]{1,255}$/.test(td)) throw new ConfigError(`config.trustDomains[${i}]`, `"${td}" is not a SPIFFE trust domain name`);
   });
 
-  const context = expectObject(top['context'] ?? {}, 'config.context', ['headers']);
+  const context = expectObject(top['context'] ?? {}, 'config.context', ['headers', 'forwardedHost']);
+  const forwardedHost = readString(context, 'forwardedHost', 'config.context', DEFAULTS.forwardedHost);
+  if (forwardedHost !== 'refuse' && forwardedHost !== 'ignore') {
+    throw new ConfigError('config.context.forwardedHost', `"${forwardedHost}" is neither refuse nor ignore`);
+  }
   const contextHeaders = readStringList(context, 'headers', 'config.context', DEFAULTS.contextHeaders).map((name, i) => {
     const lower = name.toLowerCase();
     if (!HEADER_NAME.test(lower)) throw new ConfigError(`config.context.headers[${i}]`, `"${name}" is not a header name`);
@@ -192,6 +196,7 @@ export function parseConfig(raw: unknown, baseDir: string, configFile: string | 
     trustDomains: Object.freeze([...trustDomains]),
     routes,
     contextHeaders: Object.freeze(contextHeaders),
+    forwardedHost,
     limits,
     explain: readBoolean(top, 'explain', 'config', DEFAULTS.explain),
     dryRun: readBoolean(top, 'dryRun', 'config', false),

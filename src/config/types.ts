@@ -66,6 +66,12 @@ export interface MandateConfig {
   readonly routes: readonly RouteConfig[];
   /** Request headers copied into context.http.headers (lower-case names). */
   readonly contextHeaders: readonly string[];
+  /**
+   * A request whose X-Forwarded-Host or Forwarded `host=` names another host than its own:
+   * `refuse` (bad_request: an upstream that trusts those headers serves another host than the
+   * one decided on), or `ignore` when no upstream behind this Mandate reads them.
+   */
+  readonly forwardedHost: 'refuse' | 'ignore';
   readonly limits: Limits;
   /** Put determining policy ids into deny bodies. Off by default: they describe the policy set. */
   readonly explain: boolean;

@@ -406,6 +406,41 @@ describe('paths and methods: one reading or none', () => {
     }
   });
 
+  it('refuses a forwarded host that is not the request\'s host, unless context.forwardedHost says no upstream reads it', async () => {
+    // Express, Django, Rails and Spring serve the X-Forwarded-Host when they trust proxies.
+    const withHeaders = (headers: Record<string, string>) => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers });
+    const refused: Record<string, string>[] = [
+      { 'x-forwarded-host': 'admin.internal' },
+      { 'x-forwarded-host': 'tools.example.org, admin.internal' },
+      { 'x-forwarded-host': 'tools.example.org:8443' },
+      { 'x-forwarded-host': 'user@tools.example.org' },
+      { forwarded: 'for=10.0.0.1;host=admin.internal' },
+      { forwarded: 'for=10.0.0.1, for=10.0.0.2;Host="admin.internal";proto=https' },
+      { 'x_forwarded_host': 'tools.example.org' },
+    ];
+    for (const headers of refused) {
+      const decision = await decideOn(withHeaders(headers));
+      assert.equal(decision.code, 'bad_request', JSON.stringify(headers));
+    }
+    // The honest twins: the request's own host in any spelling of it, or no host named.
+    const honest: Record<string, string>[] = [
+      { 'x-forwarded-host': 'tools.example.org' },
+      { 'x-forwarded-host': 'TOOLS.example.org.' },
+      { 'x-forwarded-host': 'tools.example.org:443' },
+      { forwarded: 'for=10.0.0.1;host="tools.example.org";proto=https' },
+      { forwarded: 'for=10.0.0.1;proto=https' },
+    ];
+    for (const headers of honest) {
+      const decision = await decideOn(withHeaders(headers));
+      assert.equal(decision.allowed, true, `${JSON.stringify(headers)}: ${decision.code} ${decision.message}`);
+    }
+    // Where no upstream reads them, the operator says so and they are not looked at.
+    const { config } = exampleWith({ context: 'context:\n  headers: [content-type, user-agent, x-request-id, x-tenant-id]\n  forwardedHost: ignore' });
+    const ignoring = loadRuntime(config);
+    const decision = await decide(withHeaders({ 'x-forwarded-host': 'admin.internal' }) as CheckRequestMessage, ignoring.state());
+    assert.equal(decision.allowed, true, `${decision.code} ${decision.message}`);
+  });
+
   it('refuses a path segment that some router reads as a route\'s literal segment (case, escapes)', async () => {
     for (const path of ['/TICKETS/T-1', '/Tickets/T-1', '/%74ickets/T-1', '/tickets%C2%AD/T-1']) {
       const decision = await decideOn(get(path));

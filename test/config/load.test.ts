@@ -16,6 +16,7 @@ describe('parseConfig', () => {
     assert.equal(config.policies, '/etc/mandate/p');
     assert.equal(config.application, DEFAULTS.application);
     assert.deepEqual(config.contextHeaders, DEFAULTS.contextHeaders);
+    assert.equal(config.forwardedHost, 'refuse');
     assert.equal(config.limits.maxBodyBytes, DEFAULTS.maxBodyBytes);
     assert.equal(config.principalHeader, DEFAULTS.principalHeader);
     assert.ok(Object.isFrozen(config));
@@ -41,6 +42,7 @@ describe('parseConfig', () => {
     ['a trust domain with upper case', { ...MINIMAL, trustDomains: ['Example.org'] }, 'config.trustDomains[0]: "Example.org" is not a SPIFFE trust domain name'],
     ['a cookie header in the context', { ...MINIMAL, context: { headers: ['Cookie'] } }, 'config.context.headers[0]: "Cookie" carries credentials'],
     ['a token-like header in the context', { ...MINIMAL, context: { headers: ['x-access-token'] } }, 'config.context.headers[0]: "x-access-token" carries credentials'],
+    ['an unknown forwardedHost', { ...MINIMAL, context: { forwardedHost: 'trust' } }, 'config.context.forwardedHost: "trust" is neither refuse nor ignore'],
     ['explain that is not a boolean', { ...MINIMAL, explain: 'yes' }, 'config.explain: must be true or false'],
     ['a config that is a list', [], 'config: must be a mapping'],
     ['jwtSvid without audiences', { ...MINIMAL, trustDomains: ['example.org'], identity: { jwtSvid: {}, bundles: [{ trustDomain: 'example.org', file: 'b.json' }] } }, 'config.identity.jwtSvid.audiences: is required'],
@@ -92,6 +94,7 @@ describe('docs/configuration.md', () => {
     assert.equal(row('application'), `\`${DEFAULTS.application}\``);
     assert.equal(row('trustDomains'), '`[]`');
     assert.equal(row('context.headers'), `\`[${DEFAULTS.contextHeaders.join(', ')}]\``);
+    assert.equal(row('context.forwardedHost'), `\`${DEFAULTS.forwardedHost}\``);
     assert.equal(row('limits.maxPathBytes'), `\`${DEFAULTS.maxPathBytes}\``);
     assert.equal(row('limits.maxBodyBytes'), `\`${DEFAULTS.maxBodyBytes}\``);
     assert.equal(row('limits.maxBodyDepth'), `\`${DEFAULTS.maxBodyDepth}\``);
