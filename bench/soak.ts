@@ -2,7 +2,10 @@
 // policies with 4 pool workers, driven by h2load at a fixed rate for several minutes, its
 // resident set (main thread and workers: one process) sampled from /proc every few seconds.
 // Reports RSS after start, after warm-up, at the end, and the growth over the steady part.
-//   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--smoke] [--out FILE]
+// --node-args passes V8/Node flags to Mandate's process (the Dockerfile's memory settings:
+// "--max-semi-space-size=8 --heap-growing-percent=25"); the CPU time Mandate used is reported
+// beside its RSS, so a memory setting's price is measured in the same run.
+//   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--node-args="FLAGS"] [--smoke] [--out FILE]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +21,7 @@ const { values } = parseArgs({
     policies: { type: 'string' },
     workers: { type: 'string' },
     rate: { type: 'string' },
+    'node-args': { type: 'string' },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
@@ -28,6 +32,7 @@ const workers = Number(values.workers ?? 4);
 // Requests per second: steady, below saturation, so that memory and not queueing is measured.
 const rate = Number(values.rate ?? 1000);
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/soak.json');
+const nodeArgs = (values['node-args'] ?? '').split(' ').filter((a) => a !== '');
 
 if (spawnSync('h2load', ['--version']).error) {
   process.stderr.write('h2load not found: apt-get install nghttp2-client\n');
@@ -39,11 +44,17 @@ function rssMb(pid: number): number {
   return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 
+/** CPU seconds the process has used, all its threads (utime + stime, proc(5)). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const scenario = writeScenario(policies - EXAMPLE_POLICIES);
 const config = join(scenario.dir, 'mandate-soak.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
 const loadStarted = Date.now();
-const { child, address } = await startMandate(config);
+const { child, address } = await startMandate(config, nodeArgs);
 const startupSeconds = (Date.now() - loadStarted) / 1000;
 try {
   const request = await startScenarioTask(address, scenario);
@@ -51,6 +62,7 @@ try {
   writeGrpcFrame(bodyFile, request);
 
   const pid = child.pid as number;
+  const cpuAtStart = cpuSeconds(pid);
   const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: rssMb(pid) }];
   const t0 = Date.now();
   const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - t0) / 1000), rssMb: rssMb(pid) }), values.smoke ? 1000 : 5000);
@@ -65,6 +77,7 @@ try {
   await new Promise<void>((ok) => h2load.on('exit', () => ok()));
   clearInterval(sampler);
   samples.push({ t: Math.round((Date.now() - t0) / 1000), rssMb: rssMb(pid) });
+  const cpuUsed = cpuSeconds(pid) - cpuAtStart;
 
   const steadyFrom = samples.find((s) => s.t >= seconds * 0.2) ?? samples[0];
   const last = samples[samples.length - 1] as { t: number; rssMb: number };
@@ -73,6 +86,7 @@ try {
     node: process.version,
     policies,
     workers,
+    nodeArgs,
     targetRps: rate,
     seconds,
     startupSeconds,
@@ -83,6 +97,8 @@ try {
     rssEndMb: last.rssMb,
     rssMaxMb: Math.max(...samples.map((s) => s.rssMb)),
     growthOverSteadyMb: last.rssMb - (steadyFrom?.rssMb ?? last.rssMb),
+    cpuSeconds: Math.round(cpuUsed * 100) / 100,
+    cpuMicrosecondsPerRequest: Math.round((cpuUsed * 1e6) / Math.max(1, Number(/(\d+) succeeded/.exec(h2out)?.[1] ?? 0))),
     samples,
   };
   mkdirSync(dirname(out), { recursive: true });
@@ -90,11 +106,11 @@ try {
   const md = [
     `# Mandate memory soak (${report.time}, Node ${process.version})`,
     '',
-    `${policies} policies, ${workers} pool workers, h2load at ${rate} req/s for ${seconds} s (achieved ${report.achievedRps} req/s, ${report.succeeded} answered). Startup ${startupSeconds.toFixed(1)} s.`,
+    `${policies} policies, ${workers} pool workers, h2load at ${rate} req/s for ${seconds} s (achieved ${report.achievedRps} req/s, ${report.succeeded} answered). Startup ${startupSeconds.toFixed(1)} s. Node flags: ${nodeArgs.length === 0 ? 'none' : nodeArgs.join(' ')}.`,
     '',
-    '| RSS after start | after warm-up (20%) | max | end | growth over the steady part |',
-    '| ---: | ---: | ---: | ---: | ---: |',
-    `| ${report.rssAfterStartMb} MB | ${report.rssAfterWarmupMb} MB | ${report.rssMaxMb} MB | ${report.rssEndMb} MB | ${report.growthOverSteadyMb} MB |`,
+    '| RSS after start | after warm-up (20%) | max | end | growth over the steady part | CPU per request (all threads) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${report.rssAfterStartMb} MB | ${report.rssAfterWarmupMb} MB | ${report.rssMaxMb} MB | ${report.rssEndMb} MB | ${report.growthOverSteadyMb} MB | ${report.cpuMicrosecondsPerRequest} µs |`,
     '',
   ];
   writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));

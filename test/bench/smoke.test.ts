@@ -66,10 +66,12 @@ describe('npm run bench: load (smoke)', () => {
 describe('npm run bench:soak (smoke)', () => {
   it('serves steady load from a pooled Mandate while sampling its resident memory, and writes the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-soak-')), 'soak.json');
-    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/soak.js'), '--smoke', '--workers', '2', '--rate', '200', '--out', out], { encoding: 'utf8', timeout: 180_000 });
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/soak.js'), '--smoke', '--workers', '2', '--rate', '200', '--node-args=--max-semi-space-size=8 --heap-growing-percent=25', '--out', out], { encoding: 'utf8', timeout: 180_000 });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
-    const report = JSON.parse(readFileSync(out, 'utf8')) as { workers: number; succeeded: number; samples: { rssMb: number }[]; rssEndMb: number; growthOverSteadyMb: number };
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { workers: number; nodeArgs: string[]; succeeded: number; samples: { rssMb: number }[]; rssEndMb: number; growthOverSteadyMb: number; cpuSeconds: number; cpuMicrosecondsPerRequest: number };
     assert.equal(report.workers, 2);
+    assert.deepEqual(report.nodeArgs, ['--max-semi-space-size=8', '--heap-growing-percent=25']);
+    assert.ok(report.cpuSeconds > 0 && report.cpuMicrosecondsPerRequest > 0, 'the CPU Mandate used was measured');
     assert.ok(report.succeeded > 0, 'requests were answered');
     assert.ok(report.samples.length >= 3 && report.samples.every((s) => s.rssMb > 0), 'memory was sampled');
     assert.ok(Number.isFinite(report.growthOverSteadyMb));

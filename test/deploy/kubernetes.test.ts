@@ -4,7 +4,7 @@
 // paths where the volumes mount) and against the Istio provider.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -126,8 +126,13 @@ describe('deploy/kubernetes/mandate.yaml', () => {
     assert.match(dockerfile, /^FROM .* AS build$/m, 'multi-stage');
     assert.match(dockerfile, /--omit=dev/, 'production dependencies only');
     assert.match(dockerfile, /^HEALTHCHECK .*\n\s+CMD \[.*"health", "--server", "127\.0\.0\.1:9191"\]$/m, 'the gRPC health check');
-    const entrypoint = /^ENTRYPOINT \["node", "([^"]+)"\]$/m.exec(dockerfile)?.[1];
-    assert.equal(entrypoint, '/opt/mandate/node_modules/mandate/dist/src/main.js');
+    const entrypoint = /^ENTRYPOINT \["node", ((?:"--[^"]+", )*)"([^"]+)"\]$/m.exec(dockerfile);
+    assert.equal(entrypoint?.[2], '/opt/mandate/node_modules/mandate/dist/src/main.js');
+    // The memory settings docs/performance.md measured, and nothing Node would refuse to start with.
+    const flags = (entrypoint?.[1] ?? '').split(', ').filter(Boolean).map((f) => JSON.parse(f) as string);
+    assert.deepEqual(flags, ['--max-semi-space-size=8', '--heap-growing-percent=25']);
+    const started = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write("ok")'], { encoding: 'utf8' });
+    assert.equal(started.stdout, 'ok', started.stderr);
     assert.equal(container['args'][0], 'serve');
   });
 });
