@@ -176,7 +176,10 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
   const spend: string[] = [];
   let sim = within?.task ?? null;
   let workload = within?.workload ?? null;
-  for (const call of calls) {
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i] as MappedCall;
+    // What the task looks like after this call is only needed by the calls after it.
+    const more = i < calls.length - 1;
     const callAbout = { action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
     const context = call.cedar.context as Record<string, unknown>;
     if (sim !== null) {
@@ -209,11 +212,11 @@ async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[],
       const approval = approvalFor(sim, call.tool, call.argumentsDigest);
       if (approval !== null && approval.uses !== null) {
         spend.push(approval.id);
-        sim = afterSpending(sim, approval);
+        if (more) sim = afterSpending(sim, approval);
       }
-      sim = afterCall(sim, touch);
+      if (more) sim = afterCall(sim, touch);
     }
-    if (workload !== null) workload = historyAfter(workload, touch);
+    if (workload !== null && more) workload = historyAfter(workload, touch);
   }
   return { ok: true, determining, errors, touches, spend };
 }
