@@ -185,7 +185,8 @@ function effectiveMethod(request: DecodedRequest, routes: RouteTable): Outcome<s
  * in any case.
  */
 function queryNamesMethod(query: string): boolean {
-  if (!/method/i.test(query)) return false;
+  // A quick pass for the usual query: no "method" and no escape that could spell it.
+  if (!/method|%/i.test(query)) return false;
   for (const pair of query.split('&')) {
     const eq = pair.indexOf('=');
     let name = (eq < 0 ? pair : pair.slice(0, eq)).replaceAll('+', ' ');

@@ -271,7 +271,7 @@ describe('paths and methods: one reading or none', () => {
 
   it('refuses a _method query parameter in every spelling PHP and others read as one', async () => {
     // Symfony/Laravel run POST /tickets/T-1/comments?_method=DELETE as a DELETE.
-    for (const query of ['_method=DELETE', '_METHOD=DELETE', '%5Fmethod=DELETE', '%5fmethod=DELETE', '.method=DELETE', '+method=DELETE', '%20method=DELETE', '[method=DELETE', 'a=1&_method=DELETE', '_method']) {
+    for (const query of ['_method=DELETE', '_METHOD=DELETE', '%5Fmethod=DELETE', '%5fmethod=DELETE', '.method=DELETE', '+method=DELETE', '%20method=DELETE', '[method=DELETE', 'a=1&_method=DELETE', '_method', '%5F%6D%65%74%68%6F%64=DELETE', 'x=%25&_%4Dethod=DELETE']) {
       const decision = await decideOn(checkRequest('POST', `/tickets/T-1/comments?${query}`, { principal: SUPPORT_AGENT }));
       assert.equal(decision.code, 'bad_request', query);
       assert.match(decision.message ?? '', /_method parameter/, query);
