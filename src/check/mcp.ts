@@ -58,6 +58,9 @@ function bad(message: string, rpcCode: number, rpcId: string | number | null = n
   return { ...deny('bad_request', message), rpcCode, rpcId };
 }
 
+/** The request headers the MCP reader reads (pipeline.ts headerNamesRead). */
+export const MCP_HEADERS = ['mcp-protocol-version', 'mcp-method', 'mcp-name'] as const;
+
 export function parseMcp(text: string, headers: ReadonlyMap<string, string>, limits: McpLimits): McpOutcome {
   // One reading or none (json.ts): duplicates, case-folded aliases and inexact numbers are
   // refused as an invalid request, not read one way.

@@ -10,6 +10,7 @@ import { decodeCheckRequest, PATH_OVERRIDE_HEADERS, type CheckRequestMessage, ty
 import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
+import { MCP_HEADERS } from './mcp.js';
 import type { ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
 import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext, type TaskView } from './task.js';
@@ -61,7 +62,7 @@ export function decodeRulesFor(config: MandateConfig): DecodeRules {
  * decode refuses a lone header that an upstream reading "_" as "-" takes for one of them.
  */
 export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
-  const names = new Set<string>(['authorization', TXN_TOKEN_HEADER, 'x-forwarded-client-cert', 'host', 'content-type', 'content-length', 'content-encoding', 'mcp-method', 'mcp-name', 'mcp-protocol-version', 'mcp-session-id', ...METHOD_OVERRIDE_HEADERS, ...PATH_OVERRIDE_HEADERS, DECISION_ID_HEADER, DRY_RUN_HEADER]);
+  const names = new Set<string>(['authorization', TXN_TOKEN_HEADER, 'x-forwarded-client-cert', 'content-type', 'content-length', 'content-encoding', ...MCP_HEADERS, ...METHOD_OVERRIDE_HEADERS, ...PATH_OVERRIDE_HEADERS, DECISION_ID_HEADER, DRY_RUN_HEADER]);
   for (const name of config.contextHeaders) names.add(name);
   if (config.principalHeader !== null) names.add(config.principalHeader);
   if (config.identity.jwtSvid !== null) names.add(config.identity.jwtSvid.header);
