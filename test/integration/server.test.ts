@@ -122,6 +122,16 @@ describe('ext_authz server (embedded example)', () => {
   });
 
   describe('bad input', () => {
+    const withHost = (request: Record<string, unknown>, host: string): Record<string, unknown> => {
+      const http = (request as { attributes: { request: { http: Record<string, unknown> } } }).attributes.request.http;
+      http['host'] = host;
+      (http['headers'] as Record<string, string>)[':authority'] = host;
+      return request;
+    };
+    const caseWith = (headers: Record<string, string>): Record<string, unknown> => {
+      const body = caseBody({ ticketId: 'T-1', priority: 'low' });
+      return checkRequest('POST', '/cases', { principal: SUPPORT_AGENT, rawBody: body.rawBody, headers: { ...body.headers, ...headers } });
+    };
     const cases: [string, () => object, ReasonCode, string][] = [
       ['no http attributes', () => ({ attributes: { source: { principal: SUPPORT_AGENT } } }), 'bad_request', 'CheckRequest has no HTTP request attributes'],
       ['a 10 KB path', () => checkRequest('GET', `/tickets/${'x'.repeat(10 * 1024)}`, { principal: SUPPORT_AGENT }), 'bad_request', 'path is longer than 8192 bytes'],
@@ -146,6 +156,14 @@ describe('ext_authz server (embedded example)', () => {
       ['a body field of the wrong type', () => checkRequest('POST', '/cases', { principal: SUPPORT_AGENT, ...caseBody({ ticketId: 5, priority: 'low' }) }), 'bad_request', 'the request body does not match the schema of Action::"POST /cases"'],
       ['more headers than Envoy forwards', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`x-h${i}`, 'v'])) }), 'bad_request', 'the request has 104 headers, more than 100 (limits.maxHeaders)'],
       ['headers larger than Envoy forwards', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'x-big': 'v'.repeat(61 * 1024) } }), 'bad_request', "the request's headers add up to more than 61440 bytes (limits.maxHeaderBytes)"],
+      ['a path segment a case-insensitive router reads as a route\'s', () => checkRequest('GET', '/TICKETS/T-1', { principal: SUPPORT_AGENT }), 'bad_request', 'path segment "TICKETS" is read as the route segment "tickets" by upstreams that compare segments case-insensitively or decoded; spell it as the route does'],
+      ['a host with userinfo', () => withHost(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }), 'admin@tools.example.org'), 'bad_request', 'the request host is not a host name or address with an optional port (RFC 3986)'],
+      ['an X-Forwarded-Host naming another host', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'x-forwarded-host': 'admin.internal' } }), 'bad_request', 'x-forwarded-host names the host "admin.internal", not the request\'s: upstreams that trust it serve that host (context.forwardedHost)'],
+      ['a content-encoded body', () => caseWith({ 'content-encoding': 'gzip' }), 'bad_request', "body is content-encoded (gzip): Mandate would read the encoded bytes, the upstream the decoded body (put Envoy's decompressor before ext_authz)"],
+      ['a body in another charset', () => caseWith({ 'content-type': 'application/json; charset=iso-8859-1' }), 'bad_request', 'content-type names the charset "iso-8859-1": bodies are read as UTF-8 only'],
+      ['a _method query parameter', () => checkRequest('POST', '/tickets/T-1/comments?_method=DELETE', { principal: SUPPORT_AGENT }), 'bad_request', "the query carries a _method parameter, which frameworks such as Symfony and Laravel take for another method than the request's"],
+      ['a path-override header', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { 'x-original-url': '/admin' } }), 'bad_request', "the x-original-url header asks some upstreams for another path than the request's"],
+      ['a lone "_" spelling of a header Mandate reads', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { x_http_method_override: 'DELETE' } }), 'bad_request', 'header "x_http_method_override" is "x-http-method-override" to an upstream that reads "_" as "-", a header Mandate reads or sets'],
       ['a header_map raw value that is not UTF-8', () => checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headerMap: [{ key: 'x-tenant-id', rawValue: Buffer.from([0x61, 0xff, 0xfe]) }] }), 'bad_request', 'header "x-tenant-id" is not valid UTF-8'],
     ];
     for (const [name, build, code, message] of cases) {
