@@ -16,6 +16,9 @@ const RESERVED_KEYS = new Set(['__entity', '__extn', '__expr']);
 const DECIMAL = /^-?\d{1,15}(?:\.\d{1,4})?$/;
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/** One decoder for every body: without `stream`, each decode() starts afresh. */
+const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true });
+
 export function isJsonContentType(contentType: string | undefined): boolean {
   return contentType !== undefined && JSON_CONTENT_TYPE.test(contentType);
 }
@@ -47,7 +50,7 @@ export function readBodyText(body: Uint8Array | string, headers: ReadonlyMap<str
   }
   if (typeof body === 'string') return ok(body);
   try {
-    return ok(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    return ok(UTF8_STRICT.decode(body));
   } catch {
     return deny('bad_request', 'body is not valid UTF-8');
   }

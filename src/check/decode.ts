@@ -191,6 +191,20 @@ const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '44
  */
 export function canonicalHost(raw: string, scheme: string): Outcome<string> {
   if (raw === '') return ok('');
+  // A mesh sends a handful of hosts over and over: each is read once (a bounded memo of a pure function).
+  const key = `${scheme}\u0000${raw}`;
+  let read = HOSTS_READ.get(key);
+  if (read === undefined) {
+    if (HOSTS_READ.size >= HOSTS_KEPT) HOSTS_READ.clear();
+    HOSTS_READ.set(key, (read = Object.freeze(readHost(raw, scheme))));
+  }
+  return read;
+}
+
+const HOSTS_READ = new Map<string, Outcome<string>>();
+const HOSTS_KEPT = 1024;
+
+function readHost(raw: string, scheme: string): Outcome<string> {
   const parts = AUTHORITY.exec(raw);
   if (parts === null) return deny('bad_request', 'the request host is not a host name or address with an optional port (RFC 3986)');
   let name = (parts[1] as string).toLowerCase();

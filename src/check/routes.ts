@@ -161,20 +161,12 @@ function walk(node: Node, segments: readonly string[], i: number, values: string
 }
 
 /**
- * How the most lenient common router reads a segment: percent-escapes decoded (an invalid one
- * left as it is: that segment is refused on its own), then folded as JSON member names are
+ * How the most lenient common router reads a segment: percent-escapes decoded (a segment
+ * decodeEscapes refuses is left as it is: it is refused on its own as a parameter), then folded as JSON member names are
  * (case, NFKC, invisible characters: strict.ts foldName).
  */
 function segmentKey(segment: string): string {
-  let decoded = segment;
-  if (segment.includes('%')) {
-    try {
-      decoded = decodeURIComponent(segment);
-    } catch {
-      // keep the raw segment
-    }
-  }
-  return foldName(decoded);
+  return foldName(segment.includes('%') ? (decodeEscapes(segment) ?? segment) : segment);
 }
 
 function decodeParam(raw: string): string | null {
