@@ -99,6 +99,9 @@ function readCall(m: unknown): McpCall | McpOutcome {
       ? bad('a JSON-RPC response is not a request', RPC_INVALID_REQUEST, rpcId)
       : bad('JSON-RPC request has no method', RPC_INVALID_REQUEST, rpcId);
   }
+  // A message with a method and a result or an error is neither a request nor a response: a
+  // server that looks for `result` first takes it for a reply, one that looks for `method` runs it.
+  if ('result' in msg || 'error' in msg) return bad('a JSON-RPC message with a method and a result or an error is neither a request nor a response', RPC_INVALID_REQUEST, rpcId);
   const method = msg['method'];
   if (typeof method !== 'string' || method === '') return bad('JSON-RPC method must be a non-empty string', RPC_INVALID_REQUEST, rpcId);
   if (id !== undefined && rpcId === null) return bad('JSON-RPC id must be a string or a number', RPC_INVALID_REQUEST);

@@ -53,6 +53,8 @@ describe('MCP messages: one reading or none', () => {
     ['1e400 (digested like null)', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_case","arguments":{"amountCents":1e400}}}', -32600],
     ['more digits than a double keeps', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_case","arguments":{"amount":0.30000000000000000001}}}', -32600],
     ['an unpaired surrogate in a tool name', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_ticket\\ud800"}}', -32600],
+    ['a method beside a result (a request to one server, a reply to another)', '{"jsonrpc":"2.0","id":1,"result":{},"method":"tools/call","params":{"name":"create_case","arguments":{}}}', -32600],
+    ['a method beside an error', '{"jsonrpc":"2.0","id":1,"method":"tools/call","error":{"code":1,"message":"x"},"params":{"name":"create_case","arguments":{}}}', -32600],
     ['trailing text after the message', '{"jsonrpc":"2.0","id":1,"method":"tools/list"}{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_case"}}', -32700],
   ];
   for (const [what, text, rpcCode] of smuggled) {
