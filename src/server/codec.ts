@@ -18,6 +18,40 @@ const I64 = 1;
 const LEN = 2;
 const I32 = 5;
 
+// Buffer's own UTF-8 slice (what toString('utf8', start, end) calls after its argument
+// handling: tens of ns a string, ~25 strings a Check). Invalid bytes read as U+FFFD either way.
+// Not in Node's typings; present on Buffer since early Node, toString where it is not.
+type Utf8Slice = (this: Buffer, start: number, end: number) => string;
+const utf8Slice: Utf8Slice =
+  (Buffer.prototype as unknown as { utf8Slice?: Utf8Slice }).utf8Slice ??
+  function (this: Buffer, start: number, end: number): string {
+    return this.toString('utf8', start, end);
+  };
+
+/** Strings by their UTF-8 length, each with its bytes. */
+type KnownStrings = readonly (readonly (readonly [Uint8Array, string])[] | undefined)[];
+
+function knownStrings(list: readonly string[]): KnownStrings {
+  const byLength: (readonly [Uint8Array, string])[][] = [];
+  for (const text of list) {
+    const bytes = Buffer.from(text, 'utf8');
+    (byLength[bytes.length] ??= []).push([bytes, text]);
+  }
+  return byLength;
+}
+
+/**
+ * Header names Envoy sends on most requests, and those Mandate reads: read as these very
+ * strings (no UTF-8 decode, and a string V8 has already hashed for the Map lookups after).
+ * Any other name is decoded as it comes.
+ */
+const HEADER_NAMES = knownStrings([
+  ':authority', ':method', ':path', ':scheme', 'accept', 'accept-encoding', 'accept-language', 'authorization',
+  'content-length', 'content-type', 'cookie', 'host', 'te', 'traceparent', 'tracestate', 'txn-token', 'user-agent',
+  'x-envoy-expected-rq-timeout-ms', 'x-envoy-internal', 'x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto',
+  'x-request-id', 'x-tenant-id', 'mcp-protocol-version', 'mcp-session-id', 'mcp-method', 'mcp-name',
+]);
+
 class WireError extends Error {
   constructor(message: string) {
     super(`malformed CheckRequest: ${message}`);
@@ -84,7 +118,59 @@ class Reader {
     const end = this.enter();
     const start = this.pos;
     this.pos = end;
-    return this.buf.toString('utf8', start, end);
+    return start === end ? '' : utf8Slice.call(this.buf, start, end);
+  }
+
+  /** A string that is most often one of `known` (header names): compared as bytes, no new string then. */
+  knownString(known: KnownStrings): string {
+    const end = this.enter();
+    const start = this.pos;
+    this.pos = end;
+    const candidates = known[end - start];
+    if (candidates !== undefined) {
+      const buf = this.buf;
+      next: for (const [bytes, text] of candidates) {
+        for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) continue next;
+        return text;
+      }
+    }
+    return start === end ? '' : utf8Slice.call(this.buf, start, end);
+  }
+
+  /** A length-delimited field's bytes, copied (the request's buffer is grpc-js's to reuse). */
+  bytes(): Buffer {
+    const end = this.enter();
+    const start = this.pos;
+    this.pos = end;
+    return Buffer.from(this.buf.subarray(start, end));
+  }
+
+  /** A uint32 field: the low 32 bits of the varint, as protobufjs reads it. */
+  uint32(): number {
+    // Up to four bytes (below 2^28) the number is exact as it is; longer ones through BigInt.
+    const start = this.pos;
+    let result = 0;
+    for (let i = 0; i < 4 && this.pos < this.end; i++) {
+      const b = this.buf[this.pos++] as number;
+      result += (b & 0x7f) * 2 ** (7 * i);
+      if (b < 0x80) return result;
+    }
+    this.pos = start;
+    return Number(this.varint64() & 0xffffffffn);
+  }
+
+  /** An int64 field as a number (two's complement of the 64 bits; exact below 2^53 in magnitude). */
+  int64(): number {
+    // Up to seven bytes (below 2^49) the value is non-negative and exact as a number.
+    const start = this.pos;
+    let result = 0;
+    for (let i = 0; i < 7 && this.pos < this.end; i++) {
+      const b = this.buf[this.pos++] as number;
+      result += (b & 0x7f) * 2 ** (7 * i);
+      if (b < 0x80) return result;
+    }
+    this.pos = start;
+    return Number(BigInt.asIntN(64, this.varint64()));
   }
 
   skip(wire: number): void {
@@ -109,22 +195,32 @@ class Reader {
   }
 }
 
-/**
- * Reads the fields of the message in [start, end) with the same reader, its end narrowed to the
- * message's meanwhile (no reader per nested message); `field` returns false for a field it does
- * not read (skipped). The reader is left at `end`.
- */
-function fields(r: Reader, start: number, end: number, field: (n: number, wire: number, r: Reader) => boolean): void {
+// Each message below is read by its own loop over its fields (no callback per field: one call
+// site calling many closures is megamorphic, and V8 then inlines none of them). A nested
+// message narrows the reader's end to its own while it is read (enter/leave), so every read
+// past it is a truncation.
+
+/** The next field's tag (field number * 8 + wire type); field number 0 is no field. */
+function nextTag(r: Reader): number {
+  const tag = r.varint();
+  if (tag < 8) throw new WireError('field number 0');
+  // Field numbers end at 2^29 - 1: a longer tag is no field (and beyond 2^53 its wire type
+  // bits would not even be exact).
+  if (tag >= 2 ** 32) throw new WireError('tag beyond 32 bits');
+  return tag;
+}
+
+const fieldNumber = (tag: number): number => Math.floor(tag / 8);
+
+/** Narrows the reader to the length-delimited field at its position; returns the outer end for leave(). */
+function enter(r: Reader): number {
+  const end = r.enter();
   const outer = r.end;
-  r.pos = start;
   r.end = end;
-  while (r.pos < end) {
-    const tag = r.varint();
-    const n = Math.floor(tag / 8);
-    const wire = tag & 7;
-    if (n === 0) throw new WireError('field number 0');
-    if (!field(n, wire, r)) r.skip(wire);
-  }
+  return outer;
+}
+
+function leave(r: Reader, outer: number): void {
   r.end = outer;
 }
 
@@ -138,179 +234,237 @@ function expect(wire: number, want: number, what: string): void {
  * (the upstream would receive a header Mandate never saw).
  */
 function mapEntry(r: Reader, into: Record<string, string>): void {
-  // fields() unrolled: one entry per header, the most frequent message of a CheckRequest.
-  const end = r.enter();
-  const outer = r.end;
-  r.end = end;
+  const outer = enter(r);
   let key = '';
   let value = '';
-  while (r.pos < end) {
-    const tag = r.varint();
-    const n = Math.floor(tag / 8);
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
     const wire = tag & 7;
-    if (n === 0) throw new WireError('field number 0');
     if (n === 1 || n === 2) {
       expect(wire, LEN, 'a map entry');
-      if (n === 1) key = r.string();
+      if (n === 1) key = r.knownString(HEADER_NAMES);
       else value = r.string();
     } else {
       r.skip(wire);
     }
   }
-  r.end = outer;
+  leave(r, outer);
   into[key] = value;
 }
 
+function socketAddress(r: Reader): { address?: string; portValue?: number } {
+  const outer = enter(r);
+  const socket: { address?: string; portValue?: number } = {};
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
+    const wire = tag & 7;
+    if (n === 2) {
+      expect(wire, LEN, 'SocketAddress.address');
+      socket.address = r.string();
+    } else if (n === 3) {
+      expect(wire, VARINT, 'SocketAddress.port_value');
+      socket.portValue = r.uint32();
+    } else {
+      r.skip(wire);
+    }
+  }
+  leave(r, outer);
+  return socket;
+}
+
 function peer(r: Reader): PeerMessage {
-  const [s, e] = r.span();
+  const outer = enter(r);
   const out: PeerMessage = {};
-  fields(r, s, e, (n, wire, f) => {
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
+    const wire = tag & 7;
     if (n === 1) {
       expect(wire, LEN, 'Peer.address');
-      const [as, ae] = f.span();
-      fields(f, as, ae, (an, awire, af) => {
-        if (an !== 1) return false;
-        expect(awire, LEN, 'Address.socket_address');
-        const [ss, se] = af.span();
-        const socket: { address?: string; portValue?: number } = {};
-        fields(af, ss, se, (sn, swire, sf) => {
-          if (sn === 2) {
-            expect(swire, LEN, 'SocketAddress.address');
-            socket.address = sf.string();
-            return true;
-          }
-          if (sn === 3) {
-            expect(swire, VARINT, 'SocketAddress.port_value');
-            socket.portValue = Number(sf.varint64() & 0xffffffffn); // uint32: the low 32 bits, as protobufjs reads it
-            return true;
-          }
-          return false;
-        });
-        out.address = { socketAddress: socket };
-        return true;
-      });
-      return true;
-    }
-    if (n === 4 || n === 5) {
+      const addressOuter = enter(r);
+      while (r.pos < r.end) {
+        const atag = nextTag(r);
+        const awire = atag & 7;
+        if (fieldNumber(atag) === 1) {
+          expect(awire, LEN, 'Address.socket_address');
+          out.address = { socketAddress: socketAddress(r) };
+        } else {
+          r.skip(awire);
+        }
+      }
+      leave(r, addressOuter);
+    } else if (n === 4 || n === 5) {
       expect(wire, LEN, 'Peer.principal/certificate');
-      if (n === 4) out.principal = f.string();
-      else out.certificate = f.string();
-      return true;
+      if (n === 4) out.principal = r.string();
+      else out.certificate = r.string();
+    } else {
+      r.skip(wire);
     }
-    return false;
-  });
+  }
+  leave(r, outer);
   return out;
 }
 
-const HTTP_STRINGS: Readonly<Record<number, 'method' | 'path' | 'host' | 'scheme' | 'body'>> = { 2: 'method', 4: 'path', 5: 'host', 6: 'scheme', 11: 'body' };
+function headerValue(r: Reader): HeaderValueMessage {
+  const outer = enter(r);
+  const h: HeaderValueMessage = {};
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
+    const wire = tag & 7;
+    if (n >= 1 && n <= 3) {
+      expect(wire, LEN, 'HeaderValue');
+      if (n === 1) h.key = r.knownString(HEADER_NAMES);
+      else if (n === 2) h.value = r.string();
+      else h.rawValue = r.bytes();
+    } else {
+      r.skip(wire);
+    }
+  }
+  leave(r, outer);
+  return h;
+}
 
 function http(r: Reader): HttpRequestMessage {
-  const [s, e] = r.span();
+  const outer = enter(r);
   const out: HttpRequestMessage = {};
-  fields(r, s, e, (n, wire, f) => {
-    const name = HTTP_STRINGS[n];
-    if (name !== undefined) {
-      expect(wire, LEN, `HttpRequest.${name}`);
-      out[name] = f.string();
-      return true;
-    }
-    if (n === 3) {
-      expect(wire, LEN, 'HttpRequest.headers');
-      mapEntry(f, (out.headers ??= Object.create(null) as Record<string, string>));
-      return true;
-    }
-    if (n === 12) {
-      expect(wire, LEN, 'HttpRequest.raw_body');
-      const [bs, be] = f.span();
-      out.rawBody = Buffer.from(f.buf.subarray(bs, be));
-      return true;
-    }
-    if (n === 13) {
-      expect(wire, LEN, 'HttpRequest.header_map');
-      const [ms, me] = f.span();
-      const headers: HeaderValueMessage[] = (out.headerMap ??= { headers: [] }).headers ?? [];
-      fields(f, ms, me, (hn, hwire, hf) => {
-        if (hn !== 1) return false;
-        expect(hwire, LEN, 'HeaderMap.headers');
-        const [hs, he] = hf.span();
-        const h: HeaderValueMessage = {};
-        fields(hf, hs, he, (vn, vwire, vf) => {
-          if (vn < 1 || vn > 3) return false;
-          expect(vwire, LEN, 'HeaderValue');
-          if (vn === 1) h.key = vf.string();
-          else if (vn === 2) h.value = vf.string();
-          else {
-            const [vs, ve] = vf.span();
-            h.rawValue = Buffer.from(vf.buf.subarray(vs, ve));
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
+    const wire = tag & 7;
+    switch (n) {
+      case 3:
+        expect(wire, LEN, 'HttpRequest.headers');
+        mapEntry(r, (out.headers ??= Object.create(null) as Record<string, string>));
+        break;
+      case 2:
+        expect(wire, LEN, 'HttpRequest.method');
+        out.method = r.string();
+        break;
+      case 4:
+        expect(wire, LEN, 'HttpRequest.path');
+        out.path = r.string();
+        break;
+      case 5:
+        expect(wire, LEN, 'HttpRequest.host');
+        out.host = r.string();
+        break;
+      case 6:
+        expect(wire, LEN, 'HttpRequest.scheme');
+        out.scheme = r.string();
+        break;
+      case 11:
+        expect(wire, LEN, 'HttpRequest.body');
+        out.body = r.string();
+        break;
+      case 12:
+        expect(wire, LEN, 'HttpRequest.raw_body');
+        out.rawBody = r.bytes();
+        break;
+      case 13: {
+        expect(wire, LEN, 'HttpRequest.header_map');
+        // A message field sent twice is merged (protobuf's rule): the header lists add up.
+        const headers: HeaderValueMessage[] = out.headerMap?.headers ?? [];
+        const mapOuter = enter(r);
+        while (r.pos < r.end) {
+          const htag = nextTag(r);
+          const hwire = htag & 7;
+          if (fieldNumber(htag) === 1) {
+            expect(hwire, LEN, 'HeaderMap.headers');
+            headers.push(headerValue(r));
+          } else {
+            r.skip(hwire);
           }
-          return true;
-        });
-        headers.push(h);
-        return true;
-      });
-      out.headerMap = { headers };
-      return true;
+        }
+        leave(r, mapOuter);
+        out.headerMap = { headers };
+        break;
+      }
+      default:
+        r.skip(wire);
     }
-    return false;
-  });
+  }
+  leave(r, outer);
   return out;
+}
+
+type RequestMessage = NonNullable<NonNullable<CheckRequestMessage['attributes']>['request']>;
+
+function attributeRequest(r: Reader): RequestMessage {
+  const outer = enter(r);
+  const request: RequestMessage = {};
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const n = fieldNumber(tag);
+    const wire = tag & 7;
+    if (n === 1) {
+      expect(wire, LEN, 'Request.time');
+      const timeOuter = enter(r);
+      const time: { seconds?: number } = {};
+      while (r.pos < r.end) {
+        const ttag = nextTag(r);
+        const twire = ttag & 7;
+        if (fieldNumber(ttag) === 1) {
+          expect(twire, VARINT, 'Timestamp.seconds');
+          time.seconds = r.int64();
+        } else {
+          r.skip(twire);
+        }
+      }
+      leave(r, timeOuter);
+      request.time = time;
+    } else if (n === 2) {
+      expect(wire, LEN, 'Request.http');
+      request.http = http(r);
+    } else {
+      r.skip(wire);
+    }
+  }
+  leave(r, outer);
+  return request;
 }
 
 /** CheckRequest bytes -> the object decode.ts reads (the shape @grpc/proto-loader gives). */
 export function decodeCheckRequestWire(buf: Buffer): CheckRequestMessage {
   const r = new Reader(buf, 0, buf.length);
   const message: CheckRequestMessage = {};
-  fields(r, 0, buf.length, (n, wire, f) => {
-    if (n !== 1) return false;
+  while (r.pos < r.end) {
+    const tag = nextTag(r);
+    const wire = tag & 7;
+    if (fieldNumber(tag) !== 1) {
+      r.skip(wire);
+      continue;
+    }
     expect(wire, LEN, 'CheckRequest.attributes');
-    const [as, ae] = f.span();
+    const outer = enter(r);
     const attributes: NonNullable<CheckRequestMessage['attributes']> = {};
-    fields(f, as, ae, (an, awire, af) => {
+    while (r.pos < r.end) {
+      const atag = nextTag(r);
+      const an = fieldNumber(atag);
+      const awire = atag & 7;
       switch (an) {
         case 1:
         case 2:
           expect(awire, LEN, 'AttributeContext.source/destination');
-          attributes[an === 1 ? 'source' : 'destination'] = peer(af);
-          return true;
-        case 4: {
+          attributes[an === 1 ? 'source' : 'destination'] = peer(r);
+          break;
+        case 4:
           expect(awire, LEN, 'AttributeContext.request');
-          const [rs, re] = af.span();
-          const request: NonNullable<NonNullable<CheckRequestMessage['attributes']>['request']> = {};
-          fields(af, rs, re, (rn, rwire, rf) => {
-            if (rn === 1) {
-              expect(rwire, LEN, 'Request.time');
-              const [ts, te] = rf.span();
-              const time: { seconds?: number } = {};
-              fields(rf, ts, te, (tn, twire, tf) => {
-                if (tn !== 1) return false;
-                expect(twire, VARINT, 'Timestamp.seconds');
-                time.seconds = Number(BigInt.asIntN(64, tf.varint64()));
-                return true;
-              });
-              request.time = time;
-              return true;
-            }
-            if (rn === 2) {
-              expect(rwire, LEN, 'Request.http');
-              request.http = http(rf);
-              return true;
-            }
-            return false;
-          });
-          attributes.request = request;
-          return true;
-        }
+          attributes.request = attributeRequest(r);
+          break;
         case 10:
           expect(awire, LEN, 'AttributeContext.context_extensions');
-          mapEntry(af, (attributes.contextExtensions ??= Object.create(null) as Record<string, string>));
-          return true;
+          mapEntry(r, (attributes.contextExtensions ??= Object.create(null) as Record<string, string>));
+          break;
         default:
-          return false;
+          r.skip(awire);
       }
-    });
+    }
+    leave(r, outer);
     message.attributes = attributes;
-    return true;
-  });
+  }
   return message;
 }
 
@@ -335,8 +489,18 @@ function varintSize(v: number): number {
 
 /** A length-delimited field of `size` bytes, with its tag and length (field numbers here are < 16: one tag byte). */
 const field = (size: number): number => 1 + varintSize(size) + size;
-const strSize = (s: string): number => field(Buffer.byteLength(s, 'utf8'));
 const varintField = (v: number): number => (v === 0 ? 0 : 1 + varintSize(v));
+
+/**
+ * A string's UTF-8 byte count. Most strings here are short and ASCII (header names, ids, SPIFFE
+ * IDs): counted in JS, without a call into C++; others by Buffer.byteLength.
+ */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > 64) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8');
+  return n;
+}
 
 class Out {
   pos = 0;
@@ -353,10 +517,16 @@ class Out {
     this.buf[this.pos++] = n * 8 + LEN;
     this.varint(size);
   }
-  str(n: number, s: string): void {
-    const size = Buffer.byteLength(s, 'utf8');
+  /** A string field whose UTF-8 byte count is `size` (utf8Length). */
+  str(n: number, s: string, size: number): void {
     this.len(n, size);
-    this.pos += this.buf.write(s, this.pos, size, 'utf8');
+    if (size === s.length && size <= 16) {
+      // Short ASCII: byte by byte, cheaper than a call into C++.
+      for (let i = 0; i < size; i++) this.buf[this.pos + i] = s.charCodeAt(i);
+      this.pos += size;
+    } else {
+      this.pos += this.buf.write(s, this.pos, size, 'utf8');
+    }
   }
   uint(n: number, v: number): void {
     if (v === 0) return;
@@ -365,35 +535,69 @@ class Out {
   }
 }
 
-const headerValueSize = (h: HeaderOption): number => (h.header.key === '' ? 0 : strSize(h.header.key)) + (h.header.value === '' ? 0 : strSize(h.header.value));
-const headerOptionSize = (h: HeaderOption): number => field(headerValueSize(h)) + varintField(h.appendAction);
+/** A HeaderValueOption's sizes, each string's counted once for both passes. */
+interface HeaderSizes {
+  readonly key: number;
+  readonly value: number;
+  /** The HeaderValue message. */
+  readonly inner: number;
+  /** The HeaderValueOption message. */
+  readonly option: number;
+}
 
-function writeHeaderOption(o: Out, n: number, h: HeaderOption): void {
-  o.len(n, headerOptionSize(h));
-  o.len(1, headerValueSize(h));
-  if (h.header.key !== '') o.str(1, h.header.key);
-  if (h.header.value !== '') o.str(2, h.header.value);
+function headerSizes(h: HeaderOption): HeaderSizes {
+  const key = h.header.key === '' ? 0 : utf8Length(h.header.key);
+  const value = h.header.value === '' ? 0 : utf8Length(h.header.value);
+  const inner = (key === 0 ? 0 : field(key)) + (value === 0 ? 0 : field(value));
+  return { key, value, inner, option: field(inner) + varintField(h.appendAction) };
+}
+
+function writeHeaderOption(o: Out, n: number, h: HeaderOption, size: HeaderSizes): void {
+  o.len(n, size.option);
+  o.len(1, size.inner);
+  if (size.key !== 0) o.str(1, h.header.key, size.key);
+  if (size.value !== 0) o.str(2, h.header.value, size.value);
   o.uint(3, h.appendAction);
 }
 
-function valueSize(v: StructValue): number {
-  if ('stringValue' in v) return strSize(v.stringValue);
-  let list = 0;
-  for (const item of v.listValue.values) list += field(strSize(item.stringValue));
-  return field(list);
+/** A metadata entry's sizes: its key, its Value message, the entry. */
+interface EntrySizes {
+  readonly key: number;
+  /** The string's byte count, or each list item's. */
+  readonly strings: readonly number[];
+  /** The ListValue message, when the value is a list. */
+  readonly list: number;
+  readonly value: number;
+  readonly entry: number;
 }
 
-function writeValue(o: Out, v: StructValue): void {
+function entrySizes(key: string, v: StructValue): EntrySizes {
+  const keyLength = utf8Length(key);
+  let strings: number[];
+  let list = 0;
+  let value: number;
   if ('stringValue' in v) {
-    o.str(3, v.stringValue);
+    strings = [utf8Length(v.stringValue)];
+    value = field(strings[0] as number);
+  } else {
+    strings = v.listValue.values.map((item) => utf8Length(item.stringValue));
+    for (const size of strings) list += field(field(size));
+    value = field(list);
+  }
+  return { key: keyLength, strings, list, value, entry: field(keyLength) + field(value) };
+}
+
+function writeValue(o: Out, v: StructValue, size: EntrySizes): void {
+  if ('stringValue' in v) {
+    o.str(3, v.stringValue, size.strings[0] as number);
     return;
   }
-  let list = 0;
-  for (const item of v.listValue.values) list += field(strSize(item.stringValue));
-  o.len(6, list);
-  for (const item of v.listValue.values) {
-    o.len(1, strSize(item.stringValue));
-    o.str(3, item.stringValue);
+  o.len(6, size.list);
+  const items = v.listValue.values;
+  for (let i = 0; i < items.length; i++) {
+    const itemSize = size.strings[i] as number;
+    o.len(1, field(itemSize));
+    o.str(3, (items[i] as { stringValue: string }).stringValue, itemSize);
   }
 }
 
@@ -401,53 +605,67 @@ function writeValue(o: Out, v: StructValue): void {
 export function encodeCheckResponseWire(response: WireResponse): Buffer {
   // status.code is written even when 0 (OK), as protobufjs writes a field that was set: a client
   // that reads `status.code` without proto3's default still sees the OK.
-  const status = 1 + varintSize(response.status.code) + (response.status.message === undefined || response.status.message === '' ? 0 : strSize(response.status.message));
+  const statusMessage = response.status.message === undefined || response.status.message === '' ? 0 : utf8Length(response.status.message);
+  const status = 1 + varintSize(response.status.code) + (statusMessage === 0 ? 0 : field(statusMessage));
   let denied = -1;
   let deniedStatus = 0;
+  let deniedBody = 0;
+  let deniedHeaders: HeaderSizes[] = [];
   const d = response.deniedResponse;
   if (d !== undefined) {
     deniedStatus = varintField(d.status.code);
-    denied = field(deniedStatus) + (d.body === '' ? 0 : strSize(d.body));
-    for (const h of d.headers) denied += field(headerOptionSize(h));
+    deniedBody = d.body === '' ? 0 : utf8Length(d.body);
+    denied = field(deniedStatus) + (deniedBody === 0 ? 0 : field(deniedBody));
+    deniedHeaders = d.headers.map(headerSizes);
+    for (const h of deniedHeaders) denied += field(h.option);
   }
   let ok = -1;
+  let okHeaders: HeaderSizes[] = [];
+  let removed: number[] = [];
   const okr = response.okResponse;
   if (okr !== undefined) {
     ok = 0;
-    for (const h of okr.headers) ok += field(headerOptionSize(h));
-    for (const name of okr.headersToRemove ?? []) ok += strSize(name);
+    okHeaders = okr.headers.map(headerSizes);
+    for (const h of okHeaders) ok += field(h.option);
+    removed = (okr.headersToRemove ?? []).map(utf8Length);
+    for (const size of removed) ok += field(size);
   }
   let metadata = -1;
   const entries = response.dynamicMetadata === undefined ? null : Object.entries(response.dynamicMetadata.fields);
+  let entrySize: EntrySizes[] = [];
   if (entries !== null) {
     metadata = 0;
-    for (const [key, value] of entries) metadata += field(strSize(key) + field(valueSize(value)));
+    entrySize = entries.map(([key, value]) => entrySizes(key, value));
+    for (const e of entrySize) metadata += field(e.entry);
   }
   const total = field(status) + (denied < 0 ? 0 : field(denied)) + (ok < 0 ? 0 : field(ok)) + (metadata < 0 ? 0 : field(metadata));
   const o = new Out(Buffer.allocUnsafe(total));
   o.len(1, status);
   o.buf[o.pos++] = 1 * 8 + VARINT;
   o.varint(response.status.code);
-  if (response.status.message !== undefined && response.status.message !== '') o.str(2, response.status.message);
+  if (statusMessage !== 0) o.str(2, response.status.message as string, statusMessage);
   if (d !== undefined) {
     o.len(2, denied);
     o.len(1, deniedStatus);
     o.uint(1, d.status.code);
-    for (const h of d.headers) writeHeaderOption(o, 2, h);
-    if (d.body !== '') o.str(3, d.body);
+    for (let i = 0; i < d.headers.length; i++) writeHeaderOption(o, 2, d.headers[i] as HeaderOption, deniedHeaders[i] as HeaderSizes);
+    if (deniedBody !== 0) o.str(3, d.body, deniedBody);
   }
   if (okr !== undefined) {
     o.len(3, ok);
-    for (const h of okr.headers) writeHeaderOption(o, 2, h);
-    for (const name of okr.headersToRemove ?? []) o.str(5, name);
+    for (let i = 0; i < okr.headers.length; i++) writeHeaderOption(o, 2, okr.headers[i] as HeaderOption, okHeaders[i] as HeaderSizes);
+    const names = okr.headersToRemove ?? [];
+    for (let i = 0; i < names.length; i++) o.str(5, names[i] as string, removed[i] as number);
   }
   if (entries !== null) {
     o.len(4, metadata);
-    for (const [key, value] of entries) {
-      o.len(1, strSize(key) + field(valueSize(value)));
-      o.str(1, key);
-      o.len(2, valueSize(value));
-      writeValue(o, value);
+    for (let i = 0; i < entries.length; i++) {
+      const [key, value] = entries[i] as [string, StructValue];
+      const size = entrySize[i] as EntrySizes;
+      o.len(1, size.entry);
+      o.str(1, key, size.key);
+      o.len(2, size.value);
+      writeValue(o, value, size);
     }
   }
   if (o.pos !== total) throw new Error(`CheckResponse size ${o.pos} != ${total}`);

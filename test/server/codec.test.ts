@@ -6,13 +6,16 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeCheckRequestWire } from '../../src/server/codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseWire } from '../../src/server/codec.js';
 import { PROTOBUFJS_CHECK } from '../../src/server/protos.js';
 import { encodeUpstream, sendRawCheck } from '../helpers/raw-client.js';
 import { checkRequest } from '../helpers/requests.js';
 import { startExampleServer, type RunningServer } from '../helpers/server.js';
 import { createCheckClient, type CheckClient } from '../helpers/upstream.js';
 import { codeOf } from '../helpers/task-fixture.js';
+import { seeded } from '../helpers/generate.js';
+import { loadUpstreamRoot } from '../helpers/upstream.js';
+import type { CheckResponseObject } from '../../src/check/respond.js';
 
 const SUPPORT = 'spiffe://example.org/ns/support/sa/support-agent';
 
@@ -38,18 +41,30 @@ function request(http: number[], extra: number[] = []): Buffer {
 
 /** The fields decode.ts reads, from either decoder. */
 function read(m: unknown): unknown {
-  const a = (m as { attributes: Record<string, unknown> }).attributes;
-  const h = (a['request'] as { http: Record<string, unknown>; time?: { seconds?: unknown } }).http;
+  const a = (m as { attributes?: Record<string, unknown> }).attributes ?? {};
+  const peerOf = (p: unknown) => {
+    const x = p as { address?: { socketAddress?: { address?: string; portValue?: number } }; principal?: string; certificate?: string } | undefined;
+    return x === undefined ? undefined : { address: x.address?.socketAddress?.address, port: x.address?.socketAddress?.portValue, principal: x.principal, certificate: x.certificate };
+  };
+  const h = (a['request'] as { http?: Record<string, unknown> } | undefined)?.http ?? {};
   return {
     principal: (a['source'] as { principal?: string } | undefined)?.principal,
-    seconds: Number((a['request'] as { time?: { seconds?: unknown } }).time?.seconds ?? 0),
+    seconds: Number((a['request'] as { time?: { seconds?: unknown } } | undefined)?.time?.seconds ?? 0),
     method: h['method'],
     path: h['path'],
     host: h['host'],
     headers: h['headers'] === undefined ? undefined : { ...(h['headers'] as object) },
     body: h['body'],
     rawBody: h['rawBody'] === undefined ? undefined : Buffer.from(h['rawBody'] as Uint8Array).toString('hex'),
-    headerMap: ((h['headerMap'] as { headers?: Record<string, unknown>[] } | undefined)?.headers ?? []).map((x) => ({ key: x['key'], value: x['value'] })),
+    headerMap: ((h['headerMap'] as { headers?: Record<string, unknown>[] } | undefined)?.headers ?? []).map((x) => ({
+      key: x['key'],
+      value: x['value'],
+      rawValue: x['rawValue'] === undefined ? undefined : Buffer.from(x['rawValue'] as Uint8Array).toString('hex'),
+    })),
+    scheme: h['scheme'],
+    source: peerOf(a['source']),
+    destination: peerOf(a['destination']),
+    extensions: a['contextExtensions'] === undefined ? undefined : { ...(a['contextExtensions'] as object) },
   };
 }
 
@@ -104,6 +119,231 @@ describe('the served CheckRequest codec', () => {
     });
   }
 });
+
+// Differential runs against protobufjs with Envoy's upstream protos, seeded: the seed is printed,
+// MANDATE_FUZZ_SEED=<seed> replays a run.
+const SEED = process.env['MANDATE_FUZZ_SEED'] !== undefined ? Number(process.env['MANDATE_FUZZ_SEED']) : Date.now() % 1_000_000;
+
+/** Strings around the codec's thresholds (16 and 64 characters, 127 bytes), ASCII or not, astral too. */
+function text(rand: () => number): string {
+  const alphabets = ['abcdefghij-_/:.', 'aé€', 'x\u{1F600}', 'ASCII only here ', '\u0000\u007f\u0080\uFFFD'];
+  const alphabet = [...(alphabets[Math.floor(rand() * alphabets.length)] as string)];
+  const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 126, 127, 128, 300];
+  const length = rand() < 0.6 ? (lengths[Math.floor(rand() * lengths.length)] as number) : Math.floor(rand() * 200);
+  let out = '';
+  for (let i = 0; i < length; i++) out += alphabet[Math.floor(rand() * alphabet.length)];
+  return out;
+}
+
+const UPSTREAM_RESPONSE = loadUpstreamRoot().lookupType('envoy.service.auth.v3.CheckResponse');
+
+describe('the served codec against protobufjs and the upstream protos, on generated messages', () => {
+  it(`reads every generated request as protobufjs does (seed ${SEED})`, () => {
+    const rand = seeded(SEED);
+    const names = [':authority', ':path', 'authorization', 'x-tenant-id', 'te', 'x-envoy-internal', 'x-tenant-iX', 'cookie', 'mcp-name'];
+    for (let i = 0; i < 400; i++) {
+      const headers: Record<string, string> = {};
+      for (let h = Math.floor(rand() * 8); h > 0; h--) headers[rand() < 0.7 ? (names[Math.floor(rand() * names.length)] as string) : text(rand)] = text(rand);
+      const port = [0, 1, 127, 128, 2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1][Math.floor(rand() * 7)] as number;
+      const seconds = ['0', '-1', '1795000000', String(2 ** 49 - 1), String(2 ** 49), '-9007199254740991', '9007199254740991'][Math.floor(rand() * 7)] as string;
+      const http: Record<string, unknown> = { method: text(rand), path: text(rand), host: text(rand), scheme: text(rand) };
+      if (rand() < 0.5) http['headers'] = headers;
+      else http['headerMap'] = { headers: Object.entries(headers).map(([key, value]) => (rand() < 0.5 ? { key, value } : { key, rawValue: Buffer.from(value) })) };
+      if (rand() < 0.3) http['body'] = text(rand);
+      if (rand() < 0.3) http['rawBody'] = Buffer.from(text(rand));
+      const request = {
+        attributes: {
+          source: { address: { socketAddress: { address: text(rand), portValue: port } }, principal: text(rand), certificate: text(rand) },
+          destination: { address: { socketAddress: { address: text(rand), portValue: 8443 } } },
+          request: { time: { seconds, nanos: 5 }, http },
+          contextExtensions: rand() < 0.5 ? {} : { [text(rand)]: text(rand), app: text(rand) },
+        },
+      };
+      const bytes = encodeUpstream(request);
+      assert.deepEqual(read(decodeCheckRequestWire(bytes)), read(PROTOBUFJS_CHECK.decode(bytes)), `request ${i} of seed ${SEED}`);
+    }
+  });
+
+  it(`reads a damaged request as a plain protobuf reader does, or refuses it (seed ${SEED})`, () => {
+    // protobufjs is no oracle for damaged bytes (a string inside a nested message may run past
+    // the message's end there); oracleRead below slices each nested message out first.
+    const rand = seeded(SEED + 1);
+    const base = encodeUpstream(checkRequest('POST', '/cases', { principal: SUPPORT, headers: { 'x-tenant-id': 'acme', 'content-type': 'application/json' }, body: '{"a":1}', extensions: { app: 'support' } }));
+    let read0 = 0;
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.from(base);
+      for (let k = 1 + Math.floor(rand() * 3); k > 0; k--) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+      let want: unknown;
+      try {
+        want = oracleRead(bytes);
+      } catch {
+        want = 'refused';
+      }
+      let got: unknown;
+      try {
+        got = read(decodeCheckRequestWire(bytes));
+      } catch (err) {
+        assert.match(String(err), /^Error: malformed CheckRequest: /);
+        got = 'refused';
+      }
+      assert.deepEqual(got, want, `damaged request ${i} of seed ${SEED}: ${bytes.toString('hex')}`);
+      if (got !== 'refused') read0++;
+    }
+    assert.ok(read0 > 300, `only ${read0} damaged requests were read at all`);
+  });
+
+  it(`writes every generated response as protobufjs does, byte for byte (seed ${SEED})`, () => {
+    const rand = seeded(SEED + 2);
+    const header = () => ({ header: { key: text(rand), value: text(rand) }, appendAction: Math.floor(rand() * 4) });
+    for (let i = 0; i < 400; i++) {
+      const fields: Record<string, { stringValue: string } | { listValue: { values: { stringValue: string }[] } }> = {};
+      for (let f = Math.floor(rand() * 5); f > 0; f--) {
+        fields[text(rand)] = rand() < 0.6 ? { stringValue: text(rand) } : { listValue: { values: Array.from({ length: Math.floor(rand() * 4) }, () => ({ stringValue: text(rand) })) } };
+      }
+      const allowed = rand() < 0.5;
+      const response = (allowed
+        ? { status: { code: 0 }, okResponse: { headers: Array.from({ length: Math.floor(rand() * 4) }, header), headersToRemove: Array.from({ length: Math.floor(rand() * 3) }, () => text(rand)) }, dynamicMetadata: { fields } }
+        : { status: { code: 7, message: text(rand) }, deniedResponse: { status: { code: 403 + Math.floor(rand() * 300) }, headers: Array.from({ length: Math.floor(rand() * 3) }, header), body: text(rand) }, dynamicMetadata: { fields } }) as unknown as CheckResponseObject;
+      const ours = encodeCheckResponseWire(response);
+      // Proto3 leaves a zero or an empty string out; protobufjs writes one it was given (both read the same).
+      const defaults = new Set(['appendAction', 'body', 'message', 'key', 'value']);
+      const given = JSON.parse(JSON.stringify(response), (k, v) => (defaults.has(k) && (v === 0 || v === '') ? undefined : v));
+      assert.equal(ours.toString('hex'), Buffer.from(PROTOBUFJS_CHECK.encode(given)).toString('hex'), `response ${i} of seed ${SEED}`);
+      // And Envoy's own definition reads it back as built.
+      const back = UPSTREAM_RESPONSE.toObject(UPSTREAM_RESPONSE.decode(ours), { defaults: true });
+      assert.deepEqual(back, UPSTREAM_RESPONSE.toObject(UPSTREAM_RESPONSE.fromObject(response), { defaults: true }));
+    }
+  });
+});
+
+/**
+ * The oracle for damaged bytes: a plain protobuf reader, every nested message sliced out before
+ * it is read, built into read()'s shape by Envoy's field numbers with the codec's rules (the
+ * last of a field sent twice wins, header_map lists add up, a known field with another wire type
+ * or a tag beyond 32 bits refuses the whole message).
+ */
+function oracleRead(bytes: Buffer): unknown {
+  type Field = { n: number; wire: number; v: bigint; b: Buffer };
+  const parse = (buf: Buffer): Field[] => {
+    const out: Field[] = [];
+    let pos = 0;
+    const varint = (): bigint => {
+      let r = 0n;
+      for (let i = 0; i < 10; i++) {
+        if (pos >= buf.length) throw new Error('truncated');
+        const b = buf[pos++] as number;
+        r |= BigInt(b & 0x7f) << BigInt(7 * i);
+        if (b < 0x80) return BigInt.asUintN(64, r);
+      }
+      throw new Error('varint too long');
+    };
+    while (pos < buf.length) {
+      const tag = varint();
+      if (tag >= 2n ** 32n) throw new Error('tag beyond 32 bits');
+      const n = Number(tag >> 3n);
+      const wire = Number(tag & 7n);
+      if (n === 0) throw new Error('field 0');
+      const f: Field = { n, wire, v: 0n, b: Buffer.alloc(0) };
+      if (wire === 0) f.v = varint();
+      else if (wire === 1 || wire === 5) {
+        const size = wire === 1 ? 8 : 4;
+        if (buf.length - pos < size) throw new Error('truncated');
+        pos += size;
+      } else if (wire === 2) {
+        const len = varint();
+        if (len > BigInt(buf.length - pos)) throw new Error('truncated');
+        f.b = buf.subarray(pos, pos + Number(len));
+        pos += Number(len);
+      } else throw new Error('wire type');
+      out.push(f);
+    }
+    return out;
+  };
+  const want = (f: Field, wire: number) => {
+    if (f.wire !== wire) throw new Error('wire type of a known field');
+    return f;
+  };
+  const str = (f: Field) => want(f, 2).b.toString('utf8');
+  const map = (fields: Field[], n: number, into: Record<string, string> | undefined) => {
+    let out = into;
+    for (const f of fields) {
+      if (f.n !== n) continue;
+      let key = '';
+      let value = '';
+      for (const e of parse(want(f, 2).b)) {
+        if (e.n === 1) key = str(e);
+        else if (e.n === 2) value = str(e);
+      }
+      out ??= Object.create(null) as Record<string, string>;
+      out[key] = value;
+    }
+    return out;
+  };
+  const peer = (b: Buffer) => {
+    const p: Record<string, unknown> = {};
+    for (const f of parse(b)) {
+      if (f.n === 1) {
+        for (const a of parse(want(f, 2).b)) {
+          if (a.n !== 1) continue;
+          const socket: Record<string, unknown> = {};
+          for (const sf of parse(want(a, 2).b)) {
+            if (sf.n === 2) socket['address'] = str(sf);
+            else if (sf.n === 3) socket['portValue'] = Number(want(sf, 0).v & 0xffffffffn);
+          }
+          p['address'] = { socketAddress: socket };
+        }
+      } else if (f.n === 4) p['principal'] = str(f);
+      else if (f.n === 5) p['certificate'] = str(f);
+    }
+    return p;
+  };
+  const message: Record<string, unknown> = {};
+  for (const top of parse(bytes)) {
+    if (top.n !== 1) continue;
+    const attrs: Record<string, unknown> = {};
+    const attrFields = parse(want(top, 2).b);
+    for (const a of attrFields) {
+      if (a.n === 1 || a.n === 2) attrs[a.n === 1 ? 'source' : 'destination'] = peer(want(a, 2).b);
+      else if (a.n === 4) {
+        const request: Record<string, unknown> = {};
+        for (const r of parse(want(a, 2).b)) {
+          if (r.n === 1) {
+            const time: Record<string, unknown> = {};
+            for (const t of parse(want(r, 2).b)) if (t.n === 1) time['seconds'] = Number(BigInt.asIntN(64, want(t, 0).v));
+            request['time'] = time;
+          } else if (r.n === 2) {
+            const http: Record<string, unknown> = {};
+            const fields = parse(want(r, 2).b);
+            for (const h of fields) {
+              const name = ({ 2: 'method', 4: 'path', 5: 'host', 6: 'scheme', 11: 'body' } as Record<number, string>)[h.n];
+              if (name !== undefined) http[name] = str(h);
+              else if (h.n === 3) http['headers'] = map([h], 3, http['headers'] as Record<string, string> | undefined);
+              else if (h.n === 12) http['rawBody'] = Buffer.from(want(h, 2).b);
+              else if (h.n === 13) {
+                const list = ((http['headerMap'] as { headers: unknown[] } | undefined)?.headers ?? []) as Record<string, unknown>[];
+                for (const m of parse(want(h, 2).b)) {
+                  if (m.n !== 1) continue;
+                  const hv: Record<string, unknown> = {};
+                  for (const v of parse(want(m, 2).b)) {
+                    if (v.n === 1) hv['key'] = str(v);
+                    else if (v.n === 2) hv['value'] = str(v);
+                    else if (v.n === 3) hv['rawValue'] = Buffer.from(want(v, 2).b);
+                  }
+                  list.push(hv);
+                }
+                http['headerMap'] = { headers: list };
+              }
+            }
+            request['http'] = http;
+          }
+        }
+        attrs['request'] = request;
+      } else if (a.n === 10) attrs['contextExtensions'] = map([a], 10, attrs['contextExtensions'] as Record<string, string> | undefined);
+    }
+    message['attributes'] = attrs;
+  }
+  return read(message);
+}
 
 describe('a server given bytes its codec refuses', () => {
   let running: RunningServer;
