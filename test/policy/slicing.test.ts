@@ -12,6 +12,8 @@ import { loadPolicyVersion } from '../../src/policy/loader.js';
 import { loadRuntime } from '../../src/cli/runtime.js';
 import { EMBEDDED_CONFIG } from '../../src/config/load.js';
 import type { CedarRequest } from '../../src/core/cedar-request.js';
+import { ascending } from '../../src/policy/compiled/scope.js';
+import { seeded } from '../helpers/generate.js';
 
 const POLICIES = `
 @id("permit-all")
@@ -95,5 +97,18 @@ describe('slicing by action', () => {
     assert.deepEqual(view(sliced.value, r), expected);
     // Not the whole set: a slice (the policies with no action constraint).
     assert.match(sliced.value.policySetFor(r), new RegExp(`^policies-sliced-schema-${tag}-slice-\\d+$`));
+  });
+});
+
+describe('the scope index\'s candidate order', () => {
+  it('sorts policy numbers ascending in place, short lists by insertion and long ones by sort', () => {
+    const rand = seeded(7);
+    for (let i = 0; i < 2000; i++) {
+      const list = Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 50));
+      const want = [...list].sort((a, b) => a - b);
+      const got = ascending(list);
+      assert.equal(got, list, 'in place');
+      assert.deepEqual(got, want, `list ${i}`);
+    }
   });
 });

@@ -186,6 +186,25 @@ export class CompiledScopeIndex {
     } else {
       this.resources.collect(resource, rAncestors, this.principals, principal, pAncestors, this.stamp, gen, out);
     }
-    return out.length > 1 ? out.sort((a, b) => a - b) : out;
+    return ascending(out);
   }
+}
+
+/**
+ * Sorts policy numbers in place. Most lists are a handful of candidates: insertion sort, since
+ * Array.prototype.sort with a comparator allocates its work arrays on every call (~870 bytes a
+ * Check in bench/allocations.ts for three numbers). Long lists (unscoped policies) by sort.
+ */
+export function ascending(out: number[]): number[] {
+  if (out.length > 16) return out.sort((a, b) => a - b);
+  for (let i = 1; i < out.length; i++) {
+    const n = out[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (out[j] as number) > n) {
+      out[j + 1] = out[j] as number;
+      j--;
+    }
+    out[j + 1] = n;
+  }
+  return out;
 }
