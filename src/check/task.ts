@@ -48,6 +48,11 @@ export async function resolveTask(request: DecodedRequest, identity: Identity, r
 
 /** The task's state and, with `withHistory`, the workload's history, read at once. */
 export async function readTaskView(store: TaskStore, taskId: string, workload: string, now: number, withHistory: boolean): Promise<Outcome<TaskView>> {
+  if (!withHistory) {
+    // Most decisions: one read, without Promise.all's arrays and extra turns.
+    const task = await readTaskState(store, taskId, now);
+    return task.ok ? ok({ task: task.value, workload: null }) : task;
+  }
   const [task, history] = await Promise.all([readTaskState(store, taskId, now), withHistory ? readWorkloadHistory(store, workload, now) : ok(null)]);
   if (!task.ok) return task;
   if (!history.ok) return history;

@@ -13,6 +13,7 @@ import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JwtSvidConfig } from '../config/identity.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
+import { SecondChanceCache } from '../core/cache.js';
 import type { BundleSet } from './bundles.js';
 import { parseSpiffeId, } from '../core/spiffe-id.js';
 import type { JwtSvid } from '../core/identity.js';
@@ -37,14 +38,16 @@ function invalid(reason: string): Outcome<JwtSvid> {
 }
 
 export class JwtSvidVerifier {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache: SecondChanceCache<CacheEntry>;
   readonly stats: JwtCacheStats = { hits: 0, misses: 0 };
 
   constructor(
     private readonly config: JwtSvidConfig,
     private readonly bundles: BundleSet,
     private readonly trustDomains: ReadonlySet<string>,
-  ) {}
+  ) {
+    this.cache = new SecondChanceCache(config.cacheSize);
+  }
 
   async verify(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {
     // Refuse oversized input before hashing or parsing anything.
@@ -55,9 +58,6 @@ export class JwtSvidVerifier {
     if (cached !== undefined) {
       if (cached.generation === this.bundles.generation && nowSeconds <= cached.svid.exp + this.config.clockSkewSeconds) {
         this.stats.hits++;
-        // Refresh its place in the LRU order.
-        this.cache.delete(key);
-        this.cache.set(key, cached);
         return ok(cached.svid);
       }
       this.cache.delete(key);
@@ -66,7 +66,6 @@ export class JwtSvidVerifier {
     const verified = await this.verifyUncached(token, nowSeconds);
     if (verified.ok && key !== '') {
       this.cache.set(key, { svid: verified.value, generation: this.bundles.generation });
-      if (this.cache.size > this.config.cacheSize) this.cache.delete(this.cache.keys().next().value as string);
     }
     return verified;
   }

@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../core/reasons.js';
+import { SecondChanceCache } from '../core/cache.js';
 import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
 
 export const TXN_TOKEN_TYP = 'txntoken+jwt';
@@ -99,31 +100,27 @@ export async function verifyTxnToken(token: string, keys: KeyRing, options: TxnT
  * Whether the task is still live is never cached: the task stage asks the store every time.
  */
 export class TxnTokenVerifier {
-  private readonly cache = new Map<string, { readonly claims: TxnClaims; readonly kid: string }>();
+  private readonly cache: SecondChanceCache<{ readonly claims: TxnClaims; readonly kid: string }>;
 
   constructor(
     private readonly keys: KeyRing,
     private readonly options: TxnTokenOptions,
-    private readonly size = 10_000,
-  ) {}
+    size = 10_000,
+  ) {
+    this.cache = new SecondChanceCache(size);
+  }
 
   async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
     if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
     const key = hash('sha256', token, 'binary'); // a map key only (see jwt-svid.ts)
     const hit = this.cache.get(key);
     if (hit !== undefined) {
-      this.cache.delete(key);
       // Same bound as jose's exp check with verifyTxnToken's tolerance.
-      if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) {
-        this.cache.set(key, hit); // most recently used last
-        return ok(hit.claims);
-      }
+      if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) return ok(hit.claims);
+      this.cache.delete(key);
     }
     const verified = await verifyTxnToken(token, this.keys, this.options, now);
-    if (verified.ok && this.size > 0) {
-      this.cache.set(key, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
-      if (this.cache.size > this.size) this.cache.delete(this.cache.keys().next().value as string);
-    }
+    if (verified.ok && this.cache.capacity > 0) this.cache.set(key, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
     return verified;
   }
 }
