@@ -116,6 +116,48 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
   return line;
 }
 
+/**
+ * A string as JSON.stringify writes it. Most strings here need no escape (ids, SPIFFE IDs,
+ * policy ids): checked in JS and quoted as they are; any quote, backslash, control character or
+ * surrogate (lone ones are escaped, RFC 8259 / ES2019) goes through JSON.stringify itself.
+ */
+function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
+const jsonNullable = (s: string | null): string => (s === null ? 'null' : jsonString(s));
+const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
+
+function jsonStrings(list: readonly string[]): string {
+  if (list.length === 0) return '[]';
+  let out = `[${jsonString(list[0] as string)}`;
+  for (let i = 1; i < list.length; i++) out += `,${jsonString(list[i] as string)}`;
+  return `${out}]`;
+}
+
+/**
+ * A log line as JSON.stringify(line) writes it, byte for byte (test/telemetry/decision-log.test.ts
+ * compares the two on generated decisions), in a fraction of its time: JSON.stringify took
+ * ~2.5 us of every Check for this flat object. A line with `input` goes through JSON.stringify.
+ */
+export function logLineJson(line: DecisionLogLine): string {
+  if (line.input !== undefined) return JSON.stringify(line);
+  let out =
+    `{"decisionId":${jsonString(line.decisionId)},"time":${jsonString(line.time)},"decision":${jsonString(line.decision)}` +
+    `,"code":${jsonNullable(line.code)},"workload":${jsonNullable(line.workload)},"task":${jsonNullable(line.task)}` +
+    `,"subject":${jsonNullable(line.subject)},"action":${jsonNullable(line.action)},"resource":${jsonNullable(line.resource)}` +
+    `,"determiningPolicies":${jsonStrings(line.determiningPolicies)},"errors":${jsonStrings(line.errors)}` +
+    `,"latencyUs":${jsonNumber(line.latencyUs)},"evaluationUs":${jsonNumber(line.evaluationUs)}` +
+    `,"evaluationPath":${jsonNullable(line.evaluationPath)},"policyVersion":${jsonString(line.policyVersion)},"policyDecision":${jsonNullable(line.policyDecision)}`;
+  if (line.message !== undefined) out += `,"message":${jsonString(line.message)}`;
+  if (line.dryRun !== undefined) out += ',"dryRun":true';
+  return `${out}}`;
+}
+
 export class DecisionLog {
   readonly stats: DecisionLogStats = { written: 0, dropped: 0, failed: 0, sampledOut: 0 };
   private queue: string[] = [];
@@ -174,7 +216,7 @@ export class DecisionLog {
     const line = toLogLine(decision, latencyUs);
     if (this.options.dryRun === true) line.dryRun = true;
     if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
-    this.enqueue(`${JSON.stringify(line)}\n`);
+    this.enqueue(`${logLineJson(line)}\n`);
   }
 
   /** Any other record for the log (shadow disagreements): never sampled out, still bounded. */

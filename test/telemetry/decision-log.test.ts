@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.js';
-import { DecisionLog, isoTime, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
+import { DecisionLog, isoTime, logLineJson, toLogLine, type DecisionLogOptions } from '../../src/telemetry/decision-log.js';
 import { seeded } from '../helpers/generate.js';
 import type { Decision } from '../../src/core/decision.js';
 
@@ -130,5 +130,46 @@ describe('isoTime (the decision log line\'s time)', () => {
     for (let i = 0; i < 5000; i++) cases.push((t += Math.floor(random() * 700)), Math.floor(random() * 4e12) - 1e12);
     for (const ms of cases) assert.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 8.64e15 + 1]) assert.throws(() => isoTime(bad), RangeError, String(bad));
+  });
+});
+
+describe('the decision log line writer', () => {
+  it('writes every generated line exactly as JSON.stringify does (escapes, surrogates, nulls, numbers)', () => {
+    const seed = Number(process.env['MANDATE_FUZZ_SEED'] ?? Date.now() % 1_000_000);
+    const rand = seeded(seed);
+    const pieces = ['a', 'spiffe://example.org/ns/a', '"', '\\', '\n', '\u0000', '\u001f', '\u007f', 'é', '\u2028', '\ud83d\ude00', '\ud800', '\udfff', 'x\ud800y', '{}', '::'];
+    const text = (): string => Array.from({ length: Math.floor(rand() * 5) }, () => pieces[Math.floor(rand() * pieces.length)] as string).join('');
+    const maybe = (): string | null => (rand() < 0.3 ? null : text());
+    const list = (): string[] => Array.from({ length: Math.floor(rand() * 4) }, text);
+    const numbers = [0, -0, 1.5, 55.3, 1e21, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY];
+    for (let i = 0; i < 3000; i++) {
+      const allowed = rand() < 0.5;
+      const d = makeDecision({
+        decisionId: text(),
+        allowed,
+        code: allowed ? null : 'policy_denied',
+        message: maybe(),
+        identity: rand() < 0.3 ? null : { kind: 'x509', spiffe: { id: text(), trustDomain: 'example.org', path: '/ns/a' }, jwt: null },
+        action: maybe(),
+        resource: maybe(),
+        determining: list(),
+        errors: list(),
+        policyVersion: text(),
+        taskId: maybe(),
+        subject: maybe(),
+        evaluationPath: rand() < 0.5 ? null : 'compiled',
+        evaluationUs: numbers[Math.floor(rand() * numbers.length)] as number,
+        policyDecision: rand() < 0.3 ? null : allowed ? 'allow' : 'deny',
+      });
+      const line = toLogLine(d, numbers[Math.floor(rand() * numbers.length)] as number, rand() * 4e12);
+      if (rand() < 0.2) line.dryRun = true;
+      assert.equal(logLineJson(line), JSON.stringify(line), `line ${i} of seed ${seed}`);
+    }
+  });
+
+  it('writes a line with the Cedar input through JSON.stringify', () => {
+    const line = toLogLine(makeDecision(), 10, 0);
+    line.input = { context: { note: 'x"y' } };
+    assert.equal(logLineJson(line), JSON.stringify(line));
   });
 });
