@@ -43,15 +43,14 @@ function header(key: string, value: string): HeaderValueOption {
 
 export function respond(decision: Decision, config: Pick<MandateConfig, 'explain' | 'principalHeader'> & { readonly dryRun?: boolean }): CheckResponseObject {
   // Envoy access logs can read these under the ext_authz filter's metadata namespace.
-  const dynamicMetadata: CheckResponseObject['dynamicMetadata'] = {
-    fields: {
-      decisionId: { stringValue: decision.decisionId },
-      decision: { stringValue: decision.allowed ? 'allow' : 'deny' },
-      policyVersion: { stringValue: decision.policyVersion },
-      ...(decision.code === null ? {} : { code: { stringValue: decision.code } }),
-      ...(config.dryRun === true ? { dryRun: { stringValue: 'true' } } : {}),
-    },
+  const fields: CheckResponseObject['dynamicMetadata']['fields'] = {
+    decisionId: { stringValue: decision.decisionId },
+    decision: { stringValue: decision.allowed ? 'allow' : 'deny' },
+    policyVersion: { stringValue: decision.policyVersion },
   };
+  if (decision.code !== null) fields['code'] = { stringValue: decision.code };
+  if (config.dryRun === true) fields['dryRun'] = { stringValue: 'true' };
+  const dynamicMetadata: CheckResponseObject['dynamicMetadata'] = { fields };
   // Dry run: every request goes through; what policy decided is in the headers and metadata.
   if (decision.allowed || config.dryRun === true) {
     const headers = [header(DECISION_ID_HEADER, decision.decisionId)];
