@@ -1,7 +1,6 @@
 // The decision pipeline: decode -> identify -> map -> evaluate. `respond` turns the result into
 // a CheckResponse; the server and `mandate check` both call exactly this.
 
-import { randomUUID } from 'node:crypto';
 import { METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
 import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
 import { DECISION_ID_HEADER, DRY_RUN_HEADER } from './respond.js';
@@ -17,6 +16,7 @@ import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, re
 import type { TaskDeps } from '../tasks/deps.js';
 import type { ToolTouch } from '../tasks/store.js';
 import type { Decision, EvaluationPath } from '../core/decision.js';
+import { randomId } from '../core/ids.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -74,7 +74,7 @@ export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
 
 /** `deadline`: epoch ms after which the caller (Envoy) has given up; Infinity when it set none. */
 export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now(), deadline = Infinity): Promise<Decision> {
-  const decisionId = randomUUID();
+  const decisionId = randomId();
   const policyVersion = state.engine.version.version;
   const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
