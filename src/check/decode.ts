@@ -46,8 +46,10 @@ export interface Peer {
 
 export interface DecodedRequest {
   readonly method: string;
-  /** Path without the query string, not decoded. */
+  /** Path without the query string, not decoded (routing reads its spelling). */
   readonly path: string;
+  /** The path as policies read it (context.http.path): normalizePath's form. */
+  readonly normalizedPath: string;
   readonly query: string;
   readonly host: string;
   readonly scheme: string;
@@ -97,6 +99,10 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   const query = q < 0 ? '' : rawPath.slice(q + 1);
   const unsafe = unsafePathReason(path, query);
   if (unsafe !== null) return deny('bad_request', unsafe);
+  const normalizedPath = normalizePath(path);
+  // An escaped "." or ".." segment (`/tickets/T-1/%2e%2e/internal-0`): a WHATWG URL parser and
+  // other normalizers resolve it as the dot segment it spells.
+  if (normalizedPath !== path && DOT_SEGMENT.test(normalizedPath)) return deny('bad_request', 'path is not normalized (an escaped "." or ".." segment)');
 
   const headers = decodeHeaders(http, limits, rules.readHeaders);
   if (!headers.ok) return headers;
@@ -138,6 +144,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
   return ok({
     method,
     path,
+    normalizedPath,
     query,
     host: host.value,
     scheme: http.scheme ?? '',
@@ -147,6 +154,23 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
     destination: decodePeer(attributes.destination),
     extensions: attributes.contextExtensions ?? {},
     epochSeconds: seconds > 0 ? seconds : nowSeconds,
+  });
+}
+
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+const ESCAPE = /%[0-9A-Fa-f]{2}/g;
+
+/**
+ * The path in RFC 3986 §6.2.2 normal form: an escaped unreserved character (ALPHA, DIGIT, "-",
+ * ".", "_", "~") is the character itself, other escapes in upper case. `/tickets/%69nternal-0`
+ * is `/tickets/internal-0`, as the upstream reads it.
+ */
+export function normalizePath(path: string): string {
+  if (!path.includes('%')) return path;
+  return path.replace(ESCAPE, (pct) => {
+    const c = Number.parseInt(pct.slice(1), 16);
+    const unreserved = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
+    return unreserved ? String.fromCharCode(c) : pct.toUpperCase();
   });
 }
 

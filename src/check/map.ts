@@ -61,7 +61,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
   const context: Context = {
     http: {
       method: method.value,
-      path: request.path,
+      path: request.normalizedPath,
       host: request.host,
       scheme: request.scheme,
       query: request.query,

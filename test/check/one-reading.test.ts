@@ -465,6 +465,26 @@ describe('paths and methods: one reading or none', () => {
     assert.deepEqual(overMcp.determining, ['no-agent-internal-tickets-mcp']);
   });
 
+  it('refuses an escaped "." or ".." segment, which URL parsers resolve as the dot segment it spells', async () => {
+    for (const path of ['/tickets/T-1/%2e%2e/internal-0', '/tickets/%2E%2E/T-1', '/%2e/tickets/T-1', '/tickets/T-1/.%2e', '/tickets/T-1/%2e']) {
+      const decision = await decideOn(get(path));
+      assert.equal(decision.code, 'bad_request', `${path}: ${decision.message}`);
+      assert.equal(decision.message, 'path is not normalized (an escaped "." or ".." segment)');
+    }
+  });
+
+  it('gives policies the path as the upstream reads it: escaped unreserved characters decoded, other escapes in upper case', async () => {
+    // A policy on context.http.path (like "/tickets/internal-*") sees /tickets/%69nternal-0 as
+    // /tickets/internal-0, the ticket the upstream serves.
+    const read = async (path: string) => ((await decideOn(get(path))).cedar?.context as { http: { path: string } } | undefined)?.http.path;
+    assert.equal(await read('/tickets/%69nternal-0'), '/tickets/internal-0');
+    assert.equal(await read('/tickets/%54%2d1'), '/tickets/T-1');
+    assert.equal(await read('/tickets/a%7eb%5F'), '/tickets/a~b_');
+    assert.equal(await read('/tickets/a%3ab'), '/tickets/a%3Ab', 'a reserved character stays escaped');
+    assert.equal(await read('/tickets/T-1'), '/tickets/T-1');
+    assert.equal(await read('/tickets/file%2Ejson'), '/tickets/file.json', 'an escaped "." inside a segment is no dot segment');
+  });
+
   it('still allows the honest paths', async () => {
     for (const path of ['/tickets/T-1', '/tickets/T-1?expand=comments', '/tickets/T%2D1', "/tickets/a-b_c.d~e!$&'()*+,=:@"]) {
       const decision = await decideOn(get(path));
