@@ -473,7 +473,7 @@ describe('paths and methods: one reading or none', () => {
     }
   });
 
-  it('gives policies the path as the upstream reads it: escaped unreserved characters decoded, other escapes in upper case', async () => {
+  it('gives policies the path and query as the upstream reads them: escaped unreserved characters decoded, other escapes in upper case', async () => {
     // A policy on context.http.path (like "/tickets/internal-*") sees /tickets/%69nternal-0 as
     // /tickets/internal-0, the ticket the upstream serves.
     const read = async (path: string) => ((await decideOn(get(path))).cedar?.context as { http: { path: string } } | undefined)?.http.path;
@@ -483,6 +483,8 @@ describe('paths and methods: one reading or none', () => {
     assert.equal(await read('/tickets/a%3ab'), '/tickets/a%3Ab', 'a reserved character stays escaped');
     assert.equal(await read('/tickets/T-1'), '/tickets/T-1');
     assert.equal(await read('/tickets/file%2Ejson'), '/tickets/file.json', 'an escaped "." inside a segment is no dot segment');
+    const query = async (path: string) => ((await decideOn(get(path))).cedar?.context as { http: { query: string } } | undefined)?.http.query;
+    assert.equal(await query('/tickets/T-1?%61dmin=1&x=%2f+y'), 'admin=1&x=%2F+y');
   });
 
   it('still allows the honest paths', async () => {
