@@ -32,6 +32,15 @@ export interface IdentityStats {
 
 type Transport = { readonly kind: 'x509' | 'xfcc'; readonly spiffe: SpiffeId } | null;
 
+/** An mTLS peer's principal as read (parsed, its trust domain checked), and its identity without a JWT-SVID. */
+interface PeerReading {
+  readonly transport: Outcome<NonNullable<Transport>>;
+  readonly identity: Outcome<Identity>;
+}
+
+/** Peers whose reading is kept: a mesh has a bounded set of workloads; past it the memo starts over. */
+const PEERS_KEPT = 1024;
+
 export class Identifier {
   readonly stats: IdentityStats = { xfccIgnored: 0 };
   readonly jwt: JwtSvidVerifier | null;
@@ -41,6 +50,8 @@ export class Identifier {
   private readonly trustedAddresses: BlockList | null;
   private readonly jwtHeader: string | null;
   private readonly precedence: MandateConfig['identity']['precedence'];
+  /** principal -> its reading (a pure function of the principal and trustDomains): one parse per peer, not per Check. */
+  private readonly peers = new Map<string, PeerReading>();
 
   constructor(config: Pick<MandateConfig, 'trustDomains' | 'identity'>, bundles: BundleSet | null) {
     this.trustDomains = new Set(config.trustDomains);
@@ -58,7 +69,12 @@ export class Identifier {
     const transport = this.transport(request);
     if (!transport.ok) return transport;
     const token = this.token(request);
-    if (token === null || this.jwt === null) return ok(transport.value === null ? ANONYMOUS : { ...transport.value, jwt: null });
+    if (token === null || this.jwt === null) {
+      if (transport.value === null) return ok(ANONYMOUS);
+      // The mTLS peer itself (not a forwarded client): its identity was built with its reading.
+      const peer = transport.value.kind === 'x509' ? this.peers.get(request.source.principal) : undefined;
+      return peer?.transport.ok && peer.transport.value === transport.value ? peer.identity : ok({ ...transport.value, jwt: null });
+    }
     return this.jwt.verify(token, nowSeconds).then((verified) => (verified.ok ? this.combine(transport.value, verified.value) : verified));
   }
 
@@ -66,13 +82,13 @@ export class Identifier {
     const { principal, certificate, address } = request.source;
     let transport: Transport = null;
     if (principal !== '') {
-      const peer = this.trusted(parseSpiffeId(principal));
+      const peer = this.peer(principal).transport;
       if (!peer.ok) return peer;
       if (certificate !== '') {
         const svid = this.certificates.check(certificate, principal);
         if (!svid.ok) return svid;
       }
-      transport = { kind: 'x509', spiffe: peer.value };
+      transport = peer.value;
     }
     const xfcc = request.headers.get(XFCC);
     if (xfcc === undefined) return ok(transport);
@@ -88,6 +104,21 @@ export class Identifier {
     const client = this.trusted(parseSpiffeId(uris[0] as string));
     if (!client.ok) return client;
     return ok({ kind: 'xfcc', spiffe: client.value });
+  }
+
+  private peer(principal: string): PeerReading {
+    let reading = this.peers.get(principal);
+    if (reading === undefined) {
+      const parsed = this.trusted(parseSpiffeId(principal));
+      const transport = parsed.ok ? Object.freeze({ kind: 'x509' as const, spiffe: Object.freeze(parsed.value) }) : null;
+      reading = Object.freeze({
+        transport: Object.freeze(transport === null ? parsed : ok(transport)) as Outcome<NonNullable<Transport>>,
+        identity: Object.freeze(transport === null ? parsed : ok(Object.freeze({ ...transport, jwt: null }))) as Outcome<Identity>,
+      });
+      if (this.peers.size >= PEERS_KEPT) this.peers.clear();
+      this.peers.set(principal, reading);
+    }
+    return reading;
   }
 
   private trusted(parsed: Outcome<SpiffeId>): Outcome<SpiffeId> {
