@@ -126,3 +126,20 @@ function toCedar(value: unknown, where: string, depth: number, maxDepth: number)
       return { error: `${where} has a value Cedar cannot represent` };
   }
 }
+
+/**
+ * Whether a parameter or body member name is `_method` to some framework, read as PHP reads
+ * names (" ", "." and "[" become "_"), in any case. Symfony and Laravel take a `_method` of a
+ * POST's parameters for the request's method; Laravel's parameters include a JSON body's
+ * top-level members, so `{"_method":"DELETE"}` posted to a route runs its DELETE.
+ */
+export function isMethodParameter(name: string): boolean {
+  return name.length === 7 && name.replace(/[ .[]/g, '_').toLowerCase() === '_method';
+}
+
+/** The first top-level member of a JSON object body that is a `_method` parameter (isMethodParameter), or null. */
+export function methodMember(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  for (const name of Object.keys(value)) if (isMethodParameter(name)) return name;
+  return null;
+}

@@ -7,7 +7,7 @@
 import type { Context, EntityJson } from '../policy/cedar.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
 import type { PolicyEngine } from '../policy/engine.js';
-import { isJsonContentType, parseJsonBody, readBodyText } from './body.js';
+import { isJsonContentType, isMethodParameter, methodMember, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
 import type { JsonValue } from '../json/strict.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
@@ -87,6 +87,8 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
     if (!isJsonContentType(request.headers.get('content-type'))) return deny('bad_request', `${route.action} expects content-type application/json`);
     const body = parseJsonBody(text.value, inputs.config.limits.maxBodyBytes, inputs.config.limits.maxBodyDepth);
     if (!body.ok) return body;
+    const override = methodMember(body.value);
+    if (override !== null) return deny('bad_request', `the body carries a ${JSON.stringify(override)} member, which frameworks such as Laravel take for another method than the request's`);
     const alias = inputs.engine.readNames().findAlias(body.value as JsonValue, 'body');
     if (alias !== null) return deny('bad_request', `body is refused: ${alias}`);
     context['body'] = body.value;
@@ -195,7 +197,7 @@ function queryNamesMethod(query: string): boolean {
     } catch {
       // a malformed escape: the raw name
     }
-    if (name.replace(/[ .[]/g, '_').toLowerCase() === '_method') return true;
+    if (isMethodParameter(name)) return true;
   }
   return false;
 }

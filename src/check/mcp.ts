@@ -5,6 +5,7 @@
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
 import { ReadNames, readStrictJson, type JsonObject } from '../json/strict.js';
+import { methodMember } from './body.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 
 export const MCP_METHODS: ReadonlySet<string> = new Set([
@@ -94,6 +95,9 @@ function readCall(m: unknown): McpCall | McpOutcome {
   const envelopeAlias = aliasIn(msg, ENVELOPE_NAMES);
   if (envelopeAlias !== null) return bad(`the JSON-RPC message ${envelopeAlias}`, RPC_INVALID_REQUEST, rpcId);
   if (msg['jsonrpc'] !== '2.0') return bad('not a JSON-RPC 2.0 message (jsonrpc must be "2.0")', RPC_INVALID_REQUEST, rpcId);
+  // A `_method` member is the HTTP method to Laravel (its parameters include a JSON body's members).
+  const override = methodMember(msg);
+  if (override !== null) return bad(`the message carries a ${JSON.stringify(override)} member, which frameworks such as Laravel take for another HTTP method`, RPC_INVALID_REQUEST, rpcId);
   if (!('method' in msg)) {
     return 'result' in msg || 'error' in msg
       ? bad('a JSON-RPC response is not a request', RPC_INVALID_REQUEST, rpcId)

@@ -55,6 +55,7 @@ describe('MCP messages: one reading or none', () => {
     ['an unpaired surrogate in a tool name', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_ticket\\ud800"}}', -32600],
     ['a method beside a result (a request to one server, a reply to another)', '{"jsonrpc":"2.0","id":1,"result":{},"method":"tools/call","params":{"name":"create_case","arguments":{}}}', -32600],
     ['a method beside an error', '{"jsonrpc":"2.0","id":1,"method":"tools/call","error":{"code":1,"message":"x"},"params":{"name":"create_case","arguments":{}}}', -32600],
+    ['a _method member (the HTTP method to Laravel)', '{"jsonrpc":"2.0","id":1,"method":"tools/list","_method":"DELETE"}', -32600],
     ['trailing text after the message', '{"jsonrpc":"2.0","id":1,"method":"tools/list"}{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_case"}}', -32700],
   ];
   for (const [what, text, rpcCode] of smuggled) {
@@ -139,6 +140,10 @@ describe('JSON bodies (body: true routes): one reading or none', () => {
     ['a number beyond a double', '{"ticketId":"T-1042","priority":"low","n":1e400}'],
     ['a body with trailing text', '{"ticketId":"T-1042","priority":"low"} {"priority":"critical"}'],
     ['__proto__', '{"ticketId":"T-1042","priority":"low","__proto__":{"priority":"critical"}}'],
+    // Laravel reads a JSON body's members as parameters, _method among them: a DELETE to it.
+    ['a _method member', '{"ticketId":"T-1042","priority":"low","_method":"DELETE"}'],
+    ['a _METHOD member', '{"_METHOD":"DELETE","ticketId":"T-1042","priority":"low"}'],
+    ['a .method member', '{"ticketId":"T-1042","priority":"low",".method":"DELETE"}'],
   ];
   for (const [what, text] of smuggled) {
     it(`refuses ${what}`, async () => {
