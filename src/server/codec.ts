@@ -327,6 +327,9 @@ function headerValue(r: Reader): HeaderValueMessage {
   return h;
 }
 
+/** HttpRequest's string fields that decode.ts reads, by field number. */
+const HTTP_STRINGS: Readonly<Record<number, 'method' | 'path' | 'host' | 'scheme' | 'body'>> = { 2: 'method', 4: 'path', 5: 'host', 6: 'scheme', 11: 'body' };
+
 function http(r: Reader): HttpRequestMessage {
   const outer = enter(r);
   const out: HttpRequestMessage = {};
@@ -340,25 +343,15 @@ function http(r: Reader): HttpRequestMessage {
         mapEntry(r, (out.headers ??= Object.create(null) as Record<string, string>));
         break;
       case 2:
-        expect(wire, LEN, 'HttpRequest.method');
-        out.method = r.string();
-        break;
       case 4:
-        expect(wire, LEN, 'HttpRequest.path');
-        out.path = r.string();
-        break;
       case 5:
-        expect(wire, LEN, 'HttpRequest.host');
-        out.host = r.string();
-        break;
       case 6:
-        expect(wire, LEN, 'HttpRequest.scheme');
-        out.scheme = r.string();
+      case 11: {
+        const name = HTTP_STRINGS[n] as 'method' | 'path' | 'host' | 'scheme' | 'body';
+        expect(wire, LEN, `HttpRequest.${name}`);
+        out[name] = r.string();
         break;
-      case 11:
-        expect(wire, LEN, 'HttpRequest.body');
-        out.body = r.string();
-        break;
+      }
       case 12:
         expect(wire, LEN, 'HttpRequest.raw_body');
         out.rawBody = r.bytes();
