@@ -8,6 +8,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import { deny, ok, type Outcome } from '../core/reasons.js';
+import { SecondChanceCache } from '../core/cache.js';
 import { KEY_USAGE_CRL_SIGN, KEY_USAGE_DIGITAL_SIGNATURE, KEY_USAGE_KEY_CERT_SIGN, readSvidExtensions } from './der.js';
 
 const MAX_CERTIFICATE_CHARS = 64 * 1024;
@@ -58,10 +59,12 @@ export function checkX509Svid(urlEncodedPem: string, principal: string): Outcome
  * on every request.
  */
 export class X509SvidChecker {
-  private readonly passed = new Map<string, string>();
+  private readonly passed: SecondChanceCache<string>;
   hits = 0;
 
-  constructor(private readonly maxEntries = 1024) {}
+  constructor(maxEntries = 1024) {
+    this.passed = new SecondChanceCache(maxEntries);
+  }
 
   check(urlEncodedPem: string, principal: string): Outcome<void> {
     const uri = this.passed.get(urlEncodedPem);
@@ -70,10 +73,7 @@ export class X509SvidChecker {
       return uri === principal ? ok(undefined) : invalid('its URI SAN is not the principal Envoy reported');
     }
     const result = checkX509Svid(urlEncodedPem, principal);
-    if (result.ok) {
-      this.passed.set(urlEncodedPem, principal);
-      if (this.passed.size > this.maxEntries) this.passed.delete(this.passed.keys().next().value as string);
-    }
+    if (result.ok) this.passed.set(urlEncodedPem, principal);
     return result;
   }
 }
