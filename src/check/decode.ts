@@ -50,7 +50,10 @@ export interface DecodedRequest {
   readonly path: string;
   /** The path as policies read it (context.http.path): normalizePath's form. */
   readonly normalizedPath: string;
+  /** Query string without "?", not decoded (the _method and control checks read its spelling). */
   readonly query: string;
+  /** The query as policies read it (context.http.query): normalizePath's form. */
+  readonly normalizedQuery: string;
   readonly host: string;
   readonly scheme: string;
   /** Lower-case names; repeated headers merged with "," as Envoy does for the headers map. */
@@ -146,6 +149,7 @@ export function decodeCheckRequest(message: CheckRequestMessage, limits: Limits,
     path,
     normalizedPath,
     query,
+    normalizedQuery: normalizePath(query),
     host: host.value,
     scheme: http.scheme ?? '',
     headers: headers.value,
@@ -161,11 +165,11 @@ const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 const ESCAPE = /%[0-9A-Fa-f]{2}/g;
 
 /**
- * The path in RFC 3986 §6.2.2 normal form: an escaped unreserved character (ALPHA, DIGIT, "-",
+ * A path or query in RFC 3986 §6.2.2 normal form: an escaped unreserved character (ALPHA, DIGIT, "-",
  * ".", "_", "~") is the character itself, other escapes in upper case. `/tickets/%69nternal-0`
  * is `/tickets/internal-0`, as the upstream reads it.
  */
-export function normalizePath(path: string): string {
+function normalizePath(path: string): string {
   if (!path.includes('%')) return path;
   return path.replace(ESCAPE, (pct) => {
     const c = Number.parseInt(pct.slice(1), 16);

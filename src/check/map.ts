@@ -11,7 +11,7 @@ import { isJsonContentType, isMethodParameter, methodMember, parseJsonBody, read
 import { argumentsDigest, canonicalJson } from './jcs.js';
 import type { JsonValue } from '../json/strict.js';
 import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
-import { normalizePath, type DecodedRequest } from './decode.js';
+import type { DecodedRequest } from './decode.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { deny, ok, type Denial, type Outcome } from '../core/reasons.js';
 import type { CompiledRoute, RouteMatch, RouteTable } from './routes.js';
@@ -64,7 +64,7 @@ export function mapRequest(request: DecodedRequest, identity: Identity, inputs: 
       path: request.normalizedPath,
       host: request.host,
       scheme: request.scheme,
-      query: normalizePath(request.query),
+      query: request.normalizedQuery,
       headers: pickHeaders(request.headers, inputs.config.contextHeaders),
     },
     params,

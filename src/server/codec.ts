@@ -145,32 +145,34 @@ class Reader {
     return Buffer.from(this.buf.subarray(start, end));
   }
 
-  /** A uint32 field: the low 32 bits of the varint, as protobufjs reads it. */
-  uint32(): number {
-    // Up to four bytes (below 2^28) the number is exact as it is; longer ones through BigInt.
+  /**
+   * A varint of at most `maxBytes` bytes as a number (exact: below 2^(7 * maxBytes)), or -1 with
+   * the reader left where it was when it is longer (or truncated: the caller's full read says so).
+   */
+  private shortVarint(maxBytes: number): number {
     const start = this.pos;
     let result = 0;
-    for (let i = 0; i < 4 && this.pos < this.end; i++) {
+    for (let i = 0; i < maxBytes && this.pos < this.end; i++) {
       const b = this.buf[this.pos++] as number;
       result += (b & 0x7f) * 2 ** (7 * i);
       if (b < 0x80) return result;
     }
     this.pos = start;
-    return Number(this.varint64() & 0xffffffffn);
+    return -1;
+  }
+
+  /** A uint32 field: the low 32 bits of the varint, as protobufjs reads it. */
+  uint32(): number {
+    // Up to four bytes (below 2^28) the number is the value; longer ones through BigInt.
+    const short = this.shortVarint(4);
+    return short >= 0 ? short : Number(this.varint64() & 0xffffffffn);
   }
 
   /** An int64 field as a number (two's complement of the 64 bits; exact below 2^53 in magnitude). */
   int64(): number {
-    // Up to seven bytes (below 2^49) the value is non-negative and exact as a number.
-    const start = this.pos;
-    let result = 0;
-    for (let i = 0; i < 7 && this.pos < this.end; i++) {
-      const b = this.buf[this.pos++] as number;
-      result += (b & 0x7f) * 2 ** (7 * i);
-      if (b < 0x80) return result;
-    }
-    this.pos = start;
-    return Number(BigInt.asIntN(64, this.varint64()));
+    // Up to seven bytes (below 2^49) the value is non-negative and exact; longer ones through BigInt.
+    const short = this.shortVarint(7);
+    return short >= 0 ? short : Number(BigInt.asIntN(64, this.varint64()));
   }
 
   skip(wire: number): void {

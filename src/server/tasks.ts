@@ -38,7 +38,7 @@ function asRequest(call: Call, now: number): DecodedRequest {
     const cert = new X509Certificate(peer.raw);
     source = { ...empty, principal: uriSans(cert.subjectAltName)[0] ?? '', certificate: encodeURIComponent(cert.toString()) };
   }
-  return { method: 'POST', path: '/', normalizedPath: '/', query: '', host: '', scheme: '', headers, body: null, source, destination: empty, extensions: {}, epochSeconds: now };
+  return { method: 'POST', path: '/', normalizedPath: '/', query: '', normalizedQuery: '', host: '', scheme: '', headers, body: null, source, destination: empty, extensions: {}, epochSeconds: now };
 }
 
 function metadataTraceHeaders(call: Call): Map<string, string> {
