@@ -26,7 +26,7 @@ async function bind<S extends NetServer>(server: S, listen: string, role: string
   return server;
 }
 
-/** The Check port: connections are handed to grpc-js once the server is set up (server.ts). */
+/** The Check port: connections are handed to the gRPC server once the server is set up (server.ts). */
 export function bindCheckPort(listen: string): Promise<NetServer> {
   return bind(createNetServer({ pauseOnConnect: false }), listen, 'check');
 }

@@ -1,7 +1,7 @@
 // grpc.health.v1.Health: Check and Watch (github.com/grpc/grpc/blob/master/doc/health-checking.md).
 // "" is the whole server; the Authorization service has its own entry.
 
-import { status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { GRPC_STATUS, type ServerCall, type ServerStreamCall, type UnaryCallback, type ServiceImplementation } from './grpc-server.js';
 
 export const SERVING_STATUS = { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN: 3 } as const;
 export type ServingStatus = (typeof SERVING_STATUS)[keyof typeof SERVING_STATUS];
@@ -12,7 +12,7 @@ interface HealthRequest {
 
 export class HealthService {
   private readonly statuses = new Map<string, ServingStatus>();
-  private readonly watchers = new Map<string, Set<ServerWritableStream<HealthRequest, unknown>>>();
+  private readonly watchers = new Map<string, Set<ServerStreamCall<HealthRequest>>>();
 
   constructor(services: readonly string[]) {
     for (const name of ['', ...services]) this.statuses.set(name, SERVING_STATUS.NOT_SERVING);
@@ -41,14 +41,14 @@ export class HealthService {
     this.watchers.clear();
   }
 
-  implementation(): UntypedServiceImplementation {
+  implementation(): ServiceImplementation {
     return {
-      Check: (call: ServerUnaryCall<HealthRequest, unknown>, callback: sendUnaryData<unknown>) => {
+      Check: (call: ServerCall<HealthRequest>, callback: UnaryCallback<unknown>) => {
         const status = this.statuses.get(call.request.service ?? '');
-        if (status === undefined) callback({ code: GrpcStatus.NOT_FOUND, details: 'unknown service' });
+        if (status === undefined) callback({ code: GRPC_STATUS.NOT_FOUND, details: 'unknown service' });
         else callback(null, { status });
       },
-      Watch: (call: ServerWritableStream<HealthRequest, unknown>) => {
+      Watch: (call: ServerStreamCall<HealthRequest>) => {
         const service = call.request.service ?? '';
         call.write({ status: this.statuses.get(service) ?? SERVING_STATUS.SERVICE_UNKNOWN });
         let set = this.watchers.get(service);

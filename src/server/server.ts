@@ -1,12 +1,12 @@
-// The gRPC transport: ext_authz Check and Health on one port. The only module that touches
-// grpc-js server APIs. Each Check runs the pipeline and always answers with a CheckResponse;
+// The gRPC transport: ext_authz Check, Health and the Tasks API on one port, served by our own
+// gRPC server over node:http2 (grpc-server.ts). Each Check runs the pipeline and always answers with a CheckResponse;
 // a gRPC error is reserved for failures to even build one (Envoy then applies
 // failure_mode_allow: false and denies).
 
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { bindCheckPort } from './bind.js';
 import type { PeerCertificate } from 'node:tls';
-import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallback, type MethodDefinition } from './grpc-server.js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
 import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
@@ -89,20 +89,14 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
 
   const health = new HealthService(tasks === null ? [AUTHORIZATION_SERVICE_NAME] : [AUTHORIZATION_SERVICE_NAME, TASKS_SERVICE_NAME]);
   const limits = config.limits;
-  const server = new Server({
-    // Envoy keeps few long-lived HTTP/2 connections; allow its keepalive pings.
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-    // grpc-js reads a message's length prefix first and refuses one over this limit before
-    // buffering it (RESOURCE_EXHAUSTED): memory held for unfinished messages is at most
-    // connections x streams x this (docs/configuration.md, limits).
-    'grpc.max_receive_message_length': limits.maxMessageBytes,
-    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
-  });
+  // A message's length prefix is read first and one over the limit refused before it is
+  // buffered (RESOURCE_EXHAUSTED): memory held for unfinished messages is at most
+  // connections x streams x this (docs/configuration.md, limits).
+  const server = new GrpcServer({ maxMessageBytes: limits.maxMessageBytes, maxConcurrentStreams: limits.maxConcurrentStreams });
 
   const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
-  server.addService(AUTHORIZATION_SERVICE_SERVED, {
-    Check: async (call: ServerUnaryCall<CheckRequestMessage, unknown>, callback: sendUnaryData<unknown>) => {
+  server.addService(AUTHORIZATION_SERVICE_SERVED as unknown as Record<string, MethodDefinition>, {
+    Check: async (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
       const started = process.hrtime.bigint();
       // Only the configured ext_authz clients may ask: anyone else who reaches the port could
       // probe the policy or spend its capacity. A gRPC error, which Envoy treats as a deny.
@@ -115,8 +109,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       }
       // Trace headers are read only when spans are recorded (tracing is off by default).
       const span = telemetry?.tracing === true ? telemetry.startCheck(traceHeaders(call.request)) : null;
-      const deadline = call.getDeadline();
-      const decision = await decide(call.request, state, Date.now(), deadline instanceof Date ? deadline.getTime() : deadline);
+      const decision = await decide(call.request, state, Date.now(), call.getDeadline());
       let response: unknown;
       try {
         response = respond(decision, config);
@@ -152,10 +145,10 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       }
     },
   });
-  server.addService(HEALTH_SERVICE, health.implementation());
+  server.addService(HEALTH_SERVICE as unknown as Record<string, MethodDefinition>, health.implementation());
   let storeWatch: NodeJS.Timeout | undefined;
   if (tasks !== null) {
-    server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
+    server.addService(TASKS_SERVICE as unknown as Record<string, MethodDefinition>, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
   }
 
   // Mandate's own certificate first: without it there is nothing to serve TLS with.
@@ -164,18 +157,17 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   // A replica that starts deciding before its first connection to the task store would deny
   // every task-bound request meanwhile: wait for it, briefly (it stays unhealthy otherwise).
   if (tasks !== null) await tasks.store.ready(3000);
-  // Our own listener hands each connection to grpc-js, so that connections can be capped
-  // (net.Server.maxConnections: the next one is closed at once); grpc-js has no such option.
-  // With TLS, the handshake is ours too (tls-front.ts), so grpc-js receives finished TLS sockets.
-  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  // Our own listener hands each connection to the gRPC server, so that connections can be
+  // capped (net.Server.maxConnections: the next one is closed at once). With TLS, the handshake
+  // is ours too (tls-front.ts), so the gRPC server receives finished TLS sockets.
   const listener = options.listener ?? (await bindCheckPort(config.listen));
   // The port is ours: a missing task key file may be written now (never before a bind succeeded).
   tasks?.keys.ensureSigningKey();
-  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => injector.injectConnection(socket), logger, limits.handshakeTimeoutMs);
+  const front: TlsFront | null = tlsSource === null ? null : createTlsFront(tlsSource, (socket) => server.injectConnection(socket), logger, limits.handshakeTimeoutMs);
   if (front === null) {
     listener.on('connection', (socket) => {
       guardPreface(socket, limits.handshakeTimeoutMs);
-      injector.injectConnection(socket);
+      server.injectConnection(socket);
     });
   }
   else listener.on('connection', (socket) => front.accept(socket));
@@ -213,7 +205,6 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
         health.endWatches();
         const timer = setTimeout(() => {
           server.forceShutdown();
-          injector.destroy();
           resolveShutdown('forced');
         }, graceMs);
         server.tryShutdown(() => {
@@ -254,12 +245,11 @@ const HTTP2_PREFACE_BYTES = 24;
 
 /**
  * A plaintext connection that has not sent the HTTP/2 preface within timeoutMs is closed.
- * grpc-js sets no timeout on its http2 server, and the socket's data is read by the http2
- * session natively, so only the socket's byte count is looked at (nothing is read here).
+ * The http2 session reads the socket's data natively, so only the socket's byte count is looked at (nothing is read here).
  */
 function guardPreface(socket: Socket, timeoutMs: number): void {
   const timer = setTimeout(() => {
-    // A reset, not destroy(): grpc-js's http2 session holds the socket's handle, and destroy()
+    // A reset, not destroy(): the http2 session holds the socket's handle, and destroy()
     // left the TCP connection open (measured: the client never saw it close).
     if (socket.bytesRead < HTTP2_PREFACE_BYTES) socket.resetAndDestroy();
   }, timeoutMs);

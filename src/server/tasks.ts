@@ -3,7 +3,7 @@
 // details start with the reason code ("policy_denied: ...").
 
 import { X509Certificate } from 'node:crypto';
-import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServerCall, UnaryCallback, ServiceImplementation } from './grpc-server.js';
 import type { DecodedRequest } from '../check/decode.js';
 import type { Identifier } from '../check/identify.js';
 import { REASONS, type Denial, type Outcome } from '../core/reasons.js';
@@ -15,7 +15,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import { uriSans } from '../identity/x509.js';
 import type { Identity } from '../core/identity.js';
 
-type Call = ServerUnaryCall<Record<string, unknown>, unknown>;
+type Call = ServerCall<Record<string, unknown>>;
 
 function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
@@ -50,7 +50,7 @@ function metadataTraceHeaders(call: Call): Map<string, string> {
   return out;
 }
 
-function fail(callback: sendUnaryData<unknown>, denial: Denial): void {
+function fail(callback: UnaryCallback<unknown>, denial: Denial): void {
   callback({ code: REASONS[denial.code].grpcCode, details: `${denial.code}: ${denial.message ?? REASONS[denial.code].message}` });
 }
 
@@ -67,10 +67,10 @@ function taskMessage(s: TaskState): Record<string, unknown> {
   };
 }
 
-export function tasksImplementation(manager: TaskManager, identifier: Identifier, keys: KeyRing, logger: Logger, telemetry: Telemetry | null = null): UntypedServiceImplementation {
+export function tasksImplementation(manager: TaskManager, identifier: Identifier, keys: KeyRing, logger: Logger, telemetry: Telemetry | null = null): ServiceImplementation {
   /** Identifies the caller, runs the handler, maps the outcome; never lets an error escape. */
   const handle = <T>(name: string, run: (caller: Identity, req: Record<string, unknown>, now: number) => Promise<Outcome<T>>, toMessage: (v: T) => unknown) =>
-    async (call: Call, callback: sendUnaryData<unknown>): Promise<void> => {
+    async (call: Call, callback: UnaryCallback<unknown>): Promise<void> => {
       const span = telemetry?.startTaskCall(name, metadataTraceHeaders(call)) ?? null;
       let code = 'internal_error';
       try {
@@ -125,6 +125,6 @@ export function tasksImplementation(manager: TaskManager, identifier: Identifier
       (a) => ({ approvalId: a.id, taskId: a.taskId, scope: a.scope, approver: a.approver, expiresAt: a.expiresAt, argumentsDigest: a.argumentsDigest ?? '', uses: a.uses ?? 0 }),
     ),
     RevokeApproval: handle('RevokeApproval', (caller, req, now) => manager.revokeApproval(caller, str(req['taskId']), str(req['approvalId']), now), () => ({})),
-    GetJwks: (_call: Call, callback: sendUnaryData<unknown>) => callback(null, { json: JSON.stringify(keys.jwks()) }),
+    GetJwks: (_call: Call, callback: UnaryCallback<unknown>) => callback(null, { json: JSON.stringify(keys.jwks()) }),
   };
 }

@@ -1,7 +1,7 @@
-// TLS in front of grpc-js. Each connection accepted on the Check port is handshaken here, with
+// TLS in front of the gRPC server (grpc-server.ts). Each connection accepted on the Check port is handshaken here, with
 // the secure context current at that moment (tls-source.ts swaps it when the SVID rotates or
 // the bundles change: new connections get the new certificate, open ones keep theirs and no
-// call is dropped), then handed to grpc-js's connection injector. Doing the handshake
+// call is dropped), then handed to the gRPC server. Doing the handshake
 // ourselves lets us hold a client X.509-SVID to its own trust domain's authorities, which
 // OpenSSL's "any CA in the list" cannot: with the Workload API, an authority of a federated
 // domain must not vouch for an identity in ours.
