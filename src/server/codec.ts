@@ -598,6 +598,18 @@ function writeValue(o: Out, v: StructValue, size: EntrySizes): void {
 
 /** The CheckResponse object respond.ts builds -> bytes. */
 export function encodeCheckResponseWire(response: WireResponse): Buffer {
+  return encodeCheckResponse(response, 0);
+}
+
+/** gRPC's message prefix: a compressed flag and the message's length (PROTOCOL-HTTP2.md). */
+const GRPC_PREFIX_BYTES = 5;
+
+/** The same bytes behind gRPC's 5-byte message prefix (not compressed), as they are sent. */
+export function encodeCheckResponseFrame(response: WireResponse): Buffer {
+  return encodeCheckResponse(response, GRPC_PREFIX_BYTES);
+}
+
+function encodeCheckResponse(response: WireResponse, offset: number): Buffer {
   // status.code is written even when 0 (OK), as protobufjs writes a field that was set: a client
   // that reads `status.code` without proto3's default still sees the OK.
   const statusMessage = response.status.message === undefined || response.status.message === '' ? 0 : utf8Length(response.status.message);
@@ -634,7 +646,12 @@ export function encodeCheckResponseWire(response: WireResponse): Buffer {
     for (const e of entrySize) metadata += field(e.entry);
   }
   const total = field(status) + (denied < 0 ? 0 : field(denied)) + (ok < 0 ? 0 : field(ok)) + (metadata < 0 ? 0 : field(metadata));
-  const o = new Out(Buffer.allocUnsafe(total));
+  const o = new Out(Buffer.allocUnsafe(offset + total));
+  if (offset !== 0) {
+    o.buf[0] = 0;
+    o.buf.writeUInt32BE(total, 1);
+    o.pos = offset;
+  }
   o.len(1, status);
   o.buf[o.pos++] = 1 * 8 + VARINT;
   o.varint(response.status.code);
@@ -663,6 +680,6 @@ export function encodeCheckResponseWire(response: WireResponse): Buffer {
       writeValue(o, value, size);
     }
   }
-  if (o.pos !== total) throw new Error(`CheckResponse size ${o.pos} != ${total}`);
+  if (o.pos !== offset + total) throw new Error(`CheckResponse size ${o.pos - offset} != ${total}`);
   return o.buf;
 }

@@ -41,6 +41,8 @@ export interface MethodDefinition {
   readonly responseStream: boolean;
   readonly requestDeserialize: (bytes: Buffer) => unknown;
   readonly responseSerialize: (value: never) => Buffer;
+  /** The answer already behind its 5-byte message prefix (saves a copy); else responseSerialize. */
+  readonly responseFrame?: (value: never) => Buffer;
 }
 
 /** A request's metadata: its headers, read as grpc-js's Metadata.get reads them. */
@@ -383,9 +385,11 @@ class Call implements ServerStreamCall<unknown> {
 
   /** The message as a length-prefixed frame, or null (INTERNAL sent) when it does not encode. */
   private frame(value: unknown): Buffer | null {
+    const definition = this.method.definition;
     let bytes: Buffer;
     try {
-      bytes = this.method.definition.responseSerialize(value as never);
+      if (definition.responseFrame !== undefined) return definition.responseFrame(value as never);
+      bytes = definition.responseSerialize(value as never);
     } catch {
       this.fail(GRPC_STATUS.INTERNAL, 'Error serializing response');
       return null;

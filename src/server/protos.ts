@@ -4,7 +4,7 @@ import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { resolve } from 'node:path';
 import { kPackageRoot } from '../package-root.js';
-import { decodeCheckRequestWire, encodeCheckResponseWire } from './codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire } from './codec.js';
 import type { CheckResponseObject } from '../check/respond.js';
 
 export const PROTO_DIR = resolve(kPackageRoot, 'proto');
@@ -38,7 +38,9 @@ export const AUTHORIZATION_SERVICE_SERVED: ServiceDefinition = {
     ...(AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]),
     requestDeserialize: decodeCheckRequestWire,
     responseSerialize: (response: unknown) => encodeCheckResponseWire(response as CheckResponseObject),
-  },
+    // Read by our gRPC server (grpc-server.ts): the answer written behind its message prefix.
+    responseFrame: (response: unknown) => encodeCheckResponseFrame(response as CheckResponseObject),
+  } as ServiceDefinition[string],
 };
 
 /** CheckRequest JSON (proto3 JSON names, as protobufjs fromObject takes them) -> wire bytes. */

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeCheckRequestWire, encodeCheckResponseWire } from '../../src/server/codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire } from '../../src/server/codec.js';
 import { PROTOBUFJS_CHECK } from '../../src/server/protos.js';
 import { encodeUpstream, sendRawCheck } from '../helpers/raw-client.js';
 import { checkRequest } from '../helpers/requests.js';
@@ -209,6 +209,9 @@ describe('the served codec against protobufjs and the upstream protos, on genera
       const defaults = new Set(['appendAction', 'body', 'message', 'key', 'value']);
       const given = JSON.parse(JSON.stringify(response), (k, v) => (defaults.has(k) && (v === 0 || v === '') ? undefined : v));
       assert.equal(ours.toString('hex'), Buffer.from(PROTOBUFJS_CHECK.encode(given)).toString('hex'), `response ${i} of seed ${SEED}`);
+      // As sent: the same bytes behind gRPC's prefix (flag 0, big-endian length).
+      const framed = encodeCheckResponseFrame(response);
+      assert.equal(framed.toString('hex'), `00${ours.length.toString(16).padStart(8, '0')}${ours.toString('hex')}`, `framed response ${i}`);
       // And Envoy's own definition reads it back as built.
       const back = UPSTREAM_RESPONSE.toObject(UPSTREAM_RESPONSE.decode(ours), { defaults: true });
       assert.deepEqual(back, UPSTREAM_RESPONSE.toObject(UPSTREAM_RESPONSE.fromObject(response), { defaults: true }));
