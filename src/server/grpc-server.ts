@@ -211,7 +211,10 @@ class Call implements ServerStreamCall<unknown> {
   request: unknown = undefined;
   private readonly deadline: number;
   private timer: NodeJS.Timeout | null = null;
-  private chunks: Buffer[] = [];
+  /** The bytes received so far are bytes[0, received): the first DATA chunk itself (not ours to
+   *  write into) until a second one comes, then a buffer of our own grown by doubling. */
+  private bytes: Buffer | null = null;
+  private owned = false;
   private received = 0;
   /** The declared length of the message being read, -1 before its prefix is in. */
   private declared = -1;
@@ -304,11 +307,9 @@ class Call implements ServerStreamCall<unknown> {
 
   private onData(chunk: Buffer): void {
     if (this.done) return;
-    this.chunks.push(chunk);
-    this.received += chunk.length;
+    this.append(chunk);
     if (this.declared < 0 && this.received >= HEADER_FRAME_BYTES) {
-      const head = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.received);
-      this.declared = head.readUInt32BE(1);
+      this.declared = (this.bytes as Buffer).readUInt32BE(1);
       if (this.declared > this.maxMessageBytes) {
         this.fail(GRPC_STATUS.RESOURCE_EXHAUSTED, `Received message larger than max (${this.declared} vs ${this.maxMessageBytes})`);
         return;
@@ -319,15 +320,39 @@ class Call implements ServerStreamCall<unknown> {
     }
   }
 
+  /**
+   * Keeps a chunk. Most messages come in one DATA chunk, kept as it is. Otherwise the bytes go
+   * into one buffer that doubles as it fills: a client sending a message a byte per frame costs
+   * at most twice what it sent, in one allocation (a list of chunks would hold an object per
+   * byte), and copying stays linear. Never more than the declared message.
+   */
+  private append(chunk: Buffer): void {
+    const need = this.received + chunk.length;
+    if (this.bytes === null) {
+      this.bytes = chunk;
+      this.received = need;
+      return;
+    }
+    if (!this.owned || this.bytes.length < need) {
+      const limit = this.declared < 0 ? need : Math.max(need, HEADER_FRAME_BYTES + this.declared);
+      const grown = Buffer.allocUnsafe(Math.min(Math.max(need * 2, 256), limit));
+      this.bytes.copy(grown, 0, 0, this.received);
+      this.bytes = grown;
+      this.owned = true;
+    }
+    chunk.copy(this.bytes, this.received);
+    this.received = need;
+  }
+
   private onEnd(): void {
     if (this.done) return;
     if (this.declared < 0 || this.received < HEADER_FRAME_BYTES + this.declared) {
       this.fail(GRPC_STATUS.UNIMPLEMENTED, `Received no request message for method ${this.method.definition.path}`);
       return;
     }
-    const frame = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.received);
-    this.chunks = [];
-    const body = frame.subarray(HEADER_FRAME_BYTES);
+    const frame = this.bytes as Buffer;
+    this.bytes = null;
+    const body = frame.subarray(HEADER_FRAME_BYTES, this.received);
     if (frame[0] === 0) {
       this.start(body);
       return;
@@ -418,7 +443,7 @@ class Call implements ServerStreamCall<unknown> {
 
   private finish(): void {
     this.done = true;
-    this.chunks = [];
+    this.bytes = null;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;

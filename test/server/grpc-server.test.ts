@@ -245,6 +245,32 @@ describe('gRPC server over node:http2', () => {
     await stillServing();
   });
 
+  it('reads a message that comes in many DATA frames, whatever their sizes', async () => {
+    const s = await session(running.address);
+    try {
+      const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => 97 + (i % 26)));
+      const frame = grpcFrame(body);
+      const stream = s.request({ ':method': 'POST', ':path': '/test.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+      const answer = new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('trailers', () => resolve(Buffer.concat(chunks)));
+        stream.on('error', reject);
+      });
+      // Pieces of 1, 2, 3, ... bytes, each written on its own turn of the event loop.
+      let at = 0;
+      for (let size = 1; at < frame.length; size++) {
+        stream.write(frame.subarray(at, Math.min(at + size, frame.length)));
+        at += size;
+        await new Promise((r) => setImmediate(r));
+      }
+      stream.end();
+      assert.equal((await answer).subarray(5).toString(), `|none|${body.toString()}`);
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('streams a server-streaming call, and tells the handler when the client cancels', async () => {
     const client = new Client(running.address, credentials.createInsecure());
     try {
