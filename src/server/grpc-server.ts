@@ -194,12 +194,14 @@ export class GrpcServer {
     const contentType = headers[H2.HTTP2_HEADER_CONTENT_TYPE];
     if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
       stream.respond({ [H2.HTTP2_HEADER_STATUS]: H2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE }, END_STREAM);
+      stream.resume(); // what the client still sends is read and dropped, never held
       return;
     }
     const path = headers[H2.HTTP2_HEADER_PATH] as string;
     const method = this.methods.get(path);
     if (method === undefined) {
       sendStatus(stream, GRPC_STATUS.UNIMPLEMENTED, `The server does not implement the method ${path}`);
+      stream.resume();
       return;
     }
     new Call(stream, headers, method, this.maxMessageBytes);
@@ -283,15 +285,20 @@ class Call implements ServerStreamCall<unknown> {
   }
 
   write(message: unknown): void {
-    if (this.done || this.stream.destroyed) return;
+    const stream = this.stream;
+    if (this.done || stream.destroyed || stream.closed) return;
     const frame = this.frame(message);
     if (frame === null) return;
-    if (!this.headersSent) {
-      this.headersSent = true;
-      this.stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-      this.stream.once('wantTrailers', () => this.stream.sendTrailers(OK_TRAILERS));
+    try {
+      if (!this.headersSent) {
+        this.headersSent = true;
+        stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
+        stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+      }
+      stream.write(frame);
+    } catch {
+      stream.destroy();
     }
-    this.stream.write(frame);
   }
 
   end(): void {
@@ -302,7 +309,7 @@ class Call implements ServerStreamCall<unknown> {
       return;
     }
     this.finish();
-    if (!this.stream.destroyed) this.stream.end();
+    if (!this.stream.destroyed && !this.stream.closed) this.stream.end();
   }
 
   private onData(chunk: Buffer): void {
@@ -403,9 +410,15 @@ class Call implements ServerStreamCall<unknown> {
     this.finish();
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
-    stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame);
+    try {
+      stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
+      stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+      stream.end(frame);
+    } catch {
+      // The stream went away in a way its flags did not show: reset it (an error for the client,
+      // a deny for Envoy), never an exception out of the handler's callback.
+      stream.destroy();
+    }
   }
 
   /** The message as a length-prefixed frame, or null (INTERNAL sent) when it does not encode. */
@@ -463,10 +476,14 @@ class Call implements ServerStreamCall<unknown> {
 /** A trailers-only answer (PROTOCOL-HTTP2.md): the status in the one HEADERS frame. */
 function sendStatus(stream: ServerHttp2Stream, code: number, details: string): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
-  stream.respond({
-    [H2.HTTP2_HEADER_STATUS]: 200,
-    [H2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-    'grpc-status': String(code),
-    'grpc-message': encodeGrpcMessage(details),
-  }, END_STREAM);
+  try {
+    stream.respond({
+      [H2.HTTP2_HEADER_STATUS]: 200,
+      [H2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
+      'grpc-status': String(code),
+      'grpc-message': encodeGrpcMessage(details),
+    }, END_STREAM);
+  } catch {
+    stream.destroy();
+  }
 }
