@@ -84,15 +84,17 @@ interface Method {
   readonly handler: AnyHandler;
 }
 
+// Answers carry what gRPC needs and no more: no `grpc-encoding` (absent means identity, and
+// answers are never compressed) and no `date` (Node adds one to every response unless told not
+// to; gRPC does not use it, and it is one more header to copy, check and encode per answer).
 const RESPONSE_HEADERS = Object.freeze({
   [H2.HTTP2_HEADER_STATUS]: 200,
   [H2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
-  'grpc-encoding': 'identity',
 });
 const OK_TRAILERS = Object.freeze({ 'grpc-status': '0', 'grpc-message': 'OK' });
-const WITH_TRAILERS = Object.freeze({ waitForTrailers: true });
-const END_STREAM = Object.freeze({ endStream: true });
+const WITH_TRAILERS = Object.freeze({ waitForTrailers: true, sendDate: false });
+const END_STREAM = Object.freeze({ endStream: true, sendDate: false });
 const HEADER_FRAME_BYTES = 5;
 
 /** grpc-timeout: up to 8 digits and a unit (PROTOCOL-HTTP2.md), read as grpc-js reads it. */

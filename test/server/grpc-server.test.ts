@@ -89,6 +89,7 @@ interface RawAnswer {
   readonly grpcStatus: string | null;
   readonly grpcMessage: string | null;
   readonly data: Buffer;
+  readonly headers: IncomingHttpHeaders;
 }
 
 /** One call over raw HTTP/2: `frames` are written, then the stream is ended unless `keepOpen`. */
@@ -102,7 +103,7 @@ function raw(s: ClientHttp2Session, headers: Record<string, string>, frames: Buf
     const finish = (trailers: IncomingHttpHeaders): void => {
       const status = trailers['grpc-status'] ?? head['grpc-status'];
       const message = trailers['grpc-message'] ?? head['grpc-message'];
-      resolve({ status: Number(head[':status']), grpcStatus: status === undefined ? null : String(status), grpcMessage: message === undefined ? null : String(message), data: Buffer.concat(chunks) });
+      resolve({ status: Number(head[':status']), grpcStatus: status === undefined ? null : String(status), grpcMessage: message === undefined ? null : String(message), data: Buffer.concat(chunks), headers: head });
       if (keepOpen) stream.close(constants.NGHTTP2_CANCEL);
     };
     stream.on('response', (h) => {
@@ -143,6 +144,11 @@ describe('gRPC server over node:http2', () => {
       const r = await raw(s, { ':path': '/test.Echo/Echo' }, [grpcFrame(Buffer.from('x'))]);
       assert.equal(r.grpcStatus, '0');
       assert.equal(r.data.subarray(5).toString(), '|none|x');
+      // What an answer's headers hold: gRPC's content type and the encodings it reads, nothing
+      // else (no date, no grpc-encoding: identity is the default).
+      const names = Object.keys(r.headers).filter((k) => k !== ':status').sort();
+      assert.deepEqual(names, ['content-type', 'grpc-accept-encoding']);
+      assert.equal(r.headers['content-type'], 'application/grpc+proto');
     } finally {
       s.destroy();
     }
