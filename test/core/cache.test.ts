@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SecondChanceCache } from '../../src/core/cache.js';
+import { SecondChanceCache, TokenCache } from '../../src/core/cache.js';
 import { seeded } from '../helpers/generate.js';
 
 describe('SecondChanceCache', () => {
@@ -54,5 +54,28 @@ describe('SecondChanceCache', () => {
     assert.equal(c.size, 1);
     c.delete('a');
     assert.equal(c.get('a'), undefined);
+  });
+});
+
+describe('TokenCache', () => {
+  it('answers only the very token that was stored, whatever shares its signature segment', () => {
+    const c = new TokenCache<string>(4);
+    c.set('h.p.sig', 'verified');
+    assert.equal(c.get('h.p.sig'), 'verified');
+    for (const other of ['h.q.sig', 'g.p.sig', 'h.p.sig ', ' h.p.sig', 'sig', '.sig', 'h.p.sig.', 'h.p.si', 'h.p.sigX']) assert.equal(c.get(other), undefined, other);
+    // Deleting another token under the same signature leaves the stored one.
+    c.delete('x.y.sig');
+    assert.equal(c.get('h.p.sig'), 'verified');
+    c.delete('h.p.sig');
+    assert.equal(c.get('h.p.sig'), undefined);
+  });
+
+  it('keeps nothing with a capacity of 0, and at most its capacity otherwise', () => {
+    const none = new TokenCache<number>(0);
+    none.set('a.b.c', 1);
+    assert.equal(none.get('a.b.c'), undefined);
+    const c = new TokenCache<number>(2);
+    for (let i = 0; i < 10; i++) c.set(`h.p${i}.s${i}`, i);
+    assert.equal(c.size, 2);
   });
 });

@@ -119,6 +119,25 @@ describe('JwtSvidVerifier cache', () => {
     assert.equal(!r.ok && r.code, 'invalid_token');
   });
 
+  it('does not take another header or payload under a cached token\'s signature for it', async () => {
+    // The cache finds a token by its signature segment: the same signature over another sub
+    // or audience must be verified (and refused), never answered from the cache.
+    const { v } = verifier();
+    const token = await mint({ key: es, sub: AGENT });
+    assert.ok((await v.verify(token, now())).ok);
+    const [header, payload, sig] = token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    for (const changed of [{ sub: PARTNER }, { sub: `${AGENT}-other` }, { aud: 'elsewhere' }]) {
+      const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, ...changed })).toString('base64url')}.${sig}`;
+      const r = await v.verify(forged, now());
+      assert.equal(r.ok, false, JSON.stringify(changed));
+    }
+    assert.deepEqual(v.stats, { hits: 0, misses: 4 });
+    const again = await v.verify(token, now());
+    assert.ok(again.ok && again.value.spiffe.id === AGENT);
+    assert.deepEqual(v.stats, { hits: 1, misses: 4 });
+  });
+
   it('keeps at most cacheSize entries', async () => {
     const { v } = verifier({ cacheSize: 2 });
     const tokens = await Promise.all([1, 2, 3].map((i) => mint({ key: es, sub: `${AGENT}-${i}` })));

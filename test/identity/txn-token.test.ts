@@ -61,4 +61,27 @@ describe('cached transaction-token verification', () => {
     assert.equal(out.ok, false);
     assert.equal(!out.ok && out.code, 'invalid_token');
   });
+
+  it('does not take another header or payload under the cached token\'s signature for it', async () => {
+    // The cache finds a token by its signature segment: one that carries a cached token's
+    // signature over other claims (another task, another workload) must be verified, and refused.
+    const { verifier, token } = await fixture();
+    assert.ok((await verifier.verify(token, NOW)).ok);
+    const [header, payload, sig] = token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const forged = [
+      `${header}.${Buffer.from(JSON.stringify({ ...claims, txn: 'task-2' })).toString('base64url')}.${sig}`,
+      `${header}.${Buffer.from(JSON.stringify({ ...claims, req_wl: 'spiffe://example.org/b' })).toString('base64url')}.${sig}`,
+      `${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(header, 'base64url').toString('utf8')), x: 1 })).toString('base64url')}.${payload}.${sig}`,
+      `${header}.${payload}x.${sig}`,
+    ];
+    for (const f of forged) {
+      const out = await verifier.verify(f, NOW);
+      assert.equal(out.ok, false, f);
+      assert.equal(!out.ok && out.code, 'invalid_token');
+    }
+    // The genuine token is still served (a forgery did not evict it or take its place).
+    const again = await verifier.verify(token, NOW);
+    assert.ok(again.ok && again.value.txn === 'task-1');
+  });
 });
