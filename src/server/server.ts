@@ -1,12 +1,12 @@
 // The gRPC transport: ext_authz Check, Health and the Tasks API on one port, served by our own
-// gRPC server over node:http2 (grpc-server.ts). Each Check runs the pipeline and always answers with a CheckResponse;
-// a gRPC error is reserved for failures to even build one (Envoy then applies
-// failure_mode_allow: false and denies).
+// gRPC server over node:http2 (grpc-server.ts). Each Check runs the pipeline and always answers
+// with a CheckResponse; a gRPC error is reserved for failures to even build one (Envoy then
+// applies failure_mode_allow: false and denies).
 
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { bindCheckPort } from './bind.js';
 import type { PeerCertificate } from 'node:tls';
-import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallback, type MethodDefinition } from './grpc-server.js';
+import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallback } from './grpc-server.js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
 import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
@@ -95,7 +95,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const server = new GrpcServer({ maxMessageBytes: limits.maxMessageBytes, maxConcurrentStreams: limits.maxConcurrentStreams });
 
   const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
-  server.addService(AUTHORIZATION_SERVICE_SERVED as unknown as Record<string, MethodDefinition>, {
+  server.addService(AUTHORIZATION_SERVICE_SERVED, {
     Check: async (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
       const started = process.hrtime.bigint();
       // Only the configured ext_authz clients may ask: anyone else who reaches the port could
@@ -145,10 +145,10 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       }
     },
   });
-  server.addService(HEALTH_SERVICE as unknown as Record<string, MethodDefinition>, health.implementation());
+  server.addService(HEALTH_SERVICE, health.implementation());
   let storeWatch: NodeJS.Timeout | undefined;
   if (tasks !== null) {
-    server.addService(TASKS_SERVICE as unknown as Record<string, MethodDefinition>, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
+    server.addService(TASKS_SERVICE, tasksImplementation(new TaskManager(() => state, tasks), identifier, tasks.keys, logger, telemetry));
   }
 
   // Mandate's own certificate first: without it there is nothing to serve TLS with.
