@@ -60,14 +60,12 @@ export interface ServerCall<Req> {
 }
 
 export type UnaryCallback<Res> = (error: GrpcError | null, value?: Res) => void;
-export type UnaryHandler<Req, Res> = (call: ServerCall<Req>, callback: UnaryCallback<Res>) => unknown;
 
 export interface ServerStreamCall<Req> extends ServerCall<Req> {
   write(message: unknown): void;
   end(): void;
   on(event: 'cancelled', listener: () => void): void;
 }
-export type ServerStreamHandler<Req> = (call: ServerStreamCall<Req>) => unknown;
 
 export interface GrpcServerOptions {
   /** Messages over this are refused from their length prefix (RESOURCE_EXHAUSTED). */
@@ -292,15 +290,19 @@ class Call implements ServerStreamCall<unknown> {
     const frame = this.frame(message);
     if (frame === null) return;
     try {
-      if (!this.headersSent) {
-        this.headersSent = true;
-        stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-        stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-      }
+      if (!this.headersSent) this.sendHeaders();
       stream.write(frame);
     } catch {
       stream.destroy();
     }
+  }
+
+  /** The answer's headers, and OK in its trailers once the last message is sent. */
+  private sendHeaders(): void {
+    const stream = this.stream;
+    this.headersSent = true;
+    stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
+    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
   }
 
   end(): void {
@@ -413,8 +415,7 @@ class Call implements ServerStreamCall<unknown> {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
     try {
-      stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-      stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+      this.sendHeaders();
       stream.end(frame);
     } catch {
       // The stream went away in a way its flags did not show: reset it (an error for the client,

@@ -77,6 +77,16 @@ function session(address: string): Promise<ClientHttp2Session> {
   });
 }
 
+/** Runs `use` on a fresh raw HTTP/2 connection, closed afterwards whatever happens. */
+async function onSession(address: string, use: (s: ClientHttp2Session) => Promise<void>): Promise<void> {
+  const s = await session(address);
+  try {
+    await use(s);
+  } finally {
+    s.destroy();
+  }
+}
+
 function grpcFrame(body: Buffer, compressed = 0): Buffer {
   const head = Buffer.alloc(5);
   head[0] = compressed;
@@ -139,8 +149,7 @@ describe('gRPC server over node:http2', () => {
   });
 
   it('answers a call without grpc-timeout with no deadline', async () => {
-    const s = await session(running.address);
-    try {
+    await onSession(running.address, async (s) => {
       const r = await raw(s, { ':path': '/test.Echo/Echo' }, [grpcFrame(Buffer.from('x'))]);
       assert.equal(r.grpcStatus, '0');
       assert.equal(r.data.subarray(5).toString(), '|none|x');
@@ -149,9 +158,7 @@ describe('gRPC server over node:http2', () => {
       const names = Object.keys(r.headers).filter((k) => k !== ':status').sort();
       assert.deepEqual(names, ['content-type', 'grpc-accept-encoding']);
       assert.equal(r.headers['content-type'], 'application/grpc+proto');
-    } finally {
-      s.destroy();
-    }
+    });
   });
 
   it('sends the handler\'s error status with its details, percent-encoded where not printable ASCII', async () => {
@@ -185,21 +192,17 @@ describe('gRPC server over node:http2', () => {
     assert.equal(running.slow.size, 1);
     for (const late of running.slow) late(null, Buffer.from('late'));
     // The status is the server's own (grpc-js's client also gives up at the deadline by itself).
-    const s = await session(running.address);
-    try {
+    await onSession(running.address, async (s) => {
       const r = await raw(s, { ':path': '/test.Echo/Slow', 'grpc-timeout': '100m' }, [grpcFrame(Buffer.from('x'))]);
       assert.deepEqual([r.grpcStatus, r.grpcMessage], [String(GRPC_STATUS.DEADLINE_EXCEEDED), 'Deadline exceeded']);
-    } finally {
-      s.destroy();
-    }
+    });
     await stillServing();
   });
 
   it('reads a gzip-compressed request, and refuses one that inflates past the limit', async () => {
     const gzip = { 'grpc.default_compression_algorithm': 2 };
     assert.equal((await unary(running.address, '/test.Echo/Echo', Buffer.from('squeezed'), { channel: gzip })).toString(), '|deadline|squeezed');
-    const s = await session(running.address);
-    try {
+    await onSession(running.address, async (s) => {
       const bomb = await raw(s, { ':path': '/test.Echo/Echo', 'grpc-encoding': 'gzip' }, [grpcFrame(gzipSync(Buffer.alloc(MAX * 10)), 1)]);
       assert.equal(bomb.grpcStatus, String(GRPC_STATUS.RESOURCE_EXHAUSTED));
       const corrupt = await raw(s, { ':path': '/test.Echo/Echo', 'grpc-encoding': 'gzip' }, [grpcFrame(Buffer.from('not gzip'), 1)]);
@@ -209,15 +212,12 @@ describe('gRPC server over node:http2', () => {
       // The compressed flag without any grpc-encoding: nothing says how to read it.
       const none = await raw(s, { ':path': '/test.Echo/Echo' }, [grpcFrame(Buffer.from('x'), 1)]);
       assert.equal(none.grpcStatus, String(GRPC_STATUS.UNIMPLEMENTED));
-    } finally {
-      s.destroy();
-    }
+    });
     await stillServing();
   });
 
   it('refuses what grpc-js refuses, each with its status, over raw HTTP/2', async () => {
-    const s = await session(running.address);
-    try {
+    await onSession(running.address, async (s) => {
       const cases: [string, Record<string, string>, Buffer[], number | string][] = [
         ['a content type that is not gRPC', { ':path': '/test.Echo/Echo', 'content-type': 'application/json' }, [grpcFrame(Buffer.from('x'))], 'http 415'],
         ['a malformed grpc-timeout', { ':path': '/test.Echo/Echo', 'grpc-timeout': '1 fortnight' }, [grpcFrame(Buffer.from('x'))], GRPC_STATUS.INTERNAL],
@@ -245,15 +245,12 @@ describe('gRPC server over node:http2', () => {
       // that long would fire after 1 ms).
       const far = await raw(s, { ':path': '/test.Echo/Later', 'grpc-timeout': '99999999H' }, [grpcFrame(Buffer.from('far'))]);
       assert.deepEqual([far.grpcStatus, far.data.subarray(5).toString()], ['0', 'far']);
-    } finally {
-      s.destroy();
-    }
+    });
     await stillServing();
   });
 
   it('reads a message that comes in many DATA frames, whatever their sizes', async () => {
-    const s = await session(running.address);
-    try {
+    await onSession(running.address, async (s) => {
       const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => 97 + (i % 26)));
       const frame = grpcFrame(body);
       const stream = s.request({ ':method': 'POST', ':path': '/test.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
@@ -272,9 +269,7 @@ describe('gRPC server over node:http2', () => {
       }
       stream.end();
       assert.equal((await answer).subarray(5).toString(), `|none|${body.toString()}`);
-    } finally {
-      s.destroy();
-    }
+    });
   });
 
   it('streams a server-streaming call, and tells the handler when the client cancels', async () => {
