@@ -16,12 +16,45 @@ export interface EntityInputs {
   readonly groups: WorkloadGroups;
 }
 
-/** The principal entity for an identity: Workload with its attributes, static parents and pattern groups. */
+/**
+ * The principal entity for an identity: Workload with its attributes, static parents and pattern
+ * groups. It depends only on the SPIFFE ID, the policy version's static entities and the
+ * groups, so it is built once per workload and shared, deeply frozen, by that workload's
+ * requests (the compiled reader then reads it once too: compiled/readers.ts).
+ */
 export function buildPrincipal(identity: Identity, inputs: EntityInputs): EntityJson {
-  if (identity.kind === 'anonymous') return entityWithStaticParents(inputs.engine, ANONYMOUS_PRINCIPAL, {}, []);
+  const workload = identity.kind === 'anonymous' ? null : identity;
+  let byGroups = PRINCIPALS.get(inputs.engine);
+  if (byGroups === undefined) PRINCIPALS.set(inputs.engine, (byGroups = new WeakMap()));
+  let kept = byGroups.get(inputs.groups);
+  if (kept === undefined) byGroups.set(inputs.groups, (kept = new Map()));
+  const key = workload === null ? '' : workload.spiffe.id;
+  let entity = kept.get(key);
+  if (entity === undefined) {
+    if (kept.size >= PRINCIPALS_KEPT) kept.clear();
+    entity = deepFreeze(workload === null ? entityWithStaticParents(inputs.engine, ANONYMOUS_PRINCIPAL, {}, []) : buildWorkload(workload, inputs));
+    kept.set(key, entity);
+  }
+  return entity;
+}
+
+function buildWorkload(identity: Exclude<Identity, { kind: 'anonymous' }>, inputs: EntityInputs): EntityJson {
   const uid = { type: 'Workload', id: identity.spiffe.id };
   const attrs = { trustDomain: identity.spiffe.trustDomain, path: identity.spiffe.path };
   return entityWithStaticParents(inputs.engine, uid, attrs, inputs.groups.size === 0 ? [] : inputs.groups.groupsFor(identity.spiffe.id));
+}
+
+/** Principal entities per policy version, per groups, per SPIFFE ID ('' for anonymous); a full map starts again. */
+const PRINCIPALS = new WeakMap<PolicyEngine, WeakMap<WorkloadGroups, Map<string, EntityJson>>>();
+const PRINCIPALS_KEPT = 4096;
+
+/** Freezes a JSON value and everything in it (static entity attributes may nest). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /** An entity for a resource, keeping what the static entities file says of it. */

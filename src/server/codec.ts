@@ -28,6 +28,13 @@ const utf8Slice: Utf8Slice =
     return this.toString('utf8', start, end);
   };
 
+type Latin1Write = (this: Buffer, s: string, offset: number, length: number) => number;
+const latin1Write: Latin1Write =
+  (Buffer.prototype as unknown as { latin1Write?: Latin1Write }).latin1Write ??
+  function (this: Buffer, s: string, offset: number, length: number): number {
+    return this.write(s, offset, length, 'latin1');
+  };
+
 /** Strings by their UTF-8 length, each with its bytes. */
 type KnownStrings = readonly (readonly (readonly [Uint8Array, string])[] | undefined)[];
 
@@ -519,6 +526,10 @@ class Out {
       // Short ASCII: byte by byte, cheaper than a call into C++.
       for (let i = 0; i < size; i++) this.buf[this.pos + i] = s.charCodeAt(i);
       this.pos += size;
+    } else if (size === s.length) {
+      // ASCII (one byte a character, utf8Length said so): Latin-1 writes the same bytes and
+      // skips UTF-8's encoder (~130 ns a string against ~250).
+      this.pos += latin1Write.call(this.buf, s, this.pos, size);
     } else {
       this.pos += this.buf.write(s, this.pos, size, 'utf8');
     }

@@ -15,6 +15,9 @@ interface Entry {
   labels: Set<string>;
   egress: boolean;
   counts: Map<string, number>;
+  /** getState's answer at the second `snapshotAt`, until the entry changes (every change sets null). */
+  snapshot: TaskState | null;
+  snapshotAt: number;
 }
 
 interface WorkloadEntry {
@@ -38,14 +41,18 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async createTask(record: TaskRecord): Promise<void> {
-    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), usesLeft: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map() });
+    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), usesLeft: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map(), snapshot: null, snapshotAt: 0 });
     this.sweep(record.createdAt);
   }
 
   async getState(taskId: string, now: number): Promise<TaskState | null> {
     const e = this.tasks.get(taskId);
     if (e === undefined) return null;
-    return {
+    // The same answer for every decision of this task within one second while nothing changes
+    // (approvals are filtered by the second, so another second builds it again). Read-only.
+    if (e.snapshot !== null && e.snapshotAt === now) return e.snapshot;
+    e.snapshotAt = now;
+    return (e.snapshot = {
       record: e.record,
       endedAt: e.endedAt,
       calls: e.calls,
@@ -53,13 +60,14 @@ export class MemoryTaskStore implements TaskStore {
         .map((a) => (a.uses === null ? a : { ...a, uses: e.usesLeft.get(a.id) ?? 0 }))
         .filter((a) => a.expiresAt > now && (a.uses === null || a.uses > 0)),
       history: { tools: [...e.tools], labels: [...e.labels], egress: e.egress, counts: Object.fromEntries(e.counts) },
-    };
+    });
   }
 
   async endTask(taskId: string, now: number): Promise<boolean> {
     const e = this.tasks.get(taskId);
     if (e === undefined) return false;
     e.endedAt ??= now;
+    e.snapshot = null;
     for (const l of this.listeners) l(taskId);
     return true;
   }
@@ -73,6 +81,7 @@ export class MemoryTaskStore implements TaskStore {
     if (maxCalls !== null && e.calls + touches.length > maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
     for (const id of spend) e.usesLeft.set(id, (e.usesLeft.get(id) as number) - 1);
     e.calls += touches.length;
+    e.snapshot = null;
     this.recordWorkload(workload, touches, w);
     for (const touch of touches) {
       if (touch === null) continue;
@@ -120,12 +129,17 @@ export class MemoryTaskStore implements TaskStore {
 
   async grantApproval(approval: Approval): Promise<void> {
     const e = this.tasks.get(approval.taskId);
-    e?.approvals.set(approval.id, approval);
-    if (approval.uses !== null) e?.usesLeft.set(approval.id, approval.uses);
+    if (e === undefined) return;
+    e.approvals.set(approval.id, approval);
+    if (approval.uses !== null) e.usesLeft.set(approval.id, approval.uses);
+    e.snapshot = null;
   }
 
   async revokeApproval(taskId: string, approvalId: string): Promise<boolean> {
-    return this.tasks.get(taskId)?.approvals.delete(approvalId) ?? false;
+    const e = this.tasks.get(taskId);
+    if (e === undefined) return false;
+    e.snapshot = null;
+    return e.approvals.delete(approvalId);
   }
 
   onTaskEnded(listener: (taskId: string) => void): void {

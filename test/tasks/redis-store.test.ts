@@ -105,6 +105,29 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.deepEqual(await store.recordCalls('t6', 1, null, [touch], { ...mark, version: 1 }, ['once']), { ok: false, reason: 'conflict', calls: 1 });
     });
 
+    it('answers a read after every change with the change, at the same second, and approvals by the second asked', async () => {
+      // The memory store keeps its answer per second until the task changes: each change below
+      // must show in the very next read at the same second.
+      const t = now();
+      await store.createTask(record('t7', 10));
+      assert.equal((await store.getState('t7', t))?.calls, 0);
+      assert.equal((await store.getState('t7', t))?.calls, 0);
+      const mark = { id: 'spiffe://example.org/t7', version: null, now: t };
+      assert.equal((await store.recordCalls('t7', null, 10, [{ tool: 'support/get_ticket', labels: ['pii'], egress: false }], mark)).ok, true);
+      const after = await store.getState('t7', t);
+      assert.equal(after?.calls, 1);
+      assert.deepEqual(after?.history.counts, { 'support/get_ticket': 1 });
+      await store.grantApproval({ id: 'g1', taskId: 't7', scope: 'support/create_case', approver: 'spiffe://example.org/s', expiresAt: t + 5, argumentsDigest: null, uses: null }, t + 600);
+      assert.deepEqual((await store.getState('t7', t))?.approvals.map((a) => a.id), ['g1']);
+      // By the second asked, in any order: expired at t + 5, still valid at t + 4.
+      assert.deepEqual((await store.getState('t7', t + 5))?.approvals, []);
+      assert.deepEqual((await store.getState('t7', t + 4))?.approvals.map((a) => a.id), ['g1']);
+      assert.equal(await store.revokeApproval('t7', 'g1'), true);
+      assert.deepEqual((await store.getState('t7', t + 4))?.approvals, []);
+      assert.equal(await store.endTask('t7', t + 4), true);
+      assert.equal((await store.getState('t7', t + 4))?.endedAt, t + 4);
+    });
+
     it('lists only unexpired approvals, and revokes one', async () => {
       await store.createTask(record('t4'));
       await store.grantApproval({ id: 'a1', taskId: 't4', scope: 'cases.refund', approver: 'spiffe://example.org/s', expiresAt: now() + 60, argumentsDigest: null, uses: null }, now() + 600);

@@ -148,7 +148,10 @@ export function compileEntityReader(def: EntityTypeDef, common: CommonTypes, rea
     }
     return parents;
   };
-  return (e) => {
+  // Entities read from deeply frozen objects (the principal, built once per workload and shared
+  // by its requests: principal.ts): nothing under them can change, so each is read once.
+  const frozenEntities = new WeakMap<object, EntityData | typeof NOT_PROVEN>();
+  const read = (e: EntityJson): EntityData | typeof NOT_PROVEN => {
     const entity = e as { uid: unknown; attrs?: unknown; parents?: unknown; tags?: unknown };
     const uid = plainUid(entity.uid);
     if (uid === null) return NOT_PROVEN;
@@ -192,6 +195,23 @@ export function compileEntityReader(def: EntityTypeDef, common: CommonTypes, rea
     if (parents === NOT_PROVEN) return NOT_PROVEN;
     return { uid, attrs, parents, tags };
   };
+  return (e) => {
+    if (!Object.isFrozen(e)) return read(e);
+    let known = frozenEntities.get(e);
+    if (known === undefined) {
+      known = read(e);
+      if (deeplyFrozen(e, 0)) frozenEntities.set(e, known);
+    }
+    return known;
+  };
+}
+
+/** Whether a JSON value and everything in it are frozen (checked once per value kept). */
+function deeplyFrozen(v: unknown, depth: number): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  if (!Object.isFrozen(v) || depth > 64) return false;
+  for (const x of Object.values(v)) if (!deeplyFrozen(x, depth + 1)) return false;
+  return true;
 }
 
 const EMPTY: Rec = Object.freeze(Object.create(null) as Rec);
