@@ -57,7 +57,7 @@ function decide(eng: PolicyEngine, groups: WorkloadGroups, id: string, action: s
     context: {},
     entities: eng.entitiesFor([principal, { uid: { type: 'Doc', id: 'd' }, attrs: {}, parents: [] }]),
   });
-  assert.ok(answer !== null && answer.ok, 'decided on the compiled path');
+  assert.ok(answer?.ok, 'decided on the compiled path');
   return answer.value.decision;
 }
 
