@@ -15,9 +15,14 @@ interface Entry {
   labels: Set<string>;
   egress: boolean;
   counts: Map<string, number>;
-  /** getState's answer at the second `snapshotAt`, until the entry changes (every change sets null). */
-  snapshot: TaskState | null;
-  snapshotAt: number;
+  // What getState hands out, kept while it holds: every decision of a task reads its state, and
+  // most calls change only the counts. Each is replaced (set null), never changed in place: a
+  // state handed out earlier keeps the lists it was read with.
+  /** The approvals open at the second `approvalsAt` (they expire by the second). */
+  approvalsList: readonly Approval[] | null;
+  approvalsAt: number;
+  toolsList: readonly string[] | null;
+  labelsList: readonly string[] | null;
 }
 
 interface WorkloadEntry {
@@ -41,33 +46,34 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async createTask(record: TaskRecord): Promise<void> {
-    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), usesLeft: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map(), snapshot: null, snapshotAt: 0 });
+    this.tasks.set(record.id, { record, endedAt: null, calls: 0, approvals: new Map(), usesLeft: new Map(), tools: new Set(), labels: new Set(), egress: false, counts: new Map(), approvalsList: null, approvalsAt: 0, toolsList: null, labelsList: null });
     this.sweep(record.createdAt);
   }
 
   async getState(taskId: string, now: number): Promise<TaskState | null> {
     const e = this.tasks.get(taskId);
     if (e === undefined) return null;
-    // The same answer for every decision of this task within one second while nothing changes
-    // (approvals are filtered by the second, so another second builds it again). Read-only.
-    if (e.snapshot !== null && e.snapshotAt === now) return e.snapshot;
-    e.snapshotAt = now;
-    return (e.snapshot = {
+    if (e.approvalsList === null || e.approvalsAt !== now) {
+      e.approvalsList = [...e.approvals.values()]
+        .map((a) => (a.uses === null ? a : { ...a, uses: e.usesLeft.get(a.id) ?? 0 }))
+        .filter((a) => a.expiresAt > now && (a.uses === null || a.uses > 0));
+      e.approvalsAt = now;
+    }
+    e.toolsList ??= [...e.tools];
+    e.labelsList ??= [...e.labels];
+    return {
       record: e.record,
       endedAt: e.endedAt,
       calls: e.calls,
-      approvals: [...e.approvals.values()]
-        .map((a) => (a.uses === null ? a : { ...a, uses: e.usesLeft.get(a.id) ?? 0 }))
-        .filter((a) => a.expiresAt > now && (a.uses === null || a.uses > 0)),
-      history: { tools: [...e.tools], labels: [...e.labels], egress: e.egress, counts: Object.fromEntries(e.counts) },
-    });
+      approvals: e.approvalsList,
+      history: { tools: e.toolsList, labels: e.labelsList, egress: e.egress, counts: Object.fromEntries(e.counts) },
+    };
   }
 
   async endTask(taskId: string, now: number): Promise<boolean> {
     const e = this.tasks.get(taskId);
     if (e === undefined) return false;
     e.endedAt ??= now;
-    e.snapshot = null;
     for (const l of this.listeners) l(taskId);
     return true;
   }
@@ -80,13 +86,20 @@ export class MemoryTaskStore implements TaskStore {
     if (spend.some((id) => (e.usesLeft.get(id) ?? 0) <= 0)) return { ok: false, reason: 'conflict', calls: e.calls };
     if (maxCalls !== null && e.calls + touches.length > maxCalls) return { ok: false, reason: 'exhausted', calls: e.calls };
     for (const id of spend) e.usesLeft.set(id, (e.usesLeft.get(id) as number) - 1);
+    if (spend.length > 0) e.approvalsList = null;
     e.calls += touches.length;
-    e.snapshot = null;
     this.recordWorkload(workload, touches, w);
     for (const touch of touches) {
       if (touch === null) continue;
-      e.tools.add(touch.tool);
-      for (const l of touch.labels) e.labels.add(l);
+      if (!e.tools.has(touch.tool)) {
+        e.tools.add(touch.tool);
+        e.toolsList = null;
+      }
+      for (const l of touch.labels) {
+        if (e.labels.has(l)) continue;
+        e.labels.add(l);
+        e.labelsList = null;
+      }
       e.egress ||= touch.egress;
       e.counts.set(touch.tool, (e.counts.get(touch.tool) ?? 0) + 1);
     }
@@ -132,13 +145,13 @@ export class MemoryTaskStore implements TaskStore {
     if (e === undefined) return;
     e.approvals.set(approval.id, approval);
     if (approval.uses !== null) e.usesLeft.set(approval.id, approval.uses);
-    e.snapshot = null;
+    e.approvalsList = null;
   }
 
   async revokeApproval(taskId: string, approvalId: string): Promise<boolean> {
     const e = this.tasks.get(taskId);
     if (e === undefined) return false;
-    e.snapshot = null;
+    e.approvalsList = null;
     return e.approvals.delete(approvalId);
   }
 

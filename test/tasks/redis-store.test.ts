@@ -106,17 +106,18 @@ for (const kind of ['memory', 'redis'] as const) {
     });
 
     it('answers a read after every change with the change, at the same second, and approvals by the second asked', async () => {
-      // The memory store keeps its answer per second until the task changes: each change below
-      // must show in the very next read at the same second.
+      // The memory store keeps the lists it answers with (approvals per second) until the task
+      // changes: each change below must show in the very next read at the same second.
       const t = now();
       await store.createTask(record('t7', 10));
       assert.equal((await store.getState('t7', t))?.calls, 0);
-      assert.equal((await store.getState('t7', t))?.calls, 0);
+      assert.deepEqual((await store.getState('t7', t))?.history.tools, []);
       const mark = { id: 'spiffe://example.org/t7', version: null, now: t };
       assert.equal((await store.recordCalls('t7', null, 10, [{ tool: 'support/get_ticket', labels: ['pii'], egress: false }], mark)).ok, true);
       const after = await store.getState('t7', t);
       assert.equal(after?.calls, 1);
       assert.deepEqual(after?.history.counts, { 'support/get_ticket': 1 });
+      assert.deepEqual([after?.history.tools, after?.history.labels], [['support/get_ticket'], ['pii']]);
       await store.grantApproval({ id: 'g1', taskId: 't7', scope: 'support/create_case', approver: 'spiffe://example.org/s', expiresAt: t + 5, argumentsDigest: null, uses: null }, t + 600);
       assert.deepEqual((await store.getState('t7', t))?.approvals.map((a) => a.id), ['g1']);
       // By the second asked, in any order: expired at t + 5, still valid at t + 4.
