@@ -36,10 +36,22 @@ export interface DecisionState {
 /** The registry's labels and egress flag for a tool (static entity Tool::"<tool>"), for the task history. */
 function toolTouch(state: DecisionState, tool: string | null): ToolTouch | null {
   if (tool === null) return null;
-  const attrs = state.engine.staticEntity({ type: 'Tool', id: tool })?.attrs ?? {};
-  const labels = Array.isArray(attrs['labels']) ? attrs['labels'].filter((l): l is string => typeof l === 'string') : [];
-  return { tool, labels, egress: attrs['egress'] === true };
+  // Read once per tool and policy version (the static entities are the version's): frozen, shared.
+  let touches = TOUCHES.get(state.engine);
+  if (touches === undefined) TOUCHES.set(state.engine, (touches = new Map()));
+  let touch = touches.get(tool);
+  if (touch === undefined) {
+    const attrs = state.engine.staticEntity({ type: 'Tool', id: tool })?.attrs ?? {};
+    const labels = Array.isArray(attrs['labels']) ? attrs['labels'].filter((l): l is string => typeof l === 'string') : [];
+    // Tools are the routes' and the MCP servers' (any name a client sends): bounded like the other per-version memos.
+    if (touches.size >= TOUCHES_KEPT) touches.clear();
+    touches.set(tool, (touch = Object.freeze({ tool, labels: Object.freeze(labels), egress: attrs['egress'] === true })));
+  }
+  return touch;
 }
+
+const TOUCHES = new WeakMap<PolicyEngine, Map<string, ToolTouch>>();
+const TOUCHES_KEPT = 4096;
 
 export function createDecisionState(
   config: MandateConfig,
@@ -113,7 +125,8 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const deps = state.tasks;
     const first = task.value;
     const taskId = first.task.record.id;
-    Object.assign(about, { taskId, subject: first.task.record.subject });
+    about.taskId = taskId;
+    about.subject = first.task.record.subject;
     const anonymous = identity.value.kind === 'anonymous';
     // One attempt: live checks, every call in order, then one record of them all. null: another
     // call changed the task since (compare-and-record said so): decide again on the new state.
