@@ -218,3 +218,39 @@ describe('entity readers: parents kept with a frozen list', () => {
     assert.deepEqual([...linked.ancestors(w.uid.key)].sort(), [new Uid('Group', 'a').key, new Uid('Group', 'root').key].sort());
   });
 });
+
+describe('entity readers: a deeply frozen entity read once', () => {
+  const reader = compileEntityReader({ memberOfTypes: ['Group'], shape: { type: 'Record', attributes: { path: STRING } } }, {}, new Set(['path']));
+  const deepFreeze = <T>(v: T): T => {
+    if (typeof v === 'object' && v !== null) {
+      Object.freeze(v);
+      for (const x of Object.values(v)) deepFreeze(x);
+    }
+    return v;
+  };
+  const entity = (attrs: object) => ({ uid: { type: 'Workload', id: 'w' }, attrs, parents: [{ type: 'Group', id: 'a' }] });
+
+  it('share the data read from a deeply frozen entity (the principal, built once per workload)', () => {
+    const e = deepFreeze(entity({ path: '/ns/a' }));
+    const first = reader(e as never);
+    assert.ok(first !== NOT_PROVEN);
+    assert.equal(reader(e as never), first);
+    assert.equal((first.attrs as Record<string, unknown>)['path'], '/ns/a');
+  });
+
+  it('read again an entity that is frozen only on top, or frozen with a getter, every time', () => {
+    const attrs = { path: '/ns/a' };
+    const shallow = Object.freeze(entity(attrs));
+    const first = reader(shallow as never);
+    attrs.path = '/ns/b';
+    const second = reader(shallow as never);
+    assert.ok(first !== NOT_PROVEN && second !== NOT_PROVEN);
+    assert.equal((second.attrs as Record<string, unknown>)['path'], '/ns/b', 'the change is seen');
+    let n = 0;
+    const getter = deepFreeze(entity(Object.defineProperty({}, 'path', { get: () => `/ns/${n++}`, enumerable: true })));
+    const g1 = reader(getter as never);
+    const g2 = reader(getter as never);
+    assert.ok(g1 !== NOT_PROVEN && g2 !== NOT_PROVEN);
+    assert.notEqual((g1.attrs as Record<string, unknown>)['path'], (g2.attrs as Record<string, unknown>)['path']);
+  });
+});

@@ -206,11 +206,14 @@ export function compileEntityReader(def: EntityTypeDef, common: CommonTypes, rea
   };
 }
 
-/** Whether a JSON value and everything in it are frozen (checked once per value kept). */
+/**
+ * Whether a value and everything in it are frozen data (checked once per value kept): a getter
+ * could answer differently on every read, frozen or not.
+ */
 function deeplyFrozen(v: unknown, depth: number): boolean {
-  if (typeof v !== 'object' || v === null) return true;
+  if (typeof v !== 'object' || v === null) return typeof v !== 'function';
   if (!Object.isFrozen(v) || depth > 64) return false;
-  for (const x of Object.values(v)) if (!deeplyFrozen(x, depth + 1)) return false;
+  for (const d of Object.values(Object.getOwnPropertyDescriptors(v))) if (!('value' in d) || !deeplyFrozen(d.value, depth + 1)) return false;
   return true;
 }
 
