@@ -1,7 +1,8 @@
 // The decision log: one JSON line per decision, for review after the fact. Lines are queued
-// and written asynchronously; when the sink falls behind and the queue holds more than
-// maxBufferBytes, new lines are dropped and counted, never waited for: a slow disk or a slow
-// reader of stdout must not delay a decision. Denies are always logged; allows can be sampled.
+// (a decision's as its fields, written out as JSON when its batch is written) and written
+// asynchronously; when the sink falls behind and the queue holds more than maxBufferBytes, new
+// lines are dropped and counted, never waited for: a slow disk or a slow reader of stdout must
+// not delay a decision. Denies are always logged; allows can be sampled.
 //
 // What a line holds is chosen here, from the decision: no raw headers, body or certificate.
 // With `input` on, the Cedar request is logged too (for `mandate replay`); its context only ever
@@ -66,9 +67,10 @@ export interface DecisionLogLine {
 const REDACTED = '[redacted]';
 
 /**
- * Lines wait this long to be written together, unless this many bytes are waiting. One write
- * per line cost ~20,000 instructions per Check at one call in flight (a thread-pool write and
- * its completion: bench/instructions.ts); a line reaches the sink at most 5 ms later.
+ * Lines wait this long to be written together (after the first line, and after each write),
+ * unless this many bytes are waiting. One write per line cost ~20,000 instructions per Check at
+ * one call in flight (a thread-pool write and its completion: bench/instructions.ts); a line
+ * reaches the sink at most 5 ms after the sink took the batch before it.
  */
 const FLUSH_DELAY_MS = 5;
 const FLUSH_NOW_BYTES = 64 * 1024;
@@ -158,9 +160,22 @@ export function logLineJson(line: DecisionLogLine): string {
   return `${out}}`;
 }
 
+/**
+ * What a decision's line is counted as while it waits to be written out as JSON: about what
+ * one is (~500 bytes; with `input`, the Cedar request makes it several KB).
+ */
+const LINE_ESTIMATE_BYTES = 512;
+const INPUT_LINE_ESTIMATE_BYTES = 4096;
+
 export class DecisionLog {
   readonly stats: DecisionLogStats = { written: 0, dropped: 0, failed: 0, sampledOut: 0 };
-  private queue: string[] = [];
+  /**
+   * Lines waiting for the next write: a decision's line as its fields (written out as JSON by
+   * flush, all of a batch in one loop: one line at a time between Checks cost ~3x as much under
+   * load, its code and data cold each time), or a line already written out (recordLine).
+   */
+  private queue: (DecisionLogLine | string)[] = [];
+  /** Bytes queued and being written: estimated for lines not yet written out (LINE_ESTIMATE_BYTES). */
   private queuedBytes = 0;
   private writing = false;
   private closed = false;
@@ -198,8 +213,14 @@ export class DecisionLog {
     return stream;
   }
 
+  /** A write failed: the sink is reopened before the next batch (maintainFile), and it is reported. */
   private fail(message: string): void {
     this.broken = true;
+    this.report(message);
+  }
+
+  /** Reported at most once per reportIntervalMs. */
+  private report(message: string): void {
     const now = Date.now();
     if (now - this.lastReport >= (this.options.reportIntervalMs ?? 10_000)) {
       this.lastReport = now;
@@ -216,21 +237,23 @@ export class DecisionLog {
     const line = toLogLine(decision, latencyUs);
     if (this.options.dryRun === true) line.dryRun = true;
     if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
-    this.enqueue(`${logLineJson(line)}\n`);
+    this.enqueue(line, line.input === undefined ? LINE_ESTIMATE_BYTES : INPUT_LINE_ESTIMATE_BYTES);
   }
 
   /** Any other record for the log (shadow disagreements): never sampled out, still bounded. */
   recordLine(record: object): void {
-    if (!this.closed) this.enqueue(`${JSON.stringify(record)}\n`);
+    if (this.closed) return;
+    const text = `${JSON.stringify(record)}\n`;
+    this.enqueue(text, text.length);
   }
 
-  private enqueue(text: string): void {
-    if (this.queuedBytes + text.length > this.options.maxBufferBytes) {
+  private enqueue(entry: DecisionLogLine | string, bytes: number): void {
+    if (this.queuedBytes + bytes > this.options.maxBufferBytes) {
       this.stats.dropped++;
       return;
     }
-    this.queue.push(text);
-    this.queuedBytes += text.length;
+    this.queue.push(entry);
+    this.queuedBytes += bytes;
     if (!this.writing) {
       this.writing = true;
       this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
@@ -255,9 +278,35 @@ export class DecisionLog {
       this.writing = false;
       return;
     }
-    const batch = this.queue.join('');
-    const count = this.queue.length;
+    const queued = this.queue;
     this.queue = [];
+    let batch = '';
+    let estimated = 0;
+    let count = 0;
+    for (const entry of queued) {
+      if (typeof entry === 'string') {
+        batch += entry;
+        estimated += entry.length;
+        count++;
+        continue;
+      }
+      estimated += entry.input === undefined ? LINE_ESTIMATE_BYTES : INPUT_LINE_ESTIMATE_BYTES;
+      try {
+        batch += `${logLineJson(entry)}\n`;
+        count++;
+      } catch (err) {
+        // A line that cannot be written out as JSON (an input holding a BigInt): counted and
+        // reported, the rest of the batch written. Never thrown out of this timer.
+        this.stats.failed++;
+        this.report(`a decision line could not be written as JSON: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
+    // From here the batch counts as what it is.
+    this.queuedBytes += batch.length - estimated;
+    if (count === 0) {
+      this.next();
+      return;
+    }
     if (this.isFile) this.maintainFile(batch.length);
     this.stream.write(batch, (err) => {
       this.queuedBytes -= batch.length;
@@ -268,8 +317,26 @@ export class DecisionLog {
         this.stats.written += count;
         this.fileBytes += Buffer.byteLength(batch);
       }
-      this.flush();
+      this.next();
     });
+  }
+
+  /**
+   * After a batch is written, the lines that came meanwhile wait FLUSH_DELAY_MS too (unless
+   * FLUSH_NOW_BYTES of them wait, or the log is closing). Written at once, a write took one or
+   * two lines under load (a write to a file or a pipe is back in well under a millisecond), and
+   * each write costs the main thread about as much as ten lines.
+   */
+  private next(): void {
+    if (this.queue.length === 0) {
+      this.writing = false;
+      return;
+    }
+    if (this.closed || this.queuedBytes >= FLUSH_NOW_BYTES) {
+      setImmediate(() => this.flush());
+      return;
+    }
+    this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
   }
 
   /** Before a batch: rotate past maxFileBytes; reopen a deleted file or after a failure. */

@@ -119,6 +119,52 @@ describe('DecisionLog', () => {
     assert.deepEqual(line.input.context.http.headers, { 'x-tenant-id': '[redacted]', 'user-agent': 'ua' });
     assert.ok(!readFileSync(file, 'utf8').includes('acme-secret-tenant'));
   });
+
+  it('gathers the lines that come while a batch is written into the next batch, 5 ms later', async () => {
+    // Under load lines came faster than a write took: written again as soon as a write was back,
+    // each batch held one or two lines, and each write cost the main thread about ten lines.
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 1 << 24));
+    const stream = (log as unknown as { stream: { write: (...args: unknown[]) => unknown } }).stream;
+    let writes = 0;
+    const write = stream.write.bind(stream);
+    stream.write = (...args: unknown[]) => {
+      writes++;
+      return write(...args);
+    };
+    const started = Date.now();
+    let n = 0;
+    while (Date.now() - started < 100) {
+      log.record(decision(n++, true), 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    const elapsed = Date.now() - started;
+    await log.close();
+    assert.equal(log.stats.written, n);
+    assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, n);
+    // One write per 5 ms at most (and one per 64 KiB gathered, which these lines never reach).
+    assert.ok(writes <= elapsed / 5 + 2, `${writes} writes for ${n} lines in ${elapsed} ms`);
+    assert.ok(n > 10 * writes, `${n} lines in ${writes} writes`);
+  });
+
+  it('counts a line that cannot be written as JSON as failed, reports it, and writes the others of its batch', async () => {
+    // Lines are written out as JSON when their batch is written, in a timer: a throw there would
+    // take the process down.
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const errors: string[] = [];
+    const log = DecisionLog.open(logOptions(file, 1 << 20, { includeInput: true, onError: (m) => errors.push(m) }));
+    const cedar = (n: unknown) => ({ principal: { type: 'Workload', id: 'a' }, action: { type: 'Action', id: 'GET /x' }, resource: { type: 'Application', id: 'app' }, context: { n } as never, entities: [] });
+    log.record({ ...decision(1, true), cedar: cedar(1) }, 1);
+    log.record({ ...decision(2, true), cedar: cedar(2n) }, 1);
+    log.record({ ...decision(3, false), cedar: cedar(3) }, 1);
+    await sleep(50);
+    await log.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.decisionId), ['id-1', 'id-3']);
+    assert.deepEqual(log.stats, { written: 2, dropped: 0, failed: 1, sampledOut: 0 });
+    assert.equal(errors.length, 1);
+    assert.match(errors[0] as string, /could not be written as JSON/);
+  });
 });
 
 describe('isoTime (the decision log line\'s time)', () => {
