@@ -52,9 +52,7 @@ export function writeGrpcFrame(file: string, request: unknown): void {
  */
 export async function startScenarioTask(address: string, s: Scenario): Promise<unknown> {
   const Tasks = makeClientConstructor(TASKS_SERVICE, 'mandate.tasks.v1.Tasks');
-  const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
   const tasks = new Tasks(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
-  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   const unary = (client: Record<string, GrpcMethod>, method: string, request: unknown, metadata: Metadata): Promise<Record<string, unknown>> =>
     new Promise((ok, fail) => (client[method] as GrpcMethod).call(client, request, metadata, (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))));
   try {
@@ -62,11 +60,26 @@ export async function startScenarioTask(address: string, s: Scenario): Promise<u
     metadata.set('authorization', `Bearer ${s.jwtSvid}`);
     const started = await unary(tasks, 'StartTask', SCENARIO_TASK, metadata);
     const request = s.checkRequest(String(started['token']));
-    const answer = await unary(check, 'Check', decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata());
-    if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`the scenario request is not allowed: ${JSON.stringify(answer)}`);
+    await expectAllowed(address, request, 'the scenario request is not allowed');
     return request;
   } finally {
     tasks.close();
+  }
+}
+
+/**
+ * Asks Mandate to decide `request` once and throws unless it is allowed: before a run, and after
+ * it (a token that expired during the run would have turned the rest of it into cheaper denies).
+ */
+export async function expectAllowed(address: string, request: unknown, what: string): Promise<void> {
+  const Authorization = makeClientConstructor(AUTHORIZATION_SERVICE, 'envoy.service.auth.v3.Authorization');
+  const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
+  try {
+    const answer = await new Promise<Record<string, unknown>>((ok, fail) =>
+      (check['Check'] as GrpcMethod).call(check, decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata(), (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
+    );
+    if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`${what}: ${JSON.stringify(answer)}`);
+  } finally {
     check.close();
   }
 }

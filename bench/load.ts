@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
 import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
-import { startMandate, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
+import { expectAllowed, startMandate, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
@@ -78,6 +78,8 @@ function drive(server: ServerName, address: string, bodyFile: string, clients: n
 }
 
 const servers = new Map<ServerName, { child: ChildProcess; address: string; bodyFile: string }>();
+/** The scenario's request per Mandate server, allowed when the run starts (startScenarioTask) and checked again after it. */
+const scenarioRequests = new Map<ServerName, unknown>();
 try {
   for (const mode of modes) {
     let config: string | null = null;
@@ -90,7 +92,9 @@ try {
     const server = await startMandate(config);
     const bodyFile = join(dir, `check-${mode}.bin`);
     servers.set(nameOf(mode), { ...server, bodyFile });
-    writeGrpcFrame(bodyFile, scenario !== null ? await startScenarioTask(server.address, scenario) : JSON.parse(readFileSync(requestFile as string, 'utf8')));
+    const request = scenario !== null ? await startScenarioTask(server.address, scenario) : JSON.parse(readFileSync(requestFile as string, 'utf8'));
+    if (scenario !== null) scenarioRequests.set(nameOf(mode), request);
+    writeGrpcFrame(bodyFile, request);
   }
   const noop = await startProcess([resolve(kPackageRoot, 'dist/bench/noop-server.js')], /"address":"([^"]+)"/, 'stdout');
   servers.set('noop', { ...noop, bodyFile: (servers.values().next().value as { bodyFile: string }).bodyFile });
@@ -124,6 +128,11 @@ try {
     const best = tries.reduce((a, b) => (Math.abs(b.result.rps - peak / 2) < Math.abs(a.result.rps - peak / 2) ? b : a));
     const noopServer = servers.get('noop') as { address: string; bodyFile: string };
     halfPeak.push({ mode, peak, ...best.result }, { mode, peak, ...drive('noop', noopServer.address, noopServer.bodyFile, best.c, best.m) });
+  }
+  // Still allowed at the end: a task token that expired during the run (tasks.tokenTtlSeconds)
+  // would have turned the rest of it into denies, which cost less than the decision measured.
+  for (const [name, request] of scenarioRequests) {
+    await expectAllowed((servers.get(name) as { address: string }).address, request, `${name}: the scenario request was no longer allowed at the end of the run`);
   }
 } finally {
   for (const s of servers.values()) s.child.kill('SIGTERM');
