@@ -63,6 +63,20 @@ describe('npm run bench: load (smoke)', () => {
   });
 });
 
+describe('bench/layers (smoke)', () => {
+  it('measures the CPU per call of every layer server, mandate serve and the no-op under h2load, and writes the table', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'mandate-layers-')), 'layers.md');
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/layers.js'), '--smoke', '--out', out], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
+    const rows = readFileSync(out, 'utf8').split('\n').filter((l) => /^\| [a-z0-9]+ \| /.test(l) && !l.startsWith('| server |'));
+    assert.deepEqual(rows.map((r) => r.split(' | ')[0]?.slice(2)), ['http2', 'grpc', 'decode', 'decide', 'metrics', 'log', 'serve', 'noop']);
+    for (const row of rows) {
+      const main = Number(row.split(' | ')[2]);
+      assert.ok(main > 0 && Number.isFinite(main), `CPU per call measured: ${row}`);
+    }
+  });
+});
+
 describe('npm run bench:soak (smoke)', () => {
   it('serves steady load from a pooled Mandate while sampling its resident memory, and writes the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-soak-')), 'soak.json');
