@@ -61,7 +61,7 @@ const policies = Number(values.policies ?? (values.smoke ? 100 : 1000));
 if (values.serve !== undefined) await serve(values.serve as Layer);
 else await measure();
 
-/** One layer's server in this process: prints {"address","pid"} once listening. */
+/** One layer's server in this process: writes the request (with this process's task token) to --body, prints {"address"} once listening. */
 async function serve(layer: Layer): Promise<void> {
   if (!(layer in LAYERS)) throw new Error(`unknown layer ${layer}`);
   const { state, bytes } = await startScenarioInProcess(policies);
