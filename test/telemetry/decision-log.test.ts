@@ -142,9 +142,10 @@ describe('DecisionLog', () => {
     await log.close();
     assert.equal(log.stats.written, n);
     assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, n);
-    // One write per 5 ms at most (and one per 64 KiB gathered, which these lines never reach).
-    assert.ok(writes <= elapsed / 5 + 2, `${writes} writes for ${n} lines in ${elapsed} ms`);
-    assert.ok(n > 10 * writes, `${n} lines in ${writes} writes`);
+    // One write per 5 ms at most, and one per 64 KiB gathered (a line waiting is counted as 512
+    // bytes): the old behaviour wrote 365 times for 2,240 lines in 100 ms here, where this
+    // allows about 40, and more lines (a faster machine) only made it write more often.
+    assert.ok(writes <= elapsed / 5 + (n * 512) / 65536 + 2, `${writes} writes for ${n} lines in ${elapsed} ms`);
   });
 
   it('counts a line that cannot be written as JSON as failed, reports it, and writes the others of its batch', async () => {
