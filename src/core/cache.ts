@@ -18,9 +18,13 @@ export class SecondChanceCache<V> {
     return this.map.size;
   }
 
-  get(key: string): V | undefined {
+  /**
+   * The value under `key`, marked used; with `matches`, only a value it accepts (with `probe`)
+   * is answered and marked: a lookup it refuses leaves the entry as it was.
+   */
+  get(key: string, matches?: (value: V, probe: string) => boolean, probe = ''): V | undefined {
     const slot = this.map.get(key);
-    if (slot === undefined) return undefined;
+    if (slot === undefined || (matches !== undefined && !matches(slot.value, probe))) return undefined;
     slot.used = true;
     return slot.value;
   }
@@ -81,8 +85,8 @@ export class TokenCache<V> {
   }
 
   get(token: string): V | undefined {
-    const hit = this.cache.get(signatureOf(token));
-    return hit !== undefined && hit.token === token ? hit.value : undefined;
+    // A token that only shares the signature neither hits nor keeps the entry from eviction.
+    return this.cache.get(signatureOf(token), sameToken, token)?.value;
   }
 
   set(token: string, value: V): void {
@@ -92,13 +96,15 @@ export class TokenCache<V> {
   /** Forgets `token` (only that token: another one under the same signature stays). */
   delete(token: string): void {
     const key = signatureOf(token);
-    if (this.cache.get(key)?.token === token) this.cache.delete(key);
+    if (this.cache.get(key, sameToken, token) !== undefined) this.cache.delete(key);
   }
 
   clear(): void {
     this.cache.clear();
   }
 }
+
+const sameToken = (entry: { readonly token: string }, token: string): boolean => entry.token === token;
 
 function signatureOf(token: string): string {
   return token.slice(token.lastIndexOf('.') + 1);

@@ -70,6 +70,17 @@ describe('TokenCache', () => {
     assert.equal(c.get('h.p.sig'), undefined);
   });
 
+  it('does not keep an entry from eviction for a token that only shares its signature', () => {
+    const c = new TokenCache<string>(2);
+    c.set('h.p.sig', 'genuine');
+    c.set('h.p.other', 'second');
+    // Forged lookups under the genuine token's signature, then one more token: the genuine
+    // entry, never hit, is the oldest untouched one and goes.
+    for (let i = 0; i < 3; i++) assert.equal(c.get('x.y.sig'), undefined);
+    c.set('h.p.third', 'third');
+    assert.deepEqual(['h.p.sig', 'h.p.other', 'h.p.third'].map((t) => c.get(t)), [undefined, 'second', 'third']);
+  });
+
   it('keeps nothing with a capacity of 0, and at most its capacity otherwise', () => {
     const none = new TokenCache<number>(0);
     none.set('a.b.c', 1);
