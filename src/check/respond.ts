@@ -41,7 +41,14 @@ function header(key: string, value: string): HeaderValueOption {
   return { header: { key, value }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
-export function respond(decision: Decision, config: Pick<MandateConfig, 'explain' | 'principalHeader'> & { readonly dryRun?: boolean }): CheckResponseObject {
+/** What respond() reads of the configuration. */
+export type RespondConfig = Pick<MandateConfig, 'explain' | 'principalHeader'> & { readonly dryRun?: boolean };
+
+/**
+ * An allowed decision's answer may read only its id, allowed, code, identity and policy version:
+ * the server writes allowed answers from a template keyed by those (server/frames.ts).
+ */
+export function respond(decision: Decision, config: RespondConfig): CheckResponseObject {
   // Envoy access logs can read these under the ext_authz filter's metadata namespace.
   const fields: CheckResponseObject['dynamicMetadata']['fields'] = {
     decisionId: { stringValue: decision.decisionId },

@@ -613,7 +613,7 @@ export function encodeCheckResponseWire(response: WireResponse): Buffer {
 }
 
 /** gRPC's message prefix: a compressed flag and the message's length (PROTOCOL-HTTP2.md). */
-const GRPC_PREFIX_BYTES = 5;
+export const GRPC_PREFIX_BYTES = 5;
 
 /** The same bytes behind gRPC's 5-byte message prefix (not compressed), as they are sent. */
 export function encodeCheckResponseFrame(response: WireResponse): Buffer {

@@ -4,7 +4,8 @@ import { loadSync, type Options } from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { resolve } from 'node:path';
 import { kPackageRoot } from '../package-root.js';
-import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire } from './codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire, GRPC_PREFIX_BYTES } from './codec.js';
+import { EncodedCheckResponse } from './frames.js';
 import type { CheckResponseObject } from '../check/respond.js';
 
 export const PROTO_DIR = resolve(kPackageRoot, 'proto');
@@ -37,9 +38,10 @@ export const AUTHORIZATION_SERVICE_SERVED: ServiceDefinition = {
   Check: {
     ...(AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]),
     requestDeserialize: decodeCheckRequestWire,
-    responseSerialize: (response: unknown) => encodeCheckResponseWire(response as CheckResponseObject),
+    // An answer the server wrote from a template (frames.ts) is sent as it is.
+    responseSerialize: (response: unknown) => (response instanceof EncodedCheckResponse ? response.frame.subarray(GRPC_PREFIX_BYTES) : encodeCheckResponseWire(response as CheckResponseObject)),
     // Read by our gRPC server (grpc-server.ts): the answer written behind its message prefix.
-    responseFrame: (response: unknown) => encodeCheckResponseFrame(response as CheckResponseObject),
+    responseFrame: (response: unknown) => (response instanceof EncodedCheckResponse ? response.frame : encodeCheckResponseFrame(response as CheckResponseObject)),
   } as ServiceDefinition[string],
 };
 

@@ -11,6 +11,7 @@ import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
 import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
 import { respond } from '../check/respond.js';
+import { AllowFrames, EncodedCheckResponse } from './frames.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { ShadowDisagreement, ShadowEvaluator } from '../policy/shadow.js';
@@ -95,6 +96,8 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const server = new GrpcServer({ maxMessageBytes: limits.maxMessageBytes, maxConcurrentStreams: limits.maxConcurrentStreams });
 
   const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
+  // Allowed answers from a template per workload and policy version (frames.ts).
+  const allowFrames = new AllowFrames(config);
   server.addService(AUTHORIZATION_SERVICE_SERVED, {
     Check: async (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
       const started = process.hrtime.bigint();
@@ -112,7 +115,8 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       const decision = await decide(call.request, state, Date.now(), call.getDeadline());
       let response: unknown;
       try {
-        response = respond(decision, config);
+        const frame = allowFrames.frame(decision);
+        response = frame === null ? respond(decision, config) : new EncodedCheckResponse(frame);
       } catch (err) {
         logger.error('failed to build a CheckResponse', { decisionId: decision.decisionId, error: String(err) });
         callback({ code: GrpcStatus.INTERNAL, details: 'internal_error' });
