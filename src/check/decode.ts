@@ -219,18 +219,25 @@ const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '44
  */
 export function canonicalHost(raw: string, scheme: string): Outcome<string> {
   if (raw === '') return ok('');
-  // A mesh sends a handful of hosts over and over: each is read once (a bounded memo of a pure function).
-  const key = `${scheme}\u0000${raw}`;
-  let read = HOSTS_READ.get(key);
+  // A mesh sends a handful of hosts over and over: each is read once (a bounded memo of a pure
+  // function), looked up by scheme, then by host (no key string built per request).
+  let byHost = HOSTS_READ.get(scheme);
+  if (byHost === undefined) {
+    if (HOSTS_READ.size >= SCHEMES_KEPT) HOSTS_READ.clear();
+    HOSTS_READ.set(scheme, (byHost = new Map()));
+  }
+  let read = byHost.get(raw);
   if (read === undefined) {
-    if (HOSTS_READ.size >= HOSTS_KEPT) HOSTS_READ.clear();
-    HOSTS_READ.set(key, (read = Object.freeze(readHost(raw, scheme))));
+    if (byHost.size >= HOSTS_KEPT) byHost.clear();
+    byHost.set(raw, (read = Object.freeze(readHost(raw, scheme))));
   }
   return read;
 }
 
-const HOSTS_READ = new Map<string, Outcome<string>>();
+const HOSTS_READ = new Map<string, Map<string, Outcome<string>>>();
 const HOSTS_KEPT = 1024;
+/** Envoy's scheme is http or https; anything else a client can send is bounded too. */
+const SCHEMES_KEPT = 8;
 
 function readHost(raw: string, scheme: string): Outcome<string> {
   const parts = AUTHORITY.exec(raw);

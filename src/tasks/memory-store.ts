@@ -66,7 +66,7 @@ export class MemoryTaskStore implements TaskStore {
       endedAt: e.endedAt,
       calls: e.calls,
       approvals: e.approvalsList,
-      history: { tools: e.toolsList, labels: e.labelsList, egress: e.egress, counts: Object.fromEntries(e.counts) },
+      history: { tools: e.toolsList, labels: e.labelsList, egress: e.egress, counts: countsRecord(e.counts) },
     };
   }
 
@@ -173,4 +173,18 @@ export class MemoryTaskStore implements TaskStore {
   private sweep(now: number): void {
     for (const [id, e] of this.tasks) if (e.record.expiresAt + 3600 < now) this.tasks.delete(id);
   }
+}
+
+/**
+ * Object.fromEntries(counts), which over a Map takes its generic, iterator path (~4x slower).
+ * `__proto__`, the one accessor of Object.prototype, is defined as an own key as fromEntries
+ * defines it: assigned, it would set the prototype and the count would be lost.
+ */
+function countsRecord(counts: ReadonlyMap<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [tool, n] of counts) {
+    if (tool === '__proto__') Object.defineProperty(out, tool, { value: n, writable: true, enumerable: true, configurable: true });
+    else out[tool] = n;
+  }
+  return out;
 }

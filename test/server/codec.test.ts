@@ -104,6 +104,26 @@ describe('the served CheckRequest codec', () => {
     assert.deepEqual(Object.entries(m.attributes.contextExtensions), [['__proto__', 'ext']]);
   });
 
+  it('reads each field anew when a string of the same length differs in one byte (its remembered string is never reused then)', () => {
+    // The decoder remembers the last short string read at each place (codec.ts StringSlot).
+    const message = (v: string) => ({
+      attributes: {
+        source: { address: { socketAddress: { address: v, portValue: 1 } }, principal: v },
+        destination: { address: { socketAddress: { address: v, portValue: 2 } }, principal: v },
+        request: { http: { method: v, path: v, host: v, scheme: v, headers: { 'x-tenant-id': v, [`x-${v}`]: v } } },
+        contextExtensions: { app: v },
+      },
+    });
+    const rawMap = (v: string) => ({ attributes: { request: { http: { headerMap: { headers: [{ key: 'x-tenant-id', value: v }, { key: 'user-agent', value: v }] } } } } });
+    const values = ['acme', 'acmf', 'bcme', 'acme', 'é', 'f', 'a'.repeat(63) + 'b', 'a'.repeat(64), 'a'.repeat(63) + 'c', 'a'.repeat(65), 'a'.repeat(64) + 'b', 'acme'];
+    for (const build of [message, rawMap]) {
+      for (const v of values) {
+        const bytes = encodeUpstream(build(v));
+        assert.deepEqual(read(decodeCheckRequestWire(bytes)), read(PROTOBUFJS_CHECK.decode(bytes)), JSON.stringify(v));
+      }
+    }
+  });
+
   const refused: [string, Buffer][] = [
     ['a string field sent as a varint', request([...tag(2, 0), ...varint(3)])],
     ['a message field sent as fixed32', Buffer.from([...tag(1, 5), 1, 2, 3, 4])],

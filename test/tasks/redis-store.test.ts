@@ -53,6 +53,16 @@ for (const kind of ['memory', 'redis'] as const) {
       assert.deepEqual(s?.history.counts, { 'support/get_ticket': 1 });
     });
 
+    it('counts calls of tools named like Object.prototype keys as own keys', async () => {
+      await store.createTask(record('t-proto', 10));
+      const mark = { id: 'spiffe://example.org/t-proto', version: null, now: now() };
+      const touch = (tool: string) => ({ tool, labels: [], egress: false });
+      assert.ok((await store.recordCalls('t-proto', null, 10, [touch('__proto__'), touch('__proto__'), touch('toString')], mark)).ok);
+      const counts = (await store.getState('t-proto', now()))?.history.counts ?? {};
+      assert.equal(Object.getPrototypeOf(counts), Object.prototype, 'the prototype is untouched');
+      assert.deepEqual(Object.entries(counts).sort(), [['__proto__', 2], ['toString', 1]]);
+    });
+
     it('records a batch whole or not at all against maxCalls', async () => {
       await store.createTask(record('t5', 3));
       const touch = (tool: string, labels: string[] = [], egress = false) => ({ tool, labels, egress });
