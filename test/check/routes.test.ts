@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RouteTable } from '../../src/check/routes.js';
+import { RouteTable, splitSlash } from '../../src/check/routes.js';
 import { ConfigError } from '../../src/config/fields.js';
 import type { RouteConfig } from '../../src/config/types.js';
 
@@ -95,4 +95,14 @@ describe('RouteTable construction', () => {
       assert.throws(() => new RouteTable(routes, 'app'), (err: unknown) => err instanceof ConfigError && message.test(err.message));
     });
   }
+});
+
+describe('splitSlash', () => {
+  it("splits as String.prototype.split('/') does, on every arrangement of slashes", () => {
+    const cases = ['', '/', '//', 'a', '/a', 'a/', '/a/', '/a//b', '///a///', '/tickets/T-1042', '/a/b/c/d/e/f', 'é/\u{1F600}/x', '/%2F/;x/'];
+    // Every string of up to five characters over "/", "a" and "b".
+    const all = [''];
+    for (let n = 0; n < 5; n++) for (const s of [...all]) for (const c of ['/', 'a', 'b']) if (s.length === n) all.push(s + c);
+    for (const s of [...cases, ...all]) assert.deepEqual(splitSlash(s), s.split('/'), JSON.stringify(s));
+  });
 });
