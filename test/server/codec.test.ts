@@ -102,6 +102,12 @@ describe('the served CheckRequest codec', () => {
     const m = decodeCheckRequestWire(bytes) as { attributes: { request: { http: { headers: Record<string, string> } }; contextExtensions: Record<string, string> } };
     assert.deepEqual(Object.entries(m.attributes.request.http.headers), [['__proto__', 'sent'], ['x-a', 'one']]);
     assert.deepEqual(Object.entries(m.attributes.contextExtensions), [['__proto__', 'ext']]);
+    // Sent twice, and beside names Object.prototype has: own keys, the last value, the prototype untouched.
+    const entry = (k: string, v: string) => len(3, [...str(1, k), ...str(2, v)]);
+    const twice = decodeCheckRequestWire(request([...str(2, 'GET'), ...str(4, '/'), ...entry('__proto__', 'a'), ...entry('toString', 't'), ...entry('__proto__', 'b'), ...entry('constructor', 'c')])) as typeof m;
+    const headers = twice.attributes.request.http.headers;
+    assert.deepEqual(Object.entries(headers), [['__proto__', 'b'], ['toString', 't'], ['constructor', 'c']]);
+    assert.equal(Object.getPrototypeOf(headers), Object.prototype);
   });
 
   it('reads each field anew when a string of the same length differs in one byte (its remembered string is never reused then)', () => {
