@@ -134,7 +134,9 @@ export class Identifier {
     const value = request.headers.get(this.jwtHeader);
     if (value === undefined) return null;
     if (this.jwtHeader !== 'authorization') return value.trim();
-    return BEARER.test(value) ? value.replace(BEARER, '').trim() : null;
+    // One match, then a slice: replace() with the pattern ran it a second time and built the rest anew.
+    const bearer = BEARER.exec(value);
+    return bearer === null ? null : value.slice(bearer[0].length).trim();
   }
 
   private combine(transport: Transport, jwt: JwtSvid): Outcome<Identity> {

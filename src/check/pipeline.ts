@@ -115,8 +115,12 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const dependent = calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id));
     const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds, dependent);
     if (!task.ok) return denied(task.code, task.message, { ...about, taskId: task.taskId ?? null });
+    // An allow, field by field (every Check that is allowed builds one: a spread of `about` copied it generically).
     const verdict = (outcome: CallsOutcome): Decision => (outcome.ok
-      ? { decisionId, allowed: true, code: null, message: null, ...about, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow' }
+      ? {
+          decisionId, allowed: true, code: null, message: null, identity: about.identity, action: about.action, resource: about.resource, cedar: about.cedar, rpc: about.rpc,
+          taskId: about.taskId, subject: about.subject, evaluationUs: about.evaluationUs, evaluationPath: about.evaluationPath, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow',
+        }
       : denied(outcome.code, outcome.message, { ...about, ...outcome.about }));
     if (task.value === null || state.tasks === null) return verdict(await evaluateCalls(state, calls, null, about, deadline, identity.value.kind === 'anonymous'));
     // 5. evaluate every call in order, each against the task as the calls before it left it,

@@ -64,6 +64,20 @@ describe('identity sources over gRPC', () => {
     assert.equal(principalHeader(res), SUPPORT_AGENT);
   });
 
+  it('reads the scheme in any case, followed by any whitespace, and only at the start', async () => {
+    const token = await mint({ key: example.keys[0]!, sub: SUPPORT_AGENT });
+    for (const authorization of [`bearer ${token}`, `BEARER \t  ${token}`, `BeArEr\t${token} `]) {
+      const res = await client.check(checkRequest('GET', '/tickets/T-1', { headers: { authorization } }));
+      assert.equal(code(res), null, JSON.stringify(authorization.slice(0, 12)));
+      assert.equal(principalHeader(res), SUPPORT_AGENT);
+    }
+    // No whitespace after the scheme, or another scheme: no JWT-SVID is read (an anonymous caller).
+    for (const authorization of [`Bearer${token}`, `Token ${token}`, ` Bearer ${token}`]) {
+      const res = await client.check(checkRequest('GET', '/tickets/T-1', { headers: { authorization } }));
+      assert.equal(code(res), 'unauthenticated', JSON.stringify(authorization.slice(0, 12)));
+    }
+  });
+
   it('accepts an mTLS peer and a JWT-SVID that name the same workload', async () => {
     const res = await client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT, headers: { authorization: await bearer(SUPPORT_AGENT) } }));
     assert.equal(code(res), null);
