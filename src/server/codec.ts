@@ -49,14 +49,23 @@ class StringSlot {
 }
 const SLOT_BYTES = 64;
 
-/** Strings by their UTF-8 length, each with its bytes and the slot for the values of that name. */
-type KnownStrings = readonly (readonly (readonly [Uint8Array, string, StringSlot])[] | undefined)[];
+/**
+ * Strings by their UTF-8 length, each with its bytes and the slot for the values of that name
+ * (null for names whose values are credentials: see CREDENTIAL_HEADERS).
+ */
+type KnownStrings = readonly (readonly (readonly [Uint8Array, string, StringSlot | null])[] | undefined)[];
+
+/**
+ * Headers that carry credentials: their values are never remembered, so that how long a Check
+ * takes never depends on how much of one matches the value another client sent before it.
+ */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id']);
 
 function knownStrings(list: readonly string[]): KnownStrings {
-  const byLength: (readonly [Uint8Array, string, StringSlot])[][] = [];
+  const byLength: (readonly [Uint8Array, string, StringSlot | null])[][] = [];
   for (const text of list) {
     const bytes = Buffer.from(text, 'utf8');
-    (byLength[bytes.length] ??= []).push([bytes, text, new StringSlot()]);
+    (byLength[bytes.length] ??= []).push([bytes, text, CREDENTIAL_HEADERS.has(text) ? null : new StringSlot()]);
   }
   return byLength;
 }
@@ -72,6 +81,12 @@ const HEADER_NAMES = knownStrings([
   'x-envoy-expected-rq-timeout-ms', 'x-envoy-internal', 'x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto',
   'x-request-id', 'x-tenant-id', 'mcp-protocol-version', 'mcp-session-id', 'mcp-method', 'mcp-name',
 ]);
+
+/** Whether the values of a header name are remembered between CheckRequests (StringSlot); never for credentials. */
+export function remembersValuesOf(name: string): boolean {
+  for (const [, text, slot] of HEADER_NAMES[Buffer.byteLength(name, 'utf8')] ?? []) if (text === name) return slot !== null;
+  return false;
+}
 
 class WireError extends Error {
   constructor(message: string) {

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire } from '../../src/server/codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire, remembersValuesOf } from '../../src/server/codec.js';
 import { PROTOBUFJS_CHECK } from '../../src/server/protos.js';
 import { encodeUpstream, sendRawCheck } from '../helpers/raw-client.js';
 import { checkRequest } from '../helpers/requests.js';
@@ -128,6 +128,11 @@ describe('the served CheckRequest codec', () => {
         assert.deepEqual(read(decodeCheckRequestWire(bytes)), read(PROTOBUFJS_CHECK.decode(bytes)), JSON.stringify(v));
       }
     }
+  });
+
+  it('never remembers the values of headers that carry credentials', () => {
+    for (const name of ['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id', 'x-api-key']) assert.equal(remembersValuesOf(name), false, name);
+    for (const name of [':authority', ':path', 'x-tenant-id', 'user-agent']) assert.equal(remembersValuesOf(name), true, name);
   });
 
   const refused: [string, Buffer][] = [
