@@ -58,27 +58,31 @@ describe('SecondChanceCache', () => {
 });
 
 describe('TokenCache', () => {
-  it('answers only the very token that was stored, whatever shares its signature segment', () => {
+  // Longer than the cache's key (a token's last 16 characters), as real signatures are.
+  const SIG = 'MEUCIQDx9kT2xV7pQ3rA0bYz';
+
+  it('answers only the very token that was stored, whatever shares its end', () => {
     const c = new TokenCache<string>(4);
-    c.set('h.p.sig', 'verified');
-    assert.equal(c.get('h.p.sig'), 'verified');
-    for (const other of ['h.q.sig', 'g.p.sig', 'h.p.sig ', ' h.p.sig', 'sig', '.sig', 'h.p.sig.', 'h.p.si', 'h.p.sigX']) assert.equal(c.get(other), undefined, other);
-    // Deleting another token under the same signature leaves the stored one.
-    c.delete('x.y.sig');
-    assert.equal(c.get('h.p.sig'), 'verified');
-    c.delete('h.p.sig');
-    assert.equal(c.get('h.p.sig'), undefined);
+    c.set(`h.p.${SIG}`, 'verified');
+    assert.equal(c.get(`h.p.${SIG}`), 'verified');
+    const others = [`h.q.${SIG}`, `g.p.${SIG}`, `h.p.${SIG} `, ` h.p.${SIG}`, SIG, `.${SIG}`, `h.p.${SIG}.`, `h.p.${SIG.slice(0, -1)}`, `h.p.${SIG}X`, `h.p.X${SIG.slice(1)}`, SIG.slice(-16)];
+    for (const other of others) assert.equal(c.get(other), undefined, other);
+    // Deleting another token under the same key leaves the stored one.
+    c.delete(`x.y.${SIG}`);
+    assert.equal(c.get(`h.p.${SIG}`), 'verified');
+    c.delete(`h.p.${SIG}`);
+    assert.equal(c.get(`h.p.${SIG}`), undefined);
   });
 
-  it('does not keep an entry from eviction for a token that only shares its signature', () => {
+  it('does not keep an entry from eviction for a token that only shares its end', () => {
     const c = new TokenCache<string>(2);
-    c.set('h.p.sig', 'genuine');
-    c.set('h.p.other', 'second');
-    // Forged lookups under the genuine token's signature, then one more token: the genuine
-    // entry, never hit, is the oldest untouched one and goes.
-    for (let i = 0; i < 3; i++) assert.equal(c.get('x.y.sig'), undefined);
-    c.set('h.p.third', 'third');
-    assert.deepEqual(['h.p.sig', 'h.p.other', 'h.p.third'].map((t) => c.get(t)), [undefined, 'second', 'third']);
+    c.set(`h.p.${SIG}`, 'genuine');
+    c.set('h.p.second-token-signature-0001', 'second');
+    // Forged lookups under the genuine token's key, then one more token: the genuine entry,
+    // never hit, is the oldest untouched one and goes.
+    for (let i = 0; i < 3; i++) assert.equal(c.get(`x.y.${SIG}`), undefined);
+    c.set('h.p.third-token-signature-0002', 'third');
+    assert.deepEqual([`h.p.${SIG}`, 'h.p.second-token-signature-0001', 'h.p.third-token-signature-0002'].map((t) => c.get(t)), [undefined, 'second', 'third']);
   });
 
   it('keeps nothing with a capacity of 0, and at most its capacity otherwise', () => {
