@@ -293,12 +293,18 @@ function expect(wire: number, want: number, what: string): void {
 }
 
 /**
- * One map<string, string> entry into `into`. A key `__proto__` is defined as an own property,
- * a key like any other, never a prototype assignment that silently drops it (the upstream
- * would receive a header Mandate never saw); other keys are assigned (an object's own data
- * property shadows whatever its prototype has). A key sent twice keeps its first position and
- * its last value, as protobuf's maps do.
+ * What the maps of a CheckRequest (headers, context extensions) are made from: an empty,
+ * frozen object with no prototype. Nothing of Object.prototype is behind a map, so `__proto__`
+ * or `toString` is a key like any other (never a prototype assignment that silently drops a
+ * header the upstream would still receive); and unlike Object.create(null), which gives a hash
+ * table whose Object.keys sorts the names on every call (~1 us a Check under load), V8 keeps
+ * such an object in fast mode. The compiled evaluator's records are made the same way
+ * (policy/compiled/values.ts newRecord).
  */
+const MAP_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
+const newMap = (): Record<string, string> => Object.create(MAP_PROTOTYPE) as Record<string, string>;
+
+/** One map<string, string> entry into `into`; a key sent twice keeps its first position and its last value, as protobuf's maps do. */
 function mapEntry(r: Reader, into: Record<string, string>, valueSlot: StringSlot | null): void {
   const outer = enter(r);
   let key = '';
@@ -323,8 +329,7 @@ function mapEntry(r: Reader, into: Record<string, string>, valueSlot: StringSlot
     }
   }
   leave(r, outer);
-  if (key === '__proto__') Object.defineProperty(into, key, { value, writable: true, enumerable: true, configurable: true });
-  else into[key] = value;
+  into[key] = value;
 }
 
 /** Slots of the fields read as strings, by where they are (StringSlot). */
@@ -430,10 +435,7 @@ function http(r: Reader): HttpRequestMessage {
     switch (n) {
       case 3:
         expect(wire, LEN, 'HttpRequest.headers');
-        // An ordinary object: V8 keeps one whose names come in the same order each time in fast
-        // mode (its stores and Object.keys cached by shape); one without a prototype is a hash
-        // table, whose Object.keys sorted its names on every call (~1 us a Check under load).
-        mapEntry(r, (out.headers ??= {}), null);
+        mapEntry(r, (out.headers ??= newMap()), null);
         break;
       case 2:
       case 4:
@@ -543,7 +545,7 @@ export function decodeCheckRequestWire(buf: Buffer): CheckRequestMessage {
           break;
         case 10:
           expect(awire, LEN, 'AttributeContext.context_extensions');
-          mapEntry(r, (attributes.contextExtensions ??= Object.create(null) as Record<string, string>), SLOTS.extension);
+          mapEntry(r, (attributes.contextExtensions ??= newMap()), SLOTS.extension);
           break;
         default:
           r.skip(awire);
