@@ -56,10 +56,11 @@ const SLOT_BYTES = 64;
 type KnownStrings = readonly (readonly (readonly [Uint8Array, string, StringSlot | null])[] | undefined)[];
 
 /**
- * Headers that carry credentials: their values are never remembered, so that how long a Check
- * takes never depends on how much of one matches the value another client sent before it.
+ * Headers that carry credentials, and `:path` (its query can hold an access token): their values
+ * are never remembered, so that how long a Check takes never depends on how much of one matches
+ * the value another client sent before it (nor is HttpRequest.path: see http()).
  */
-const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id']);
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id', ':path']);
 
 function knownStrings(list: readonly string[]): KnownStrings {
   const byLength: (readonly [Uint8Array, string, StringSlot | null])[][] = [];
@@ -339,11 +340,15 @@ const SLOTS = {
   destinationAddress: new StringSlot(),
   destinationPrincipal: new StringSlot(),
   method: new StringSlot(),
-  path: new StringSlot(),
   host: new StringSlot(),
   scheme: new StringSlot(),
   extension: new StringSlot(),
 };
+
+/** The fields (besides header values: remembersValuesOf) whose values are remembered between CheckRequests. */
+export function rememberedFields(): readonly string[] {
+  return Object.keys(SLOTS);
+}
 
 function socketAddress(r: Reader, addressSlot: StringSlot): { address?: string; portValue?: number } {
   const outer = enter(r);
@@ -444,7 +449,8 @@ function http(r: Reader): HttpRequestMessage {
       case 11: {
         const name = HTTP_STRINGS[n] as 'method' | 'path' | 'host' | 'scheme' | 'body';
         expect(wire, LEN, `HttpRequest.${name}`);
-        out[name] = name === 'body' ? r.string() : r.slotString(SLOTS[name]);
+        // The path (its query can carry credentials) and the body are never remembered.
+        out[name] = name === 'body' || name === 'path' ? r.string() : r.slotString(SLOTS[name]);
         break;
       }
       case 12:

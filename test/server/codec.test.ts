@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire, remembersValuesOf } from '../../src/server/codec.js';
+import { decodeCheckRequestWire, encodeCheckResponseFrame, encodeCheckResponseWire, rememberedFields, remembersValuesOf } from '../../src/server/codec.js';
 import { PROTOBUFJS_CHECK } from '../../src/server/protos.js';
 import { encodeUpstream, sendRawCheck } from '../helpers/raw-client.js';
 import { checkRequest } from '../helpers/requests.js';
@@ -132,9 +132,11 @@ describe('the served CheckRequest codec', () => {
     }
   });
 
-  it('never remembers the values of headers that carry credentials', () => {
-    for (const name of ['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id', 'x-api-key']) assert.equal(remembersValuesOf(name), false, name);
-    for (const name of [':authority', ':path', 'x-tenant-id', 'user-agent']) assert.equal(remembersValuesOf(name), true, name);
+  it('never remembers the values of headers that carry credentials, nor the path', () => {
+    for (const name of ['authorization', 'cookie', 'txn-token', 'x-forwarded-client-cert', 'mcp-session-id', ':path', 'x-api-key']) assert.equal(remembersValuesOf(name), false, name);
+    for (const name of [':authority', 'x-tenant-id', 'user-agent']) assert.equal(remembersValuesOf(name), true, name);
+    // Nor the path (its query can hold an access token), the body or a certificate.
+    assert.deepEqual([...rememberedFields()].sort(), ['destinationAddress', 'destinationPrincipal', 'extension', 'host', 'method', 'scheme', 'sourceAddress', 'sourcePrincipal']);
   });
 
   const refused: [string, Buffer][] = [
