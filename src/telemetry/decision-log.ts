@@ -1,5 +1,6 @@
 // The decision log: one JSON line per decision, for review after the fact. Lines are queued
-// (a decision's as its fields, written out as JSON when its batch is written) and written
+// (a decision's as its fields, written out as JSON when its batch is written; one with the
+// Cedar request as input, written out at once) and written
 // asynchronously; when the sink falls behind and the queue holds more than maxBufferBytes, new
 // lines are dropped and counted, never waited for: a slow disk or a slow reader of stdout must
 // not delay a decision. Denies are always logged; allows can be sampled.
@@ -162,10 +163,11 @@ export function logLineJson(line: DecisionLogLine): string {
 
 /**
  * What a decision's line is counted as while it waits to be written out as JSON: about what
- * one is (~500 bytes; with `input`, the Cedar request makes it several KB).
+ * one is (~500 bytes, no field of it grows with the request). A line with `input` is written out
+ * when it is recorded and counted as it is: the Cedar request can be any size, and an estimate
+ * would let a stalled sink hold far more than maxBufferBytes.
  */
 const LINE_ESTIMATE_BYTES = 512;
-const INPUT_LINE_ESTIMATE_BYTES = 4096;
 
 export class DecisionLog {
   readonly stats: DecisionLogStats = { written: 0, dropped: 0, failed: 0, sampledOut: 0 };
@@ -236,8 +238,21 @@ export class DecisionLog {
     }
     const line = toLogLine(decision, latencyUs);
     if (this.options.dryRun === true) line.dryRun = true;
-    if (this.options.includeInput && decision.cedar !== null) line.input = this.redactInput(decision.cedar);
-    this.enqueue(line, line.input === undefined ? LINE_ESTIMATE_BYTES : INPUT_LINE_ESTIMATE_BYTES);
+    if (this.options.includeInput && decision.cedar !== null) {
+      line.input = this.redactInput(decision.cedar);
+      let text: string;
+      try {
+        text = `${logLineJson(line)}\n`;
+      } catch (err) {
+        // An input that cannot be written as JSON (a BigInt in it): counted and reported, never thrown into the Check.
+        this.stats.failed++;
+        this.report(`a decision line could not be written as JSON: ${(err as Error)?.message ?? String(err)}`);
+        return;
+      }
+      this.enqueue(text, text.length);
+      return;
+    }
+    this.enqueue(line, LINE_ESTIMATE_BYTES);
   }
 
   /** Any other record for the log (shadow disagreements): never sampled out, still bounded. */
@@ -290,13 +305,12 @@ export class DecisionLog {
         count++;
         continue;
       }
-      estimated += entry.input === undefined ? LINE_ESTIMATE_BYTES : INPUT_LINE_ESTIMATE_BYTES;
+      estimated += LINE_ESTIMATE_BYTES;
       try {
         batch += `${logLineJson(entry)}\n`;
         count++;
       } catch (err) {
-        // A line that cannot be written out as JSON (an input holding a BigInt): counted and
-        // reported, the rest of the batch written. Never thrown out of this timer.
+        // Not expected (no input, only strings and numbers), but never thrown out of this timer.
         this.stats.failed++;
         this.report(`a decision line could not be written as JSON: ${(err as Error)?.message ?? String(err)}`);
       }

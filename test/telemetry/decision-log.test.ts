@@ -160,8 +160,8 @@ describe('DecisionLog', () => {
   });
 
   it('counts a line that cannot be written as JSON as failed, reports it, and writes the others of its batch', async () => {
-    // Lines are written out as JSON when their batch is written, in a timer: a throw there would
-    // take the process down.
+    // A line with input is written out as JSON when recorded (others when their batch is written,
+    // in a timer): a throw in either place would fail the Check or take the process down.
     const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
     const errors: string[] = [];
     const log = DecisionLog.open(logOptions(file, 1 << 20, { includeInput: true, onError: (m) => errors.push(m) }));
@@ -176,6 +176,21 @@ describe('DecisionLog', () => {
     assert.deepEqual(log.stats, { written: 2, dropped: 0, failed: 1, sampledOut: 0 });
     assert.equal(errors.length, 1);
     assert.match(errors[0] as string, /could not be written as JSON/);
+  });
+});
+
+describe('the decision log bound with input lines', () => {
+  it('counts a line with input as its size while it waits, so large requests cannot hold more than maxBufferBytes', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mandate-log-')), 'decisions.jsonl');
+    const log = DecisionLog.open(logOptions(file, 300_000, { includeInput: true }));
+    const big = { principal: { type: 'Workload', id: 'a' }, action: { type: 'Action', id: 'POST /x' }, resource: { type: 'Application', id: 'app' }, context: { body: 'x'.repeat(100_000) } as never, entities: [] };
+    // Ten lines of ~100 KB recorded before the first batch is written (it waits 5 ms).
+    for (let i = 0; i < 10; i++) log.record({ ...decision(i, true), cedar: big }, 1);
+    assert.equal(log.stats.dropped, 8, 'two fit in 300,000 bytes, the other eight are dropped');
+    await sleep(50);
+    await log.close();
+    assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2);
+    assert.deepEqual(log.stats, { written: 2, dropped: 8, failed: 0, sampledOut: 0 });
   });
 });
 
