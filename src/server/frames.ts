@@ -10,8 +10,9 @@
 // at the first one's offsets, must equal the frame encoded for the second id. A template that
 // fails the proof is never used for its key; those answers are encoded as before.
 //
-// The key holds everything respond() reads of an allowed decision (allowed, code, identity,
-// policy version) besides the id; the configuration is this object's (one per server).
+// A template is kept per policy version and workload (its SPIFFE ID; none for an anonymous
+// caller): what respond() reads of an allowed decision (one with no code) besides the id. The
+// configuration is this object's (one per server).
 // test/server/frames.test.ts varies every other field of a decision and compares bytes.
 
 import { respond, type RespondConfig } from '../check/respond.js';
@@ -36,7 +37,13 @@ export class EncodedCheckResponse {
 }
 
 export class AllowFrames {
-  private readonly templates = new Map<string, Template | null>();
+  /**
+   * Policy version -> the workload's SPIFFE ID ('' for no identity or an anonymous caller, whom
+   * respond() answers alike) -> template. Looked up by the strings the decision already holds
+   * (their hashes kept by V8): no key is built per Check.
+   */
+  private readonly templates = new Map<string, Map<string, Template | null>>();
+  private kept = 0;
 
   constructor(private readonly config: RespondConfig) {}
 
@@ -44,15 +51,28 @@ export class AllowFrames {
   frame(decision: Decision): Buffer | null {
     if (!decision.allowed || decision.code !== null || decision.decisionId.length !== ID_LENGTH) return null;
     const identity = decision.identity;
-    const who = identity === null ? '-' : identity.kind === 'anonymous' ? 'a' : `${identity.kind}\u0000${identity.spiffe.id}`;
-    const key = `${decision.policyVersion}\u0000${who}`;
-    let template = this.templates.get(key);
+    const id = identity === null || identity.kind === 'anonymous' ? '' : identity.spiffe.id;
+    let byId = this.templates.get(decision.policyVersion);
+    if (byId === undefined) {
+      if (this.kept >= TEMPLATES_KEPT) this.clear();
+      this.templates.set(decision.policyVersion, (byId = new Map()));
+    }
+    let template = byId.get(id);
     if (template === undefined) {
-      if (this.templates.size >= TEMPLATES_KEPT) this.templates.clear();
+      if (this.kept >= TEMPLATES_KEPT) {
+        this.clear();
+        return this.frame(decision);
+      }
       template = this.make(decision);
-      this.templates.set(key, template);
+      byId.set(id, template);
+      this.kept++;
     }
     return template === null ? null : fill(template, decision.decisionId);
+  }
+
+  private clear(): void {
+    this.templates.clear();
+    this.kept = 0;
   }
 
   private make(decision: Decision): Template | null {
