@@ -15,8 +15,8 @@ import { SCENARIO_TASK, type Scenario } from './scenario.js';
 export const MANDATE_LISTENING = /"msg":"listening","address":"([^"]+)"/;
 
 /** Starts `node ...args` and waits for `match` (first group: the address) on one of its streams. */
-export function startProcess(args: string[], match: RegExp, stream: 'stdout' | 'stderr', timeoutMs = 120_000): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
+export function startProcess(args: string[], match: RegExp, stream: 'stdout' | 'stderr', timeoutMs = 120_000, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
   return new Promise((resolveStart, reject) => {
     let text = '';
     const timer = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${text}`)), timeoutMs);
@@ -32,9 +32,9 @@ export function startProcess(args: string[], match: RegExp, stream: 'stdout' | '
 }
 
 /** `mandate serve` with a config, on a free port, admin off; `nodeArgs` go before the script. */
-export function startMandate(config: string | null, nodeArgs: string[] = []): Promise<{ child: ChildProcess; address: string }> {
+export function startMandate(config: string | null, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; address: string }> {
   const configArgs = config === null ? [] : ['--config', config];
-  return startProcess([...nodeArgs, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], MANDATE_LISTENING, 'stderr');
+  return startProcess([...nodeArgs, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], MANDATE_LISTENING, 'stderr', 120_000, env);
 }
 
 /** gRPC framing for h2load's body file: 1 byte "not compressed", 4 bytes big-endian length, the message. */

@@ -4,8 +4,11 @@
 // Reports RSS after start, after warm-up, at the end, and the growth over the steady part.
 // --node-args passes V8/Node flags to Mandate's process (the Dockerfile's memory settings:
 // "--max-semi-space-size=8 --heap-growing-percent=25"); the CPU time Mandate used is reported
-// beside its RSS, so a memory setting's price is measured in the same run.
-//   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--node-args="FLAGS"] [--smoke] [--out FILE]
+// beside its RSS, so a memory setting's price is measured in the same run. --container runs
+// Mandate as the Dockerfile does: its ENTRYPOINT's Node flags and its glibc malloc settings
+// (ENV MALLOC_*), read from the Dockerfile itself. The report names the malloc settings in
+// effect, whether set here or inherited: the same code gives ~40 MB more RSS without them.
+//   node dist/bench/soak.js [--minutes N] [--policies N] [--workers N] [--rate R] [--node-args="FLAGS"] [--container] [--smoke] [--out FILE]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     rate: { type: 'string' },
     'node-args': { type: 'string' },
+    container: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
@@ -32,7 +36,31 @@ const workers = Number(values.workers ?? 4);
 // Requests per second: steady, below saturation, so that memory and not queueing is measured.
 const rate = Number(values.rate ?? 1000);
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/soak.json');
-const nodeArgs = (values['node-args'] ?? '').split(' ').filter((a) => a !== '');
+const container = values.container ? dockerfileSettings(readFileSync(resolve(kPackageRoot, 'Dockerfile'), 'utf8')) : { env: {}, nodeArgs: [] };
+const nodeArgs = [...container.nodeArgs, ...(values['node-args'] ?? '').split(' ').filter((a) => a !== '')];
+const childEnv: NodeJS.ProcessEnv = { ...process.env, ...container.env };
+
+/** The glibc malloc settings in a process's environment, as the process has it (/proc/PID/environ). */
+function mallocSettingsOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .filter((v) => v.startsWith('MALLOC_'))
+    .sort();
+}
+
+/** The Dockerfile's malloc settings (ENV MALLOC_*=...) and the Node flags its ENTRYPOINT gives before the script. */
+function dockerfileSettings(dockerfile: string): { env: Record<string, string>; nodeArgs: string[] } {
+  const env: Record<string, string> = {};
+  for (const line of dockerfile.split('\n')) {
+    if (!line.startsWith('ENV ')) continue;
+    for (const m of line.matchAll(/(MALLOC_\w+)=(\S+)/g)) env[m[1] as string] = m[2] as string;
+  }
+  const entry = /^ENTRYPOINT (\[.*\])\s*$/m.exec(dockerfile);
+  if (entry === null) throw new Error('the Dockerfile has no ENTRYPOINT in exec form');
+  const argv = JSON.parse(entry[1] as string) as string[];
+  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith('-'));
+  return { env, nodeArgs: argv.slice(1, script < 0 ? argv.length : script) };
+}
 
 if (spawnSync('h2load', ['--version']).error) {
   process.stderr.write('h2load not found: apt-get install nghttp2-client\n');
@@ -54,7 +82,7 @@ const scenario = writeScenario(policies - EXAMPLE_POLICIES);
 const config = join(scenario.dir, 'mandate-soak.yaml');
 writeFileSync(config, `${readFileSync(scenario.config, 'utf8')}\nevaluation:\n  mode: pool\n  workers: ${workers}\n`);
 const loadStarted = Date.now();
-const { child, address } = await startMandate(config, nodeArgs);
+const { child, address } = await startMandate(config, nodeArgs, childEnv);
 const startupSeconds = (Date.now() - loadStarted) / 1000;
 try {
   const request = await startScenarioTask(address, scenario);
@@ -62,6 +90,7 @@ try {
   writeGrpcFrame(bodyFile, request);
 
   const pid = child.pid as number;
+  const mallocSettings = mallocSettingsOf(pid);
   const cpuAtStart = cpuSeconds(pid);
   const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: rssMb(pid) }];
   const t0 = Date.now();
@@ -87,6 +116,7 @@ try {
     policies,
     workers,
     nodeArgs,
+    malloc: mallocSettings,
     targetRps: rate,
     seconds,
     startupSeconds,
@@ -106,7 +136,7 @@ try {
   const md = [
     `# Mandate memory soak (${report.time}, Node ${process.version})`,
     '',
-    `${policies} policies, ${workers} pool workers, h2load at ${rate} req/s for ${seconds} s (achieved ${report.achievedRps} req/s, ${report.succeeded} answered). Startup ${startupSeconds.toFixed(1)} s. Node flags: ${nodeArgs.length === 0 ? 'none' : nodeArgs.join(' ')}.`,
+    `${policies} policies, ${workers} pool workers, h2load at ${rate} req/s for ${seconds} s (achieved ${report.achievedRps} req/s, ${report.succeeded} answered). Startup ${startupSeconds.toFixed(1)} s. Node flags: ${nodeArgs.length === 0 ? 'none' : nodeArgs.join(' ')}. glibc malloc: ${mallocSettings.length === 0 ? 'defaults' : mallocSettings.join(' ')}.`,
     '',
     '| RSS after start | after warm-up (20%) | max | end | growth over the steady part | CPU per request (all threads) |',
     '| ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -78,18 +78,26 @@ describe('bench/layers (smoke)', () => {
 });
 
 describe('npm run bench:soak (smoke)', () => {
-  it('serves steady load from a pooled Mandate while sampling its resident memory, and writes the report', () => {
+  it('serves steady load from a pooled Mandate run as the Dockerfile runs it, sampling its resident memory, and writes the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-soak-')), 'soak.json');
-    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/soak.js'), '--smoke', '--workers', '2', '--rate', '200', '--node-args=--max-semi-space-size=8 --heap-growing-percent=25', '--out', out], { encoding: 'utf8', timeout: 180_000 });
+    // The malloc settings come from the Dockerfile, not from this environment.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MALLOC_')));
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/soak.js'), '--smoke', '--workers', '2', '--rate', '200', '--container', '--out', out], { encoding: 'utf8', timeout: 180_000, env });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
-    const report = JSON.parse(readFileSync(out, 'utf8')) as { workers: number; nodeArgs: string[]; succeeded: number; samples: { rssMb: number }[]; rssEndMb: number; growthOverSteadyMb: number; cpuSeconds: number; cpuMicrosecondsPerRequest: number };
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { workers: number; nodeArgs: string[]; malloc: string[]; succeeded: number; samples: { rssMb: number }[]; rssEndMb: number; growthOverSteadyMb: number; cpuSeconds: number; cpuMicrosecondsPerRequest: number };
     assert.equal(report.workers, 2);
+    // The Dockerfile's ENTRYPOINT flags and ENV, as Mandate's process had them (read from /proc).
+    const dockerfile = readFileSync(resolve(kPackageRoot, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /^ENTRYPOINT \["node", "--max-semi-space-size=8", "--heap-growing-percent=25", /m);
     assert.deepEqual(report.nodeArgs, ['--max-semi-space-size=8', '--heap-growing-percent=25']);
+    assert.match(dockerfile, /^ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2$/m);
+    assert.deepEqual(report.malloc, ['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=131072']);
     assert.ok(report.cpuSeconds > 0 && report.cpuMicrosecondsPerRequest > 0, 'the CPU Mandate used was measured');
     assert.ok(report.succeeded > 0, 'requests were answered');
     assert.ok(report.samples.length >= 3 && report.samples.every((s) => s.rssMb > 0), 'memory was sampled');
     assert.ok(Number.isFinite(report.growthOverSteadyMb));
     assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /growth over the steady part/);
+    assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /glibc malloc: MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072\./);
   });
 });
 
