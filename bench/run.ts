@@ -16,7 +16,8 @@ import { respond } from '../src/check/respond.js';
 import { parseSpiffeId } from '../src/core/spiffe-id.js';
 import { EMBEDDED_CONFIG } from '../src/config/load.js';
 import { kPackageRoot } from '../src/package-root.js';
-import { decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse, PROTOBUFJS_CHECK } from '../src/server/protos.js';
+import { checkResponseFrame, decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse, PROTOBUFJS_CHECK } from '../src/server/protos.js';
+import { AllowFrames } from '../src/server/frames.js';
 import { compare, type Result } from './stats.js';
 import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
@@ -58,7 +59,10 @@ const baseline = (): unknown => {
   PROTOBUFJS_CHECK.decode(requestBytes);
   return PROTOBUFJS_CHECK.encode(OK_RESPONSE);
 };
-const wholeCheck = (bytes: Buffer) => async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
+// A whole Check as served: request bytes decoded, decided, and the answer's frame as the server
+// writes it (an allowed answer from its template: server/frames.ts).
+const frames = new AllowFrames(state.config);
+const wholeCheck = (bytes: Buffer) => async (): Promise<unknown> => checkResponseFrame(frames.answer(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state)));
 
 // Telemetry on: the counters, the histogram, and a recorded span (to a processor that drops it).
 const dropSpans: SpanProcessor = { onStart: () => undefined, onEnd: () => undefined, forceFlush: async () => undefined, shutdown: async () => undefined };
@@ -68,7 +72,7 @@ const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
   const message = decodeCheckRequestBytes(bytes) as CheckRequestMessage;
   const span = telemetry.startCheck(traceHeaders(message));
   const decision = await decide(message, state);
-  const out = encodeCheckResponse(respond(decision, state.config));
+  const out = checkResponseFrame(frames.answer(decision));
   telemetry.recordDecision(decision, Number(process.hrtime.bigint() - started) / 1000, span);
   return out;
 };
@@ -104,7 +108,8 @@ const scenario = await startScenarioInProcess(1000);
 const { state: scenarioState, bytes: scenarioBytes } = scenario;
 const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState);
 if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
-const scenarioCheck = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState), scenarioState.config));
+const scenarioFrames = new AllowFrames(scenarioState.config);
+const scenarioCheck = async (): Promise<unknown> => checkResponseFrame(scenarioFrames.answer(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState)));
 
 // The pool round trip (one worker), against the same evaluation inline. The engine here has
 // compiled evaluation off: the pool serves only what cedar-wasm evaluates.

@@ -47,6 +47,15 @@ export class AllowFrames {
 
   constructor(private readonly config: RespondConfig) {}
 
+  /**
+   * What the Check handler answers for a decision: the templated frame when there is one, else
+   * respond()'s CheckResponse (the served serializer encodes it: protos.ts).
+   */
+  answer(decision: Decision): EncodedCheckResponse | ReturnType<typeof respond> {
+    const frame = this.frame(decision);
+    return frame === null ? respond(decision, this.config) : new EncodedCheckResponse(frame);
+  }
+
   /** respond(decision, config)'s frame for an allowed decision, or null when none is templated (encode it then). */
   frame(decision: Decision): Buffer | null {
     if (!decision.allowed || decision.code !== null || decision.decisionId.length !== ID_LENGTH) return null;

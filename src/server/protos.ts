@@ -45,6 +45,11 @@ export const AUTHORIZATION_SERVICE_SERVED: ServiceDefinition = {
   } as ServiceDefinition[string],
 };
 
+/** The served Check's answer (a CheckResponse, or a templated frame: frames.ts) -> its gRPC frame, as our server writes it (grpc-server.ts). */
+export function checkResponseFrame(response: unknown): Buffer {
+  return (AUTHORIZATION_SERVICE_SERVED['Check'] as unknown as { responseFrame: (r: unknown) => Buffer }).responseFrame(response);
+}
+
 /** CheckRequest JSON (proto3 JSON names, as protobufjs fromObject takes them) -> wire bytes. */
 export function encodeCheckRequest(json: unknown): Buffer {
   return (AUTHORIZATION_SERVICE['Check'] as ServiceDefinition[string]).requestSerialize(json);

@@ -10,8 +10,7 @@ import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallb
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
 import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
-import { respond } from '../check/respond.js';
-import { AllowFrames, EncodedCheckResponse } from './frames.js';
+import { AllowFrames } from './frames.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { ShadowDisagreement, ShadowEvaluator } from '../policy/shadow.js';
@@ -115,8 +114,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       const decision = await decide(call.request, state, Date.now(), call.getDeadline());
       let response: unknown;
       try {
-        const frame = allowFrames.frame(decision);
-        response = frame === null ? respond(decision, config) : new EncodedCheckResponse(frame);
+        response = allowFrames.answer(decision);
       } catch (err) {
         logger.error('failed to build a CheckResponse', { decisionId: decision.decisionId, error: String(err) });
         callback({ code: GrpcStatus.INTERNAL, details: 'internal_error' });

@@ -8,7 +8,8 @@ import { respond, type RespondConfig } from '../../src/check/respond.js';
 import type { Decision } from '../../src/core/decision.js';
 import { randomId } from '../../src/core/ids.js';
 import { encodeCheckResponseFrame } from '../../src/server/codec.js';
-import { AllowFrames } from '../../src/server/frames.js';
+import { AllowFrames, EncodedCheckResponse } from '../../src/server/frames.js';
+import { checkResponseFrame } from '../../src/server/protos.js';
 import { makeDecision } from '../helpers/decisions.js';
 import { seeded } from '../helpers/generate.js';
 
@@ -85,5 +86,22 @@ describe('allowed answers from a template', () => {
     assert.equal(frames.frame(makeDecision({ decisionId: `${randomId().slice(0, 35)}é` })), null, 'not one byte a character');
     // The same key with a usable id afterwards is templated.
     assert.ok(frames.frame(makeDecision({ decisionId: randomId() })) !== null);
+  });
+
+  it("answers as the Check handler sends it: the template's frame when there is one, else respond()'s message, both written by the served serializer to the same bytes", () => {
+    const config = CONFIGS[1] as RespondConfig;
+    const frames = new AllowFrames(config);
+    const cases = [
+      makeDecision({ decisionId: randomId() }),
+      makeDecision({ allowed: false, code: 'policy_denied', decisionId: randomId() }),
+      makeDecision({ decisionId: 'short' }),
+    ];
+    const kinds = cases.map((decision) => {
+      const answer = frames.answer(decision);
+      assert.deepEqual(checkResponseFrame(answer), encodeCheckResponseFrame(respond(decision, config)), JSON.stringify(decision));
+      if (!(answer instanceof EncodedCheckResponse)) assert.deepEqual(answer, respond(decision, config));
+      return answer instanceof EncodedCheckResponse ? 'template' : 'message';
+    });
+    assert.deepEqual(kinds, ['template', 'message', 'message']);
   });
 });
