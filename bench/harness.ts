@@ -14,8 +14,8 @@ import { SCENARIO_TASK, type Scenario } from './scenario.js';
 
 export const MANDATE_LISTENING = /"msg":"listening","address":"([^"]+)"/;
 
-/** Starts `node ...args` and waits for `match` (first group: the address) on one of its streams. */
-export function startProcess(args: string[], match: RegExp, stream: 'stdout' | 'stderr', timeoutMs = 120_000, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; address: string }> {
+/** Starts `node ...args` and waits for `match` (first group: the address; `groups`: all of them) on one of its streams. */
+export function startProcess(args: string[], match: RegExp, stream: 'stdout' | 'stderr', timeoutMs = 120_000, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; address: string; groups: string[] }> {
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'ignore', stream === 'stderr' ? 'pipe' : 'ignore'] });
   return new Promise((resolveStart, reject) => {
     let text = '';
@@ -25,7 +25,7 @@ export function startProcess(args: string[], match: RegExp, stream: 'stdout' | '
       const m = match.exec(text);
       if (m) {
         clearTimeout(timer);
-        resolveStart({ child, address: m[1] as string });
+        resolveStart({ child, address: m[1] as string, groups: m.slice(1) as string[] });
       }
     });
   });
@@ -35,6 +35,24 @@ export function startProcess(args: string[], match: RegExp, stream: 'stdout' | '
 export function startMandate(config: string | null, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; address: string }> {
   const configArgs = config === null ? [] : ['--config', config];
   return startProcess([...nodeArgs, resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', 'off'], MANDATE_LISTENING, 'stderr', 120_000, env);
+}
+
+const MANDATE_LISTENING_WITH_ADMIN = /"msg":"listening","address":"([^"]+)","admin":"([^"]+)"/;
+
+/** `mandate serve` as startMandate, with its admin port on a free loopback port (for /v1/status). */
+export async function startMandateWithAdmin(config: string | null): Promise<{ child: ChildProcess; address: string; admin: string }> {
+  const configArgs = config === null ? [] : ['--config', config];
+  const started = await startProcess([resolve(kPackageRoot, 'dist/src/main.js'), 'serve', ...configArgs, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], MANDATE_LISTENING_WITH_ADMIN, 'stderr');
+  return { child: started.child, address: started.address, admin: started.groups[1] as string };
+}
+
+/** Evaluations by where they ran, from a running Mandate's /v1/status. */
+export async function evaluationCounts(admin: string): Promise<{ compiled: number; wasmInline: number; wasmPool: number }> {
+  const res = await fetch(`http://${admin}/v1/status`);
+  if (!res.ok) throw new Error(`/v1/status answered ${res.status}`);
+  const status = (await res.json()) as { evaluations?: { compiled: number; wasmInline: number; wasmPool: number } };
+  if (status.evaluations === undefined) throw new Error('/v1/status has no evaluation counts');
+  return status.evaluations;
 }
 
 /** gRPC framing for h2load's body file: 1 byte "not compressed", 4 bytes big-endian length, the message. */

@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
 import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
-import { expectAllowed, startMandate, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
+import { evaluationCounts, expectAllowed, startMandateWithAdmin, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
@@ -80,6 +80,8 @@ function drive(server: ServerName, address: string, bodyFile: string, clients: n
 const servers = new Map<ServerName, { child: ChildProcess; address: string; bodyFile: string }>();
 /** The scenario's request per Mandate server, allowed when the run starts (startScenarioTask) and checked again after it. */
 const scenarioRequests = new Map<ServerName, unknown>();
+/** Each Mandate's admin address: its /v1/status counts evaluations by where they ran. */
+const admins = new Map<ServerName, string>();
 try {
   for (const mode of modes) {
     let config: string | null = null;
@@ -89,9 +91,10 @@ try {
     } else if (mode !== 'inline') {
       throw new Error('--request runs the embedded example, inline only: use --modes inline');
     }
-    const server = await startMandate(config);
+    const server = await startMandateWithAdmin(config);
     const bodyFile = join(dir, `check-${mode}.bin`);
     servers.set(nameOf(mode), { ...server, bodyFile });
+    admins.set(nameOf(mode), server.admin);
     const request = scenario !== null ? await startScenarioTask(server.address, scenario) : JSON.parse(readFileSync(requestFile as string, 'utf8'));
     if (scenario !== null) scenarioRequests.set(nameOf(mode), request);
     writeGrpcFrame(bodyFile, request);
@@ -103,6 +106,8 @@ try {
   throw err;
 }
 const results: LevelResult[] = [];
+/** Per Mandate, its evaluations over the whole run by where they ran (issue #14: >= 99% compiled). */
+const served: { server: ServerName; compiled: number; wasmInline: number; wasmPool: number; compiledShare: number }[] = [];
 const halfPeak: (LevelResult & { mode: Mode; peak: number })[] = [];
 /** Clients x streams tried to find the in-flight count at half of the peak: 2, 4 and 8 (between LEVELS' 1 and 16). */
 const HALF_PEAK_LEVELS: [number, number][] = [[2, 1], [4, 1], [4, 2]];
@@ -134,6 +139,11 @@ try {
   for (const [name, request] of scenarioRequests) {
     await expectAllowed((servers.get(name) as { address: string }).address, request, `${name}: the scenario request was no longer allowed at the end of the run`);
   }
+  for (const [name, admin] of admins) {
+    const counts = await evaluationCounts(admin);
+    const total = counts.compiled + counts.wasmInline + counts.wasmPool;
+    served.push({ server: name, ...counts, compiledShare: total === 0 ? 0 : Math.round((counts.compiled / total) * 10000) / 10000 });
+  }
 } finally {
   for (const s of servers.values()) s.child.kill('SIGTERM');
 }
@@ -164,6 +174,7 @@ const report = {
   modes,
   levels: rows,
   halfPeak,
+  evaluations: served,
 };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
@@ -187,6 +198,14 @@ const md = [
   '| mode | its peak req/s | in flight | server | req/s | share of peak | p50 µs | p90 µs | p99 µs | p99.9 µs |',
   '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...halfPeak.map((x) => `| ${x.mode} | ${x.peak} | ${x.inFlight} | ${x.server} | ${x.rps} | ${x.server === 'noop' ? '' : (x.rps / x.peak).toFixed(2)} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} |`),
+  '',
+  '## Where the evaluations ran (target: ≥ 99% compiled)',
+  '',
+  "Each Mandate's own count over the whole run (/v1/status `evaluations`): compiled JavaScript, cedar-wasm on the main thread, cedar-wasm in the pool.",
+  '',
+  '| server | compiled | cedar-wasm inline | cedar-wasm pool | share compiled |',
+  '| --- | ---: | ---: | ---: | ---: |',
+  ...served.map((x) => `| ${x.server} | ${x.compiled} | ${x.wasmInline} | ${x.wasmPool} | ${(x.compiledShare * 100).toFixed(2)}% |`),
   '',
 ];
 writeFileSync(out.replace(/\.json$/, '.md'), md.join('\n'));

@@ -262,7 +262,8 @@ export class TaskManager {
       context,
       entities: state.engine.entitiesFor([principal, buildResource(resource, state)]),
     };
-    const r = state.engine.evaluate(request);
+    // As a Check's call is evaluated: compiled when the request is proven to fit, else cedar-wasm.
+    const r = state.engine.evaluateCompiled(request) ?? state.engine.evaluate(request);
     if (!r.ok) return r;
     return r.value.decision === 'allow' ? ok(undefined) : deny('policy_denied', `${action} denied by policy`);
   }

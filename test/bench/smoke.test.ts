@@ -46,6 +46,7 @@ describe('npm run bench: load (smoke)', () => {
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
       levels: { inFlight: number; mandate: { requests: number }; pool?: { requests: number }; noop: { requests: number }; throughputRatio: number }[];
       halfPeak: { mode: string; server: string; peak: number; inFlight: number; requests: number; p99us: number }[];
+      evaluations: { server: string; compiled: number; wasmInline: number; wasmPool: number; compiledShare: number }[];
     };
     assert.deepEqual(report.levels.map((l) => l.inFlight), [1, 16, 64, 256]);
     for (const l of report.levels) {
@@ -59,6 +60,16 @@ describe('npm run bench: load (smoke)', () => {
       assert.ok(h.peak > 0 && h.requests > 0 && h.p99us > 0, `${h.server} answered at ${h.inFlight} in flight`);
     }
     assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /## Near half of peak/);
+    // Each Mandate's own count of where its evaluations ran, read from its /v1/status: at least
+    // one per request h2load saw answered, and the scenario's all compiled (issue #14).
+    assert.deepEqual(report.evaluations.map((e) => e.server), ['mandate', 'mandate-pool', 'mandate-auto']);
+    for (const e of report.evaluations) {
+      const answered = report.levels.reduce((n, l) => n + (e.server === 'mandate' ? l.mandate.requests : e.server === 'mandate-pool' ? (l.pool?.requests ?? 0) : 0), 0);
+      assert.ok(e.compiled + e.wasmInline + e.wasmPool >= answered, `${e.server}: ${JSON.stringify(e)} against ${answered} answered`);
+      assert.equal(e.compiledShare, e.compiled / (e.compiled + e.wasmInline + e.wasmPool) > 0 ? Math.round((e.compiled / (e.compiled + e.wasmInline + e.wasmPool)) * 10000) / 10000 : 0);
+      assert.equal(e.compiledShare, 1, `${e.server}: every evaluation of the scenario compiled`);
+    }
+    assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /\| mandate-pool \| \d+ \| 0 \| 0 \| 100\.00% \|/);
     assert.match(readFileSync(out.replace(/\.json$/, '.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*Mandate p99[\s\S]*<\/svg>\n$/);
   });
 });

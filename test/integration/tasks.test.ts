@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT } from 'jose';
 import { reasonOf } from '../helpers/tasks.js';
+import { EVALUATION_PATHS } from '../../src/policy/engine.js';
 import { BILLING_AGENT, SUPERVISOR, SUPPORT_AGENT, codeOf, decodeJwt, decodeProtectedHeader, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 
 describe('a task from start to end (memory store)', () => {
@@ -49,6 +50,15 @@ describe('a task from start to end (memory store)', () => {
     // 6. The task ends: its token stops working at once.
     await f.tasks.call('EndTask', { taskId: started.taskId }, await f.svid(SUPPORT_AGENT));
     assert.equal(codeOf(await f.call('GET', '/tickets/T-1042', started.token)), 'task_revoked');
+  });
+
+  it("decides the task API's policy questions (StartTask, GrantTool) on the compiled path, as Checks are", async () => {
+    const before = { ...EVALUATION_PATHS };
+    const started = await f.startTask({ tools: ['tickets.read', 'cases.refund', 'billing.refund-all'] });
+    assert.deepEqual(started.grantedTools, ['tickets.read', 'cases.refund']);
+    // StartTask, then GrantTool per tool asked for; none of them on cedar-wasm.
+    assert.equal(EVALUATION_PATHS.compiled - before.compiled, 4);
+    assert.equal(EVALUATION_PATHS.wasmInline - before.wasmInline, 0);
   });
 
   it('denies a route that requires a task when no token is sent', async () => {
