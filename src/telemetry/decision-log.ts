@@ -119,26 +119,46 @@ export function toLogLine(decision: Decision, latencyUs: number, now = Date.now(
   return line;
 }
 
+/** What JSON.stringify escapes in a string: a quote, a backslash, a control character, a surrogate (lone ones are escaped, RFC 8259 / ES2019). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 /**
  * A string as JSON.stringify writes it. Most strings here need no escape (ids, SPIFFE IDs,
- * policy ids): checked in JS and quoted as they are; any quote, backslash, control character or
- * surrogate (lone ones are escaped, RFC 8259 / ES2019) goes through JSON.stringify itself.
+ * policy ids): tested by one regular expression (native; a loop over the characters in JS took
+ * ~30% longer) and quoted as they are; any other goes through JSON.stringify itself.
  */
 function jsonString(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/**
+ * Strings that recur line after line (the workload, the action, determining policy ids, the
+ * policy version, codes): their JSON kept, so each is tested once and not again on every line.
+ * Looked up by the string itself (V8 keeps its hash). Bounded: all dropped when full; each is
+ * bounded too (SPIFFE IDs, route actions and tool names, policy ids). Not for the resource, ids
+ * or error messages, which differ from line to line.
+ */
+const RECURRING = new Map<string, string>();
+const RECURRING_KEPT = 4096;
+
+function jsonRecurring(s: string): string {
+  let json = RECURRING.get(s);
+  if (json === undefined) {
+    if (RECURRING.size >= RECURRING_KEPT) RECURRING.clear();
+    json = jsonString(s);
+    RECURRING.set(s, json);
   }
-  return `"${s}"`;
+  return json;
 }
 
 const jsonNullable = (s: string | null): string => (s === null ? 'null' : jsonString(s));
+const jsonRecurringNullable = (s: string | null): string => (s === null ? 'null' : jsonRecurring(s));
 const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
 
-function jsonStrings(list: readonly string[]): string {
+function jsonStrings(list: readonly string[], quote: (s: string) => string): string {
   if (list.length === 0) return '[]';
-  let out = `[${jsonString(list[0] as string)}`;
-  for (let i = 1; i < list.length; i++) out += `,${jsonString(list[i] as string)}`;
+  let out = `[${quote(list[0] as string)}`;
+  for (let i = 1; i < list.length; i++) out += `,${quote(list[i] as string)}`;
   return `${out}]`;
 }
 
@@ -150,12 +170,12 @@ function jsonStrings(list: readonly string[]): string {
 export function logLineJson(line: DecisionLogLine): string {
   if (line.input !== undefined) return JSON.stringify(line);
   let out =
-    `{"decisionId":${jsonString(line.decisionId)},"time":${jsonString(line.time)},"decision":${jsonString(line.decision)}` +
-    `,"code":${jsonNullable(line.code)},"workload":${jsonNullable(line.workload)},"task":${jsonNullable(line.task)}` +
-    `,"subject":${jsonNullable(line.subject)},"action":${jsonNullable(line.action)},"resource":${jsonNullable(line.resource)}` +
-    `,"determiningPolicies":${jsonStrings(line.determiningPolicies)},"errors":${jsonStrings(line.errors)}` +
+    `{"decisionId":${jsonString(line.decisionId)},"time":${jsonString(line.time)},"decision":${jsonRecurring(line.decision)}` +
+    `,"code":${jsonRecurringNullable(line.code)},"workload":${jsonRecurringNullable(line.workload)},"task":${jsonNullable(line.task)}` +
+    `,"subject":${jsonNullable(line.subject)},"action":${jsonRecurringNullable(line.action)},"resource":${jsonNullable(line.resource)}` +
+    `,"determiningPolicies":${jsonStrings(line.determiningPolicies, jsonRecurring)},"errors":${jsonStrings(line.errors, jsonString)}` +
     `,"latencyUs":${jsonNumber(line.latencyUs)},"evaluationUs":${jsonNumber(line.evaluationUs)}` +
-    `,"evaluationPath":${jsonNullable(line.evaluationPath)},"policyVersion":${jsonString(line.policyVersion)},"policyDecision":${jsonNullable(line.policyDecision)}`;
+    `,"evaluationPath":${jsonRecurringNullable(line.evaluationPath)},"policyVersion":${jsonRecurring(line.policyVersion)},"policyDecision":${jsonRecurringNullable(line.policyDecision)}`;
   if (line.message !== undefined) out += `,"message":${jsonString(line.message)}`;
   if (line.dryRun !== undefined) out += ',"dryRun":true';
   return `${out}}`;
