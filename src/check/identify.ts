@@ -75,7 +75,10 @@ export class Identifier {
       const peer = transport.value.kind === 'x509' ? this.peers.get(request.source.principal) : undefined;
       return peer?.transport.ok && peer.transport.value === transport.value ? peer.identity : ok({ ...transport.value, jwt: null });
     }
-    return this.jwt.verify(token, nowSeconds).then((verified) => (verified.ok ? this.combine(transport.value, verified.value) : verified));
+    const peer = transport.value;
+    const verified = this.jwt.verify(token, nowSeconds);
+    if (verified instanceof Promise) return verified.then((v) => (v.ok ? this.combine(peer, v.value) : v));
+    return verified.ok ? this.combine(peer, verified.value) : verified;
   }
 
   private transport(request: DecodedRequest): Outcome<Transport> {

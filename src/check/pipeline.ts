@@ -4,19 +4,20 @@
 import { METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
 import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
 import { DECISION_ID_HEADER, DRY_RUN_HEADER } from './respond.js';
-import { INLINE_EVALUATOR, type Evaluator, type PolicyEngine } from '../policy/engine.js';
+import { INLINE_EVALUATOR, type Evaluation, type Evaluator, type PolicyEngine } from '../policy/engine.js';
 import { decodeCheckRequest, PATH_OVERRIDE_HEADERS, type CheckRequestMessage, type DecodeRules } from './decode.js';
 import type { Identifier } from './identify.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { mapRequest, type MappedCall } from './map.js';
 import { MCP_HEADERS } from './mcp.js';
-import type { ReasonCode } from '../core/reasons.js';
+import type { Outcome, ReasonCode } from '../core/reasons.js';
 import type { RouteTable } from './routes.js';
 import { afterCall, afterSpending, approvalFor, checkTaskState, historyAfter, readTaskView, recordCalls, resolveTask, taskContext, workloadContext, type TaskView } from './task.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import type { ToolTouch } from '../tasks/store.js';
+import type { TaskState, ToolTouch, WorkloadHistory } from '../tasks/store.js';
 import type { Decision, EvaluationPath } from '../core/decision.js';
 import { randomId } from '../core/ids.js';
+import { andThen, type MaybePromise } from '../core/maybe.js';
 
 export interface DecisionState {
   readonly config: MandateConfig;
@@ -85,19 +86,45 @@ export function headerNamesRead(config: MandateConfig): ReadonlySet<string> {
 }
 
 /** `deadline`: epoch ms after which the caller (Envoy) has given up; Infinity when it set none. */
-export async function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now(), deadline = Infinity): Promise<Decision> {
+export function decide(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now(), deadline = Infinity): Promise<Decision> {
+  try {
+    const decision = decideNow(message, state, nowMs, deadline);
+    return decision instanceof Promise ? decision : Promise.resolve(decision);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+type Denied = (code: ReasonCode, msg: string | undefined, partial?: Partial<Decision>) => Decision;
+
+/**
+ * decide(), answered at once when every step answers from memory (cached tokens, the memory task
+ * store, inline evaluation), else a promise (core/maybe.ts): the server's Check takes both.
+ */
+export function decideNow(message: CheckRequestMessage, state: DecisionState, nowMs = Date.now(), deadline = Infinity): MaybePromise<Decision> {
   const decisionId = randomId();
   const policyVersion = state.engine.version.version;
-  const denied = (code: ReasonCode, msg: string | undefined, partial: Partial<Decision> = {}): Decision => ({
+  const denied: Denied = (code, msg, partial = {}) => ({
     decisionId, allowed: false, code, message: msg ?? null, identity: null, action: null, resource: null,
     determining: [], errors: [], policyVersion, cedar: null, rpc: null, approval: null, taskId: null, subject: null, evaluationUs: 0, evaluationPath: null, policyDecision: null, ...partial,
   });
+  // A bug, not a decision: deny, and say so.
+  const failed = (err: unknown): Decision => denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);
   try {
-    // 1. decode
-    const decoded = decodeCheckRequest(message, state.config.limits, Math.floor(nowMs / 1000), state.decodeRules);
-    if (!decoded.ok) return denied(decoded.code, decoded.message);
-    // 2. identify
-    const identity = await state.identifier.identify(decoded.value, Math.floor(nowMs / 1000));
+    const decision = decideSteps(message, state, nowMs, deadline, decisionId, policyVersion, denied);
+    return decision instanceof Promise ? decision.catch(failed) : decision;
+  } catch (err) {
+    return failed(err);
+  }
+}
+
+function decideSteps(message: CheckRequestMessage, state: DecisionState, nowMs: number, deadline: number, decisionId: string, policyVersion: string, denied: Denied): MaybePromise<Decision> {
+  const nowSeconds = Math.floor(nowMs / 1000);
+  // 1. decode
+  const decoded = decodeCheckRequest(message, state.config.limits, nowSeconds, state.decodeRules);
+  if (!decoded.ok) return denied(decoded.code, decoded.message);
+  // 2. identify
+  return andThen(state.identifier.identify(decoded.value, nowSeconds), (identity): MaybePromise<Decision> => {
     if (!identity.ok) return denied(identity.code, identity.message);
     // 3. map (an MCP body may hold several calls: each is decided, all must be allowed)
     const mapped = mapRequest(decoded.value, identity.value, state);
@@ -109,12 +136,10 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
     const rpc = route.mcp === null ? null : { id: mapped.value.rpcId, errorCode: null, denyStatus: route.mcp.denyStatus };
     const about = { identity: identity.value, action: cedar.action.id, resource: `${cedar.resource.type}::"${cedar.resource.id}"`, cedar, rpc, taskId: null as string | null, subject: null as string | null, evaluationUs: 0, evaluationPath: null as EvaluationPath | null };
     // 4. task: the task token, its binding and the task's state
-    const nowSeconds = Math.floor(nowMs / 1000);
     // Whether the policies of these calls read what recorded calls change (history-reads.ts):
     // then the workload's history is fetched too, and the calls are recorded by compare-and-record.
     const dependent = calls.some((c) => state.engine.history.dependsOnHistory(c.cedar.action.id));
-    const task = await resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds, dependent);
-    if (!task.ok) return denied(task.code, task.message, { ...about, taskId: task.taskId ?? null });
+    const anonymous = identity.value.kind === 'anonymous';
     // An allow, field by field (every Check that is allowed builds one: a spread of `about` copied it generically).
     const verdict = (outcome: CallsOutcome): Decision => (outcome.ok
       ? {
@@ -122,56 +147,56 @@ export async function decide(message: CheckRequestMessage, state: DecisionState,
           taskId: about.taskId, subject: about.subject, evaluationUs: about.evaluationUs, evaluationPath: about.evaluationPath, determining: outcome.determining, errors: outcome.errors, policyVersion, approval: null, policyDecision: 'allow',
         }
       : denied(outcome.code, outcome.message, { ...about, ...outcome.about }));
-    if (task.value === null || state.tasks === null) return verdict(await evaluateCalls(state, calls, null, about, deadline, identity.value.kind === 'anonymous'));
-    // 5. evaluate every call in order, each against the task as the calls before it left it,
-    // 6. then record them all at once against the state they were decided on. One decision at a
-    //    time per task here; a conflict (another replica recorded calls meanwhile) decides again.
-    const deps = state.tasks;
-    const first = task.value;
-    const taskId = first.task.record.id;
-    about.taskId = taskId;
-    about.subject = first.task.record.subject;
-    const anonymous = identity.value.kind === 'anonymous';
-    // One attempt: live checks, every call in order, then one record of them all. null: another
-    // call changed the task since (compare-and-record said so): decide again on the new state.
-    const attempt = async (view: TaskView, compare: boolean): Promise<Decision | null> => {
-      const live = checkTaskState(view.task, decoded.value, mapped.value.match, deps, nowSeconds);
-      if (!live.ok) return denied(live.code, live.message, about);
-      const outcome = await evaluateCalls(state, calls, view, about, deadline, anonymous);
-      if (!outcome.ok) return verdict(outcome);
-      const recorded = await recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend, compare);
-      if (recorded.ok) return verdict(outcome);
-      if (recorded.code === 'conflict') return null;
-      return denied(recorded.code, recorded.message, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
-    };
-    // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
-    // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact. Its
-    // only conflict is a single-use approval another call spent meanwhile: decided again below.
-    if (!dependent) {
-      const decided = await attempt(first, false);
-      if (decided !== null) return decided;
-    }
-    return await deps.locks.run(taskId, async (waited) => {
-      // What resolveTask read is stale if another decision of this task ran meanwhile.
-      let view = first;
-      for (let n = 0; n < MAX_RECORD_ATTEMPTS; n++) {
-        if (n > 0 || waited) {
-          const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds, dependent);
-          if (!reread.ok) return denied(reread.code, reread.message, about);
-          view = reread.value;
+    return andThen(resolveTask(decoded.value, identity.value, mapped.value.requiresTask, state.tasks, nowSeconds, dependent), (task): MaybePromise<Decision> => {
+      if (!task.ok) return denied(task.code, task.message, { ...about, taskId: task.taskId ?? null });
+      if (task.value === null || state.tasks === null) return andThen(evaluateCalls(state, calls, null, about, deadline, anonymous), verdict);
+      // 5. evaluate every call in order, each against the task as the calls before it left it,
+      // 6. then record them all at once against the state they were decided on. One decision at a
+      //    time per task here; a conflict (another replica recorded calls meanwhile) decides again.
+      const deps = state.tasks;
+      const first = task.value;
+      const taskId = first.task.record.id;
+      about.taskId = taskId;
+      about.subject = first.task.record.subject;
+      // One attempt: live checks, every call in order, then one record of them all. null: another
+      // call changed the task since (compare-and-record said so): decide again on the new state.
+      const attempt = (view: TaskView, compare: boolean): MaybePromise<Decision | null> => {
+        const live = checkTaskState(view.task, decoded.value, mapped.value.match, deps, nowSeconds);
+        if (!live.ok) return denied(live.code, live.message, about);
+        return andThen(evaluateCalls(state, calls, view, about, deadline, anonymous), (outcome): MaybePromise<Decision | null> => {
+          if (!outcome.ok) return verdict(outcome);
+          return andThen(recordCalls(deps.store, view.task, view.workload, nowSeconds, outcome.touches, outcome.spend, compare), (recorded): Decision | null => {
+            if (recorded.ok) return verdict(outcome);
+            if (recorded.code === 'conflict') return null;
+            return denied(recorded.code, recorded.message, { ...about, determining: outcome.determining, errors: outcome.errors, policyDecision: 'allow' });
+          });
+        });
+      };
+      // Decided again, one decision of this task at a time, on the task as it is now.
+      const serialized = (): Promise<Decision> => deps.locks.run(taskId, async (waited) => {
+        // What resolveTask read is stale if another decision of this task ran meanwhile.
+        let view = first;
+        for (let n = 0; n < MAX_RECORD_ATTEMPTS; n++) {
+          if (n > 0 || waited) {
+            const reread = await readTaskView(deps.store, taskId, first.task.record.workload, nowSeconds, dependent);
+            if (!reread.ok) return denied(reread.code, reread.message, about);
+            view = reread.value;
+          }
+          const decided = await attempt(view, true);
+          if (decided !== null) return decided;
+          // Another replica recorded calls of this task since: after a short random pause, so that
+          // two replicas do not keep colliding in step.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(n + 1, 5)));
         }
-        const decided = await attempt(view, true);
-        if (decided !== null) return decided;
-        // Another replica recorded calls of this task since: after a short random pause, so that
-        // two replicas do not keep colliding in step.
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(n + 1, 5)));
-      }
-      return denied('state_unavailable', `the task's state changed under ${MAX_RECORD_ATTEMPTS} decisions in a row`, about);
+        return denied('state_unavailable', `the task's state changed under ${MAX_RECORD_ATTEMPTS} decisions in a row`, about);
+      });
+      // A decision that reads nothing recorded calls change (history-reads.ts) is recorded as it
+      // is, in parallel with the task's other calls: the store keeps maxCalls and spends exact. Its
+      // only conflict is a single-use approval another call spent meanwhile: decided again below.
+      if (dependent) return serialized();
+      return andThen(attempt(first, false), (decided) => decided ?? serialized());
     });
-  } catch (err) {
-    // A bug, not a decision: deny, and say so.
-    return denied('internal_error', `unexpected error: ${(err as Error)?.message ?? String(err)}`);
-  }
+  });
 }
 
 /** A decision taken again this many times in a row because other replicas kept recording calls
@@ -185,56 +210,92 @@ type CallsOutcome =
 /**
  * Decides the calls of one request in order; all must be allowed. Within a task each call sees
  * the task as the calls before it would leave it (afterCall): its budget, its history, its
- * per-tool counts. Nothing is recorded here.
+ * per-tool counts. Nothing is recorded here. At once when every evaluation is (inline).
  */
-async function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: TaskView | null, about: { evaluationUs: number; evaluationPath: EvaluationPath | null }, deadline: number, anonymous: boolean): Promise<CallsOutcome> {
-  let determining: readonly string[] = [];
-  let errors: readonly string[] = [];
-  const touches: (ToolTouch | null)[] = [];
-  const spend: string[] = [];
-  let sim = within?.task ?? null;
-  let workload = within?.workload ?? null;
-  for (let i = 0; i < calls.length; i++) {
+function evaluateCalls(state: DecisionState, calls: readonly MappedCall[], within: TaskView | null, about: { evaluationUs: number; evaluationPath: EvaluationPath | null }, deadline: number, anonymous: boolean): MaybePromise<CallsOutcome> {
+  const run: CallsRun = { state, calls, about, deadline, anonymous, determining: [], errors: [], touches: [], spend: [], sim: within?.task ?? null, workload: within?.workload ?? null };
+  return callsFrom(run, 0);
+}
+
+/** One request's calls being decided: what evaluateCalls carries from one call to the next. */
+interface CallsRun {
+  readonly state: DecisionState;
+  readonly calls: readonly MappedCall[];
+  readonly about: { evaluationUs: number; evaluationPath: EvaluationPath | null };
+  readonly deadline: number;
+  readonly anonymous: boolean;
+  determining: readonly string[];
+  errors: readonly string[];
+  readonly touches: (ToolTouch | null)[];
+  readonly spend: string[];
+  sim: TaskState | null;
+  workload: WorkloadHistory | null;
+}
+
+/** The calls from `from` on; waits only for an evaluation that answers with a promise (the pool). */
+function callsFrom(run: CallsRun, from: number): MaybePromise<CallsOutcome> {
+  const { state, calls } = run;
+  for (let i = from; i < calls.length; i++) {
     const call = calls[i] as MappedCall;
-    // What the task looks like after this call is only needed by the calls after it.
-    const more = i < calls.length - 1;
-    const callAbout = { action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar };
     const context = call.cedar.context as Record<string, unknown>;
+    const sim = run.sim;
     if (sim !== null) {
-      if (sim.record.maxCalls !== null && sim.calls >= sim.record.maxCalls) return { ok: false, code: 'budget_exhausted', about: callAbout };
+      if (sim.record.maxCalls !== null && sim.calls >= sim.record.maxCalls) return { ok: false, code: 'budget_exhausted', about: callAbout(call) };
       context['task'] = taskContext(sim, call.tool);
       // Only when a policy of the call reads it (else it was not fetched): history-reads.ts.
-      if (workload !== null) context['workload'] = workloadContext(workload, call.tool);
+      if (run.workload !== null) context['workload'] = workloadContext(run.workload, call.tool);
       if (context['mcp'] !== undefined) (context['mcp'] as Record<string, unknown>)['approved'] = approvalFor(sim, call.tool, call.argumentsDigest) !== null;
     }
     const evalStarted = process.hrtime.bigint();
-    const evaluated = await state.evaluator.evaluate(state.engine, call.cedar, deadline);
-    about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
-    if (evaluated.ok) about.evaluationPath = evaluated.value.path;
-    if (!evaluated.ok) return { ok: false, code: evaluated.code, message: evaluated.message, about: callAbout };
-    ({ determining, errors } = evaluated.value);
-    if (evaluated.value.decision !== 'allow') {
-      const deniedAbout = { ...callAbout, determining, errors, policyDecision: 'deny' as const };
-      // Every forbid that decided this deny is annotated @approval("..."): an approval would
-      // unlock it, so say which. If any other policy also forbids it, an approval would not help.
-      if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
-        const approval = { task: sim?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
-        return { ok: false, code: 'approval_required', about: { ...deniedAbout, approval } };
-      }
-      return { ok: false, code: anonymous ? 'unauthenticated' : 'policy_denied', about: deniedAbout };
+    const evaluated = state.evaluator.evaluate(state.engine, call.cedar, run.deadline);
+    if (evaluated instanceof Promise) {
+      return evaluated.then((e) => {
+        const stop = afterEvaluation(run, i, e, evalStarted);
+        return stop ?? callsFrom(run, i + 1);
+      });
     }
-    const touch = toolTouch(state, call.tool);
-    touches.push(touch);
-    if (sim !== null) {
-      // An allowed call that a counted approval covers spends one use of it (single-use approvals).
-      const approval = approvalFor(sim, call.tool, call.argumentsDigest);
-      if (approval !== null && approval.uses !== null) {
-        spend.push(approval.id);
-        if (more) sim = afterSpending(sim, approval);
-      }
-      if (more) sim = afterCall(sim, touch);
-    }
-    if (workload !== null && more) workload = historyAfter(workload, touch);
+    const stop = afterEvaluation(run, i, evaluated, evalStarted);
+    if (stop !== null) return stop;
   }
-  return { ok: true, determining, errors, touches, spend };
+  return { ok: true, determining: run.determining, errors: run.errors, touches: run.touches, spend: run.spend };
+}
+
+const callAbout = (call: MappedCall): Partial<Decision> => ({ action: call.cedar.action.id, resource: `${call.cedar.resource.type}::"${call.cedar.resource.id}"`, cedar: call.cedar });
+
+/** Call `i`'s evaluation taken into the run: a deny ends it (returned), an allow moves the task on (null). */
+function afterEvaluation(run: CallsRun, i: number, evaluated: Outcome<Evaluation>, evalStarted: bigint): CallsOutcome | null {
+  const { state, calls, about } = run;
+  const call = calls[i] as MappedCall;
+  about.evaluationUs += Number(process.hrtime.bigint() - evalStarted) / 1000;
+  if (!evaluated.ok) return { ok: false, code: evaluated.code, message: evaluated.message, about: callAbout(call) };
+  about.evaluationPath = evaluated.value.path;
+  const { determining, errors } = evaluated.value;
+  run.determining = determining;
+  run.errors = errors;
+  if (evaluated.value.decision !== 'allow') {
+    const deniedAbout = { ...callAbout(call), determining, errors, policyDecision: 'deny' as const };
+    // Every forbid that decided this deny is annotated @approval("..."): an approval would
+    // unlock it, so say which. If any other policy also forbids it, an approval would not help.
+    if (determining.length > 0 && determining.every((id) => state.engine.annotation(id, 'approval') !== undefined)) {
+      const approval = { task: run.sim?.record.id ?? null, tool: call.tool ?? call.cedar.action.id, argumentsDigest: call.argumentsDigest };
+      return { ok: false, code: 'approval_required', about: { ...deniedAbout, approval } };
+    }
+    return { ok: false, code: run.anonymous ? 'unauthenticated' : 'policy_denied', about: deniedAbout };
+  }
+  // What the task looks like after this call is only needed by the calls after it.
+  const more = i < calls.length - 1;
+  const touch = toolTouch(state, call.tool);
+  run.touches.push(touch);
+  const sim = run.sim;
+  if (sim !== null) {
+    // An allowed call that a counted approval covers spends one use of it (single-use approvals).
+    const approval = approvalFor(sim, call.tool, call.argumentsDigest);
+    if (approval !== null && approval.uses !== null) {
+      run.spend.push(approval.id);
+      if (more) run.sim = afterSpending(sim, approval);
+    }
+    if (more) run.sim = afterCall(run.sim as TaskState, touch);
+  }
+  if (run.workload !== null && more) run.workload = historyAfter(run.workload, touch);
+  return null;
 }

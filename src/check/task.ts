@@ -9,7 +9,8 @@
 import type { Context } from '../policy/cedar.js';
 import { TXN_TOKEN_HEADER } from '../identity/txn-token.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import { StateUnavailableError, type Approval, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
+import { StateUnavailableError, type Approval, type RecordResult, type TaskHistory, type TaskState, type TaskStore, type ToolTouch, type WorkloadHistory } from '../tasks/store.js';
+import { andThen, type MaybePromise } from '../core/maybe.js';
 import type { DecodedRequest } from './decode.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import type { RouteMatch } from './routes.js';
@@ -27,59 +28,76 @@ export interface TaskView {
   readonly workload: WorkloadHistory | null;
 }
 
-/** `withHistory`: the decision reads what recorded calls change, the workload's history among it. */
-export async function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number, withHistory: boolean): Promise<Outcome<TaskView | null> & { readonly taskId?: string }> {
+/** What resolveTask answers: the task's view (null when none is needed), or a deny naming the task when known. */
+export type TaskResolution = Outcome<TaskView | null> & { readonly taskId?: string };
+
+/**
+ * `withHistory`: the decision reads what recorded calls change, the workload's history among it.
+ * At once when the token is cached and the store answers from memory (core/maybe.ts).
+ */
+export function resolveTask(request: DecodedRequest, identity: Identity, requiresTask: boolean, deps: TaskDeps | null, now: number, withHistory: boolean): MaybePromise<TaskResolution> {
   const token = request.headers.get(TXN_TOKEN_HEADER);
   if (token === undefined) return requiresTask ? deny('task_required') : ok(null);
   if (deps === null) return deny('invalid_token', 'transaction tokens are not enabled on this decision point');
-  const claims = await deps.verifier.verify(token.trim(), now);
-  if (!claims.ok) return claims;
-  // From here on a deny names the task it concerns (decision log, reviews).
-  const taskId = claims.value.txn;
-  if (identity.kind === 'anonymous' || identity.spiffe.id !== claims.value.req_wl) {
-    return { ...deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined), taskId };
-  }
-  if (deps.ended.has(taskId)) return { ...deny('task_revoked', 'the task has ended'), taskId };
-  const view = await readTaskView(deps.store, taskId, claims.value.req_wl, now, withHistory);
-  if (!view.ok) return { ...view, taskId };
-  if (view.value.task.record.workload !== claims.value.req_wl) return { ...deny('token_binding_mismatch'), taskId };
-  return view;
+  return andThen(deps.verifier.verify(token.trim(), now), (claims): MaybePromise<TaskResolution> => {
+    if (!claims.ok) return claims;
+    // From here on a deny names the task it concerns (decision log, reviews).
+    const taskId = claims.value.txn;
+    const workload = claims.value.req_wl;
+    if (identity.kind === 'anonymous' || identity.spiffe.id !== workload) {
+      return { ...deny('token_binding_mismatch', identity.kind === 'anonymous' ? 'the task token was presented without a workload identity' : undefined), taskId };
+    }
+    if (deps.ended.has(taskId)) return { ...deny('task_revoked', 'the task has ended'), taskId };
+    return andThen(readTaskView(deps.store, taskId, workload, now, withHistory), (view): TaskResolution => {
+      if (!view.ok) return { ...view, taskId };
+      if (view.value.task.record.workload !== workload) return { ...deny('token_binding_mismatch'), taskId };
+      return view;
+    });
+  });
 }
 
 /** The task's state and, with `withHistory`, the workload's history, read at once. */
-export async function readTaskView(store: TaskStore, taskId: string, workload: string, now: number, withHistory: boolean): Promise<Outcome<TaskView>> {
-  if (!withHistory) {
-    // Most decisions: one read, without Promise.all's arrays and extra turns.
-    const task = await readTaskState(store, taskId, now);
-    return task.ok ? ok({ task: task.value, workload: null }) : task;
-  }
-  const [task, history] = await Promise.all([readTaskState(store, taskId, now), withHistory ? readWorkloadHistory(store, workload, now) : ok(null)]);
-  if (!task.ok) return task;
-  if (!history.ok) return history;
-  return ok({ task: task.value, workload: history.value });
+export function readTaskView(store: TaskStore, taskId: string, workload: string, now: number, withHistory: boolean): MaybePromise<Outcome<TaskView>> {
+  // Most decisions: one read, without Promise.all's arrays and extra turns.
+  if (!withHistory) return andThen(readTaskState(store, taskId, now), taskOnly);
+  return Promise.all([readTaskState(store, taskId, now), readWorkloadHistory(store, workload, now)]).then(([task, history]) => {
+    if (!task.ok) return task;
+    if (!history.ok) return history;
+    return ok({ task: task.value, workload: history.value });
+  });
+}
+
+const taskOnly = (task: Outcome<TaskState>): Outcome<TaskView> => (task.ok ? ok({ task: task.value, workload: null }) : task);
+
+/** A store's StateUnavailableError as state_unavailable; anything else is not ours to turn into a deny. */
+function unavailable(err: unknown): Outcome<never> {
+  if (err instanceof StateUnavailableError) return deny('state_unavailable');
+  throw err;
 }
 
 /** A workload's recent history across its tasks (context.workload.history). */
-export async function readWorkloadHistory(store: TaskStore, workload: string, now: number): Promise<Outcome<WorkloadHistory>> {
+export function readWorkloadHistory(store: TaskStore, workload: string, now: number): MaybePromise<Outcome<WorkloadHistory>> {
+  let history: MaybePromise<WorkloadHistory>;
   try {
-    return ok(await store.getWorkloadHistory(workload, now));
+    history = store.getWorkloadHistory(workload, now);
   } catch (err) {
-    if (err instanceof StateUnavailableError) return deny('state_unavailable');
-    throw err;
+    return unavailable(err);
   }
+  return history instanceof Promise ? history.then((h) => ok(h), unavailable) : ok(history);
 }
 
 /** The task's state from the store; an unknown task is task_revoked. */
-export async function readTaskState(store: TaskStore, taskId: string, now: number): Promise<Outcome<TaskState>> {
-  let state: TaskState | null;
+export function readTaskState(store: TaskStore, taskId: string, now: number): MaybePromise<Outcome<TaskState>> {
+  let state: MaybePromise<TaskState | null>;
   try {
-    state = await store.getState(taskId, now);
+    state = store.getState(taskId, now);
   } catch (err) {
-    if (err instanceof StateUnavailableError) return deny('state_unavailable');
-    throw err;
+    return unavailable(err);
   }
-  return state === null ? deny('task_revoked', 'unknown task') : ok(state);
+  return state instanceof Promise ? state.then(knownTask, unavailable) : knownTask(state);
 }
+
+const knownTask = (state: TaskState | null): Outcome<TaskState> => (state === null ? deny('task_revoked', 'unknown task') : ok(state));
 
 /** Whether a task in this state may run this request: live, and for the tenant it targets. */
 export function checkTaskState(state: TaskState, request: DecodedRequest, match: RouteMatch, deps: TaskDeps, now: number): Outcome<TaskState> {
@@ -160,14 +178,18 @@ export function afterSpending(state: TaskState, approval: Approval): TaskState {
  * the only writer of the budget and the history on the Check path. With `compare`, `conflict`
  * means another call changed the task since; the caller decides again on the new state.
  */
-export async function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory | null, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[], compare: boolean): Promise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
+export function recordCalls(store: TaskStore, decidedOn: TaskState, workload: WorkloadHistory | null, now: number, touches: readonly (ToolTouch | null)[], spend: readonly string[], compare: boolean): MaybePromise<Outcome<number> | { readonly ok: false; readonly code: 'conflict' }> {
+  let r: MaybePromise<RecordResult>;
   try {
-    const r = await store.recordCalls(decidedOn.record.id, compare ? decidedOn.calls : null, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: compare && workload !== null ? workload.version : null, now }, spend);
-    if (r.ok) return ok(r.calls);
-    if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
-    return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');
+    r = store.recordCalls(decidedOn.record.id, compare ? decidedOn.calls : null, decidedOn.record.maxCalls, touches, { id: decidedOn.record.workload, version: compare && workload !== null ? workload.version : null, now }, spend);
   } catch (err) {
-    if (err instanceof StateUnavailableError) return deny('state_unavailable');
-    throw err;
+    return unavailable(err);
   }
+  return r instanceof Promise ? r.then(recorded, unavailable) : recorded(r);
+}
+
+function recorded(r: RecordResult): Outcome<number> | { readonly ok: false; readonly code: 'conflict' } {
+  if (r.ok) return ok(r.calls);
+  if (r.reason === 'conflict') return { ok: false, code: 'conflict' };
+  return r.reason === 'exhausted' ? deny('budget_exhausted') : deny('task_revoked', 'the task has ended');
 }

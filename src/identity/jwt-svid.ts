@@ -14,6 +14,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } fro
 import type { JwtSvidConfig } from '../config/identity.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import { TokenCache } from '../core/cache.js';
+import type { MaybePromise } from '../core/maybe.js';
 import type { BundleSet } from './bundles.js';
 import { parseSpiffeId, } from '../core/spiffe-id.js';
 import type { JwtSvid } from '../core/identity.js';
@@ -49,7 +50,8 @@ export class JwtSvidVerifier {
     this.cache = new TokenCache(config.cacheSize);
   }
 
-  async verify(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {
+  /** A cached token's answer at once; a token seen for the first time is verified asynchronously. */
+  verify(token: string, nowSeconds: number): MaybePromise<Outcome<JwtSvid>> {
     // Refuse oversized input before looking it up or parsing anything.
     if (token.length > this.config.maxTokenBytes) return invalid(`longer than ${this.config.maxTokenBytes} bytes`);
     const cached = this.cache.get(token);
@@ -61,9 +63,11 @@ export class JwtSvidVerifier {
       this.cache.delete(token);
     }
     this.stats.misses++;
-    const verified = await this.verifyUncached(token, nowSeconds);
-    if (verified.ok) this.cache.set(token, { svid: verified.value, generation: this.bundles.generation });
-    return verified;
+    const generation = this.bundles.generation;
+    return this.verifyUncached(token, nowSeconds).then((verified) => {
+      if (verified.ok) this.cache.set(token, { svid: verified.value, generation });
+      return verified;
+    });
   }
 
   private async verifyUncached(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {

@@ -7,6 +7,7 @@
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 import { TokenCache } from '../core/cache.js';
+import type { MaybePromise } from '../core/maybe.js';
 import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
 
 export const TXN_TOKEN_TYP = 'txntoken+jwt';
@@ -109,7 +110,8 @@ export class TxnTokenVerifier {
     this.cache = new TokenCache(size);
   }
 
-  async verify(token: string, now: number): Promise<Outcome<TxnClaims>> {
+  /** A cached token's answer at once; a token seen for the first time is verified asynchronously. */
+  verify(token: string, now: number): MaybePromise<Outcome<TxnClaims>> {
     if (token.length > MAX_TOKEN_CHARS) return invalid('too long');
     const hit = this.cache.get(token);
     if (hit !== undefined) {
@@ -117,8 +119,9 @@ export class TxnTokenVerifier {
       if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) return ok(hit.claims);
       this.cache.delete(token);
     }
-    const verified = await verifyTxnToken(token, this.keys, this.options, now);
-    if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
-    return verified;
+    return verifyTxnToken(token, this.keys, this.options, now).then((verified) => {
+      if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
+      return verified;
+    });
   }
 }

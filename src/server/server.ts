@@ -9,7 +9,7 @@ import type { PeerCertificate } from 'node:tls';
 import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallback } from './grpc-server.js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
 import { INLINE_EVALUATOR, type Evaluator } from '../policy/engine.js';
-import { decide, createDecisionState, type DecisionState } from '../check/pipeline.js';
+import { decideNow, createDecisionState, type DecisionState } from '../check/pipeline.js';
 import { AllowFrames } from './frames.js';
 import { traceHeaders, type CheckRequestMessage } from '../check/decode.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -97,8 +97,44 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
   const checkClients = config.tls === null || config.tls.checkClients.length === 0 ? null : new Set(config.tls.checkClients);
   // Allowed answers from a template per workload and policy version (frames.ts).
   const allowFrames = new AllowFrames(config);
+  /** Sends the decision's answer, then records it. */
+  const answer = (decision: Decision, started: bigint, span: ReturnType<Telemetry['startCheck']>, callback: UnaryCallback<unknown>): void => {
+    let response: unknown;
+    try {
+      response = allowFrames.answer(decision);
+    } catch (err) {
+      logger.error('failed to build a CheckResponse', { decisionId: decision.decisionId, error: String(err) });
+      callback({ code: GrpcStatus.INTERNAL, details: 'internal_error' });
+      return;
+    }
+    callback(null, response);
+    if (decision.code === 'internal_error') {
+      logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
+    }
+    // The answer is sent. What follows only records it: a failure here is logged, never thrown
+    // out of the handler (from a promise's callback, an unhandled rejection would take the process down).
+    try {
+      const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+      telemetry?.recordDecision(decision, latencyUs, span);
+      options.onDecision?.(decision, latencyUs);
+      const shadow = options.shadow;
+      if (shadow != null && decision.policyDecision !== null) {
+        // The shadow set never delays or changes a decision.
+        setImmediate(() => {
+          try {
+            const disagreement = shadow.compare(decision);
+            if (disagreement !== null) options.onShadowDisagreement?.(disagreement);
+          } catch (err) {
+            logger.error('shadow evaluation failed', { decisionId: decision.decisionId, error: String(err) });
+          }
+        });
+      }
+    } catch (err) {
+      logger.error('recording a decision failed', { decisionId: decision.decisionId, error: String(err) });
+    }
+  };
   server.addService(AUTHORIZATION_SERVICE_SERVED, {
-    Check: async (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
+    Check: (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
       const started = process.hrtime.bigint();
       // Only the configured ext_authz clients may ask: anyone else who reaches the port could
       // probe the policy or spend its capacity. A gRPC error, which Envoy treats as a deny.
@@ -111,40 +147,12 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
       }
       // Trace headers are read only when spans are recorded (tracing is off by default).
       const span = telemetry?.tracing === true ? telemetry.startCheck(traceHeaders(call.request)) : null;
-      const decision = await decide(call.request, state, Date.now(), call.getDeadline());
-      let response: unknown;
-      try {
-        response = allowFrames.answer(decision);
-      } catch (err) {
-        logger.error('failed to build a CheckResponse', { decisionId: decision.decisionId, error: String(err) });
-        callback({ code: GrpcStatus.INTERNAL, details: 'internal_error' });
-        return;
-      }
-      callback(null, response);
-      if (decision.code === 'internal_error') {
-        logger.error('decision failed', { decisionId: decision.decisionId, message: decision.message });
-      }
-      // The answer is sent. What follows only records it: a failure here is logged, never thrown
-      // out of this async handler (an unhandled rejection would take the process down).
-      try {
-        const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
-        telemetry?.recordDecision(decision, latencyUs, span);
-        options.onDecision?.(decision, latencyUs);
-        const shadow = options.shadow;
-        if (shadow != null && decision.policyDecision !== null) {
-          // The shadow set never delays or changes a decision.
-          setImmediate(() => {
-            try {
-              const disagreement = shadow.compare(decision);
-              if (disagreement !== null) options.onShadowDisagreement?.(disagreement);
-            } catch (err) {
-              logger.error('shadow evaluation failed', { decisionId: decision.decisionId, error: String(err) });
-            }
-          });
-        }
-      } catch (err) {
-        logger.error('recording a decision failed', { decisionId: decision.decisionId, error: String(err) });
-      }
+      // Answered in this turn when every step of the decision answers from memory (decideNow);
+      // a rejection or a throw here is a bug: the gRPC server answers INTERNAL (a deny to Envoy).
+      const decision = decideNow(call.request, state, Date.now(), call.getDeadline());
+      if (decision instanceof Promise) return decision.then((d) => answer(d, started, span, callback));
+      answer(decision, started, span, callback);
+      return undefined;
     },
   });
   server.addService(HEALTH_SERVICE, health.implementation());

@@ -50,7 +50,7 @@ export class MemoryTaskStore implements TaskStore {
     this.sweep(record.createdAt);
   }
 
-  async getState(taskId: string, now: number): Promise<TaskState | null> {
+  getState(taskId: string, now: number): TaskState | null {
     const e = this.tasks.get(taskId);
     if (e === undefined) return null;
     if (e.approvalsList === null || e.approvalsAt !== now) {
@@ -78,7 +78,7 @@ export class MemoryTaskStore implements TaskStore {
     return true;
   }
 
-  async recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): Promise<RecordResult> {
+  recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend: readonly string[] = []): RecordResult {
     const e = this.tasks.get(taskId);
     if (e === undefined || e.endedAt !== null) return { ok: false, reason: 'ended', calls: e?.calls ?? 0 };
     const w = this.workloads.get(workload.id);
@@ -106,7 +106,7 @@ export class MemoryTaskStore implements TaskStore {
     return { ok: true, calls: e.calls };
   }
 
-  async getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory> {
+  getWorkloadHistory(workload: string, now: number): WorkloadHistory {
     const w = this.workloads.get(workload);
     if (w === undefined) return EMPTY_WORKLOAD_HISTORY;
     const since = this.window.since(now);

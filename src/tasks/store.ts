@@ -2,6 +2,8 @@
 // which approvals are open. Two implementations: in memory (one process) and Redis (replicas).
 // Every method may throw StateUnavailableError; callers deny with state_unavailable then.
 
+import type { MaybePromise } from '../core/maybe.js';
+
 export interface TaskRecord {
   readonly id: string;
   readonly purpose: string;
@@ -87,11 +89,16 @@ export class StateUnavailableError extends Error {
   override name = 'StateUnavailableError';
 }
 
+/**
+ * Where tasks live. The three reads and writes of the Check path (getState, recordCalls,
+ * getWorkloadHistory) may answer at once (the memory store) or with a promise (Redis); callers
+ * take both (core/maybe.ts), and StateUnavailableError thrown or as a rejection.
+ */
 export interface TaskStore {
   readonly kind: 'memory' | 'redis';
   createTask(record: TaskRecord): Promise<void>;
   /** The task's live state at `now`, or null when it is unknown (never started, or expired and gone). */
-  getState(taskId: string, now: number): Promise<TaskState | null>;
+  getState(taskId: string, now: number): MaybePromise<TaskState | null>;
   /** Marks the task ended and tells every replica. False when the task is unknown. */
   endTask(taskId: string, now: number): Promise<boolean>;
   /**
@@ -105,9 +112,9 @@ export interface TaskStore {
    * `expectedCalls` null (and the mark's version null): record whatever the state now, for
    * decisions that read nothing recorded calls change; maxCalls and spends stay atomic.
    */
-  recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend?: readonly string[]): Promise<RecordResult>;
+  recordCalls(taskId: string, expectedCalls: number | null, maxCalls: number | null, touches: readonly (ToolTouch | null)[], workload: WorkloadMark, spend?: readonly string[]): MaybePromise<RecordResult>;
   /** The workload's history within the window at `now`; empty for a workload never recorded. */
-  getWorkloadHistory(workload: string, now: number): Promise<WorkloadHistory>;
+  getWorkloadHistory(workload: string, now: number): MaybePromise<WorkloadHistory>;
   grantApproval(approval: Approval, taskExpiresAt: number): Promise<void>;
   revokeApproval(taskId: string, approvalId: string): Promise<boolean>;
   /** Called with the id of every task ended anywhere (this replica or another). */
