@@ -11,7 +11,8 @@ import { decodeCheckRequest, traceHeaders, type CheckRequestMessage } from '../s
 import { Telemetry } from '../src/telemetry/telemetry.js';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { mapRequest } from '../src/check/map.js';
-import { decide } from '../src/check/pipeline.js';
+import { decide, decideNow, type DecisionState } from '../src/check/pipeline.js';
+import type { Decision } from '../src/core/decision.js';
 import { respond } from '../src/check/respond.js';
 import { parseSpiffeId } from '../src/core/spiffe-id.js';
 import { EMBEDDED_CONFIG } from '../src/config/load.js';
@@ -61,20 +62,28 @@ const baseline = (): unknown => {
 };
 // A whole Check as served: request bytes decoded, decided, and the answer's frame as the server
 // writes it (an allowed answer from its template: server/frames.ts).
+// The decision as the server takes it (decideNow): at once when every step answers from memory.
 const frames = new AllowFrames(state.config);
-const wholeCheck = (bytes: Buffer) => async (): Promise<unknown> => checkResponseFrame(frames.answer(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state)));
+const served = (st: DecisionState, fr: AllowFrames, bytes: Buffer) => (): unknown => {
+  const decision = decideNow(decodeCheckRequestBytes(bytes) as CheckRequestMessage, st);
+  return decision instanceof Promise ? decision.then((d) => checkResponseFrame(fr.answer(d))) : checkResponseFrame(fr.answer(decision));
+};
+const wholeCheck = (bytes: Buffer) => served(state, frames, bytes);
 
 // Telemetry on: the counters, the histogram, and a recorded span (to a processor that drops it).
 const dropSpans: SpanProcessor = { onStart: () => undefined, onEnd: () => undefined, forceFlush: async () => undefined, shutdown: async () => undefined };
 const telemetry = new Telemetry({}, { spanProcessors: [dropSpans], env: {} });
-const withTelemetry = (bytes: Buffer) => async (): Promise<unknown> => {
+const withTelemetry = (bytes: Buffer) => (): unknown => {
   const started = process.hrtime.bigint();
   const message = decodeCheckRequestBytes(bytes) as CheckRequestMessage;
   const span = telemetry.startCheck(traceHeaders(message));
-  const decision = await decide(message, state);
-  const out = checkResponseFrame(frames.answer(decision));
-  telemetry.recordDecision(decision, Number(process.hrtime.bigint() - started) / 1000, span);
-  return out;
+  const finish = (decision: Decision): Buffer => {
+    const out = checkResponseFrame(frames.answer(decision));
+    telemetry.recordDecision(decision, Number(process.hrtime.bigint() - started) / 1000, span);
+    return out;
+  };
+  const decided = decideNow(message, state);
+  return decided instanceof Promise ? decided.then(finish) : finish(decided);
 };
 
 // Evaluation against N policies (the example grown with per-tenant policies, bench/policy-set.ts):
@@ -108,8 +117,7 @@ const scenario = await startScenarioInProcess(1000);
 const { state: scenarioState, bytes: scenarioBytes } = scenario;
 const scenarioDecision = await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState);
 if (!scenarioDecision.allowed) throw new Error(`scenario request is not allowed: ${scenarioDecision.code} ${scenarioDecision.message}`);
-const scenarioFrames = new AllowFrames(scenarioState.config);
-const scenarioCheck = async (): Promise<unknown> => checkResponseFrame(scenarioFrames.answer(await decide(decodeCheckRequestBytes(scenarioBytes) as CheckRequestMessage, scenarioState)));
+const scenarioCheck = served(scenarioState, new AllowFrames(scenarioState.config), scenarioBytes);
 
 // The pool round trip (one worker), against the same evaluation inline. The engine here has
 // compiled evaluation off: the pool serves only what cedar-wasm evaluates.
