@@ -8,7 +8,11 @@
 // --request FILE sends a fixed CheckRequest to the plain example instead.
 // Mandate runs once per evaluation mode asked for (--modes inline,pool,auto: all three by
 // default), all servers in rotating order at each level.
-//   node dist/bench/load.js [--seconds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
+// Each level is run in rounds (--rounds, 3 by default): every server for --seconds in turn,
+// order rotated, then again. A throughput ratio is taken within a round (Mandate's window
+// against the no-op's window next to it) and the median over the rounds is reported, with the
+// lowest and highest: one window per server moved the ratio by ±0.2 on this shared machine.
+//   node dist/bench/load.js [--seconds N] [--rounds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -21,9 +25,11 @@ import { evaluationCounts, expectAllowed, startMandateWithAdmin, startProcess, s
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
+  options: { seconds: { type: 'string' }, rounds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
 });
-const seconds = Number(values.seconds ?? (values.smoke ? 1 : 5));
+const seconds = Number(values.seconds ?? (values.smoke ? 1 : 2));
+const rounds = Number(values.rounds ?? (values.smoke ? 2 : 3));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds: a positive integer');
 const warmup = values.smoke ? 0 : 1;
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/load.json');
 // [clients, streams per client]: in flight = clients * streams.
@@ -46,6 +52,8 @@ const nameOf = (mode: Mode): ServerName => (mode === 'inline' ? 'mandate' : mode
 interface LevelResult {
   server: ServerName;
   inFlight: number;
+  /** The round of its level (0 for the half-peak runs). */
+  round: number;
   requests: number;
   /** Requests h2load logged with status 0: cut by the warm-up or duration boundary, not answered in the window. */
   incomplete: number;
@@ -54,10 +62,12 @@ interface LevelResult {
   p90us: number;
   p99us: number;
   p999us: number;
+  /** Every answered call's latency (µs), sorted: merged over the rounds of a level. */
+  latencies: Float64Array;
 }
 
-function drive(server: ServerName, address: string, bodyFile: string, clients: number, streams: number): LevelResult {
-  const log = join(dir, `${server}-${clients}x${streams}.log`);
+function drive(server: ServerName, address: string, bodyFile: string, clients: number, streams: number, round = 0): LevelResult {
+  const log = join(dir, `${server}-${clients}x${streams}-${round}.log`);
   const args = [
     `http://${address}/envoy.service.auth.v3.Authorization/Check`,
     '-c', String(clients), '-m', String(streams), '-t', '1',
@@ -74,7 +84,7 @@ function drive(server: ServerName, address: string, bodyFile: string, clients: n
   const incomplete = all.length - lines.length;
   const at = (q: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(run.stdout)?.[1] ?? 0);
-  return { server, inFlight: clients * streams, requests: lines.length, incomplete, rps: Math.round(rps), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999) };
+  return { server, inFlight: clients * streams, round, requests: lines.length, incomplete, rps: Math.round(rps), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999), latencies };
 }
 
 const servers = new Map<ServerName, { child: ChildProcess; address: string; bodyFile: string }>();
@@ -114,11 +124,13 @@ const HALF_PEAK_LEVELS: [number, number][] = [[2, 1], [4, 1], [4, 2]];
 try {
   const names = [...servers.keys()];
   for (const [i, [clients, streams]] of LEVELS.entries()) {
-    // Rotate the order at each level so that drift does not always favour the same server.
-    const order = names.map((_, k) => names[(k + i) % names.length] as ServerName);
-    for (const name of order) {
-      const s = servers.get(name) as { address: string; bodyFile: string };
-      results.push(drive(name, s.address, s.bodyFile, clients, streams));
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order at each level and round so that drift does not always favour the same server.
+      const order = names.map((_, k) => names[(k + i + round) % names.length] as ServerName);
+      for (const name of order) {
+        const s = servers.get(name) as { address: string; bodyFile: string };
+        results.push(drive(name, s.address, s.bodyFile, clients, streams, round));
+      }
     }
   }
   // Target 3 of the issue: p99 at half of each Mandate mode's peak (its best throughput over the
@@ -148,48 +160,88 @@ try {
   for (const s of servers.values()) s.child.kill('SIGTERM');
 }
 
-const ratio = (a: LevelResult | undefined, b: LevelResult): number | null => (a === undefined ? null : b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0);
+const ratio = (a: { rps: number } | undefined, b: { rps: number }): number | null => (a === undefined ? null : b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0);
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+/** A server's rounds at one level as one result: requests summed, throughput the median round's, latency over every answered call. */
+function merged(name: ServerName, inFlight: number): LevelResult | undefined {
+  const own = results.filter((r) => r.server === name && r.inFlight === inFlight);
+  if (own.length === 0) return undefined;
+  const latencies = Float64Array.from(own.flatMap((r) => [...r.latencies])).sort();
+  const at = (q: number): number => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  return {
+    server: name, inFlight, round: own.length, requests: own.reduce((n, r) => n + r.requests, 0), incomplete: own.reduce((n, r) => n + r.incomplete, 0),
+    rps: Math.round(median(own.map((r) => r.rps))), p50us: at(0.5), p90us: at(0.9), p99us: at(0.99), p999us: at(0.999), latencies,
+  };
+}
+/** Mandate's throughput over the no-op's, round by round at one level: the median, lowest and highest. */
+function ratios(name: ServerName, inFlight: number): { median: number; low: number; high: number; rounds: number[] } | null {
+  const per: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const a = results.find((r) => r.server === name && r.inFlight === inFlight && r.round === round);
+    const b = results.find((r) => r.server === 'noop' && r.inFlight === inFlight && r.round === round);
+    if (a !== undefined && b !== undefined) per.push(ratio(a, b) ?? 0);
+  }
+  if (per.length === 0) return null;
+  return { median: Math.round(median(per) * 1000) / 1000, low: Math.min(...per), high: Math.max(...per), rounds: per };
+}
+const withoutSamples = (r: LevelResult): Omit<LevelResult, 'latencies'> => {
+  const { latencies: _samples, ...rest } = r;
+  return rest;
+};
 const rows = LEVELS.map(([c, m]) => {
   const inFlight = c * m;
-  const find = (name: ServerName): LevelResult | undefined => results.find((r) => r.server === name && r.inFlight === inFlight);
-  const b = find('noop') as LevelResult;
+  const b = merged('noop', inFlight) as LevelResult;
   // `mandate`: inline when it ran, else the first mode asked for; `pool` and `auto` when they ran beside it.
-  const a = (find('mandate') ?? find(nameOf(modes[0] as Mode))) as LevelResult;
-  const pool = a.server !== 'mandate-pool' ? find('mandate-pool') : undefined;
-  const auto = a.server !== 'mandate-auto' ? find('mandate-auto') : undefined;
+  const main = modes.includes('inline') ? 'mandate' : nameOf(modes[0] as Mode);
+  const a = merged(main, inFlight) as LevelResult;
+  const pool = main !== 'mandate-pool' ? merged('mandate-pool', inFlight) : undefined;
+  const auto = main !== 'mandate-auto' ? merged('mandate-auto', inFlight) : undefined;
+  const poolRatios = pool === undefined ? null : ratios('mandate-pool', inFlight);
+  const autoRatios = auto === undefined ? null : ratios('mandate-auto', inFlight);
+  const mainRatios = ratios(main, inFlight);
   return {
     inFlight,
-    mandate: a,
-    ...(pool === undefined ? {} : { pool, poolThroughputRatio: ratio(pool, b) }),
-    ...(auto === undefined ? {} : { auto, autoThroughputRatio: ratio(auto, b) }),
-    noop: b,
-    throughputRatio: ratio(a, b) ?? 0,
+    mandate: withoutSamples(a),
+    ...(pool === undefined ? {} : { pool: withoutSamples(pool), poolThroughputRatio: poolRatios?.median ?? null, poolRatioRange: poolRatios }),
+    ...(auto === undefined ? {} : { auto: withoutSamples(auto), autoThroughputRatio: autoRatios?.median ?? null, autoRatioRange: autoRatios }),
+    noop: withoutSamples(b),
+    throughputRatio: mainRatios?.median ?? 0,
+    ratioRange: mainRatios,
   };
 });
 const report = {
   time: new Date().toISOString(),
   node: process.version,
-  secondsPerLevel: seconds,
+  secondsPerWindow: seconds,
+  roundsPerLevel: rounds,
   request: requestFile ?? `scenario: ${scenario?.policies} policies, JWT-SVID caller, task token (bench/scenario.ts)`,
   modes,
   levels: rows,
-  halfPeak,
+  halfPeak: halfPeak.map(withoutSamples),
   evaluations: served,
 };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 const md = [
-  `# Mandate under load (${report.time}, Node ${process.version}, ${seconds} s per level, h2load)`,
+  `# Mandate under load (${report.time}, Node ${process.version}, h2load, ${rounds} rounds of ${seconds} s per server and level)`,
   '',
   `Request: ${report.request}.`,
   '',
+  "req/s: the median round's; latency over every call of the rounds. The ratio is taken within each round (a Mandate's window against the no-op's beside it): the median of the rounds, then the lowest and highest.",
+  '',
   '| in flight | server | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | cut at window edge | Mandate / no-op throughput |',
   '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.flatMap((r) =>
-    [r.noop, r.mandate, ...('pool' in r && r.pool !== undefined ? [r.pool] : []), ...('auto' in r && r.auto !== undefined ? [r.auto] : [])].map(
-      (x) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${x.server === 'noop' ? '' : (ratio(x, r.noop) ?? '')} |`,
-    ),
-  ),
+  ...rows.flatMap((r) => {
+    const range = (x: { median: number; low: number; high: number } | null | undefined): string => (x == null ? '' : `${x.median} (${x.low}–${x.high})`);
+    const lines = [[r.noop, ''], [r.mandate, range(r.ratioRange)]] as [Omit<LevelResult, 'latencies'>, string][];
+    if ('pool' in r && r.pool !== undefined) lines.push([r.pool, range(r.poolRatioRange)]);
+    if ('auto' in r && r.auto !== undefined) lines.push([r.auto, range(r.autoRatioRange)]);
+    return lines.map(([x, ratioText]) => `| ${r.inFlight} | ${x.server} | ${x.rps} | ${x.p50us} | ${x.p90us} | ${x.p99us} | ${x.p999us} | ${x.incomplete} | ${ratioText} |`);
+  }),
   '',
   '## Near half of peak (target: p99 < 2 ms)',
   '',

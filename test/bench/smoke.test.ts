@@ -44,14 +44,21 @@ describe('npm run bench: load (smoke)', () => {
     const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/load.js'), '--smoke', '--seconds', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
-      levels: { inFlight: number; mandate: { requests: number }; pool?: { requests: number }; noop: { requests: number }; throughputRatio: number }[];
+      roundsPerLevel: number;
+      levels: { inFlight: number; mandate: { requests: number; rps: number }; pool?: { requests: number }; noop: { requests: number; rps: number }; throughputRatio: number; ratioRange: { median: number; low: number; high: number; rounds: number[] } }[];
       halfPeak: { mode: string; server: string; peak: number; inFlight: number; requests: number; p99us: number }[];
       evaluations: { server: string; compiled: number; wasmInline: number; wasmPool: number; compiledShare: number }[];
     };
     assert.deepEqual(report.levels.map((l) => l.inFlight), [1, 16, 64, 256]);
+    // Two rounds per level in the smoke run: the ratio is the median of the rounds' own ratios.
+    assert.equal(report.roundsPerLevel, 2);
     for (const l of report.levels) {
       assert.ok(l.mandate.requests > 0 && (l.pool?.requests ?? 0) > 0 && l.noop.requests > 0, `Mandate inline, Mandate pooled and the no-op answered at ${l.inFlight} in flight`);
-      assert.ok(Number.isFinite(l.throughputRatio));
+      assert.equal(l.ratioRange.rounds.length, 2);
+      assert.ok(l.ratioRange.rounds.every((x) => Number.isFinite(x) && x > 0));
+      assert.equal(l.throughputRatio, Math.round(((l.ratioRange.rounds[0] as number) + (l.ratioRange.rounds[1] as number)) / 2 * 1000) / 1000);
+      assert.equal(l.ratioRange.low, Math.min(...l.ratioRange.rounds));
+      assert.equal(l.ratioRange.high, Math.max(...l.ratioRange.rounds));
     }
     // Each mode again near half of its peak, the no-op at the same number in flight beside it.
     assert.deepEqual(report.halfPeak.map((h) => `${h.mode}:${h.server}`), ['inline:mandate', 'inline:noop', 'pool:mandate-pool', 'pool:noop', 'auto:mandate-auto', 'auto:noop']);
