@@ -12,7 +12,7 @@
 // order rotated, then again. A throughput ratio is taken within a round (Mandate's window
 // against the no-op's window next to it) and the median over the rounds is reported, with the
 // lowest and highest: one window per server moved the ratio by ±0.2 on this shared machine.
-//   node dist/bench/load.js [--seconds N] [--rounds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
+//   node dist/bench/load.js [--seconds N] [--rounds N] [--warm-seconds N] [--smoke] [--policies N] [--modes inline,pool,auto] [--request FILE] [--out FILE]
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -25,12 +25,19 @@ import { evaluationCounts, expectAllowed, startMandateWithAdmin, startProcess, s
 import { renderLatencyChart } from './chart.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string' }, rounds: { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
+  options: { seconds: { type: 'string' }, rounds: { type: 'string' }, 'warm-seconds': { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
 });
 const seconds = Number(values.seconds ?? (values.smoke ? 1 : 2));
 const rounds = Number(values.rounds ?? (values.smoke ? 2 : 3));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds: a positive integer');
 const warmup = values.smoke ? 0 : 1;
+/**
+ * Before the levels, every server is driven at 64 in flight for this long: what is compared is
+ * the servers' steady state. V8 kept optimizing Mandate's code for the first ~15 s of load
+ * (main-thread CPU per call over 4 s windows from a fresh start: 237, 181, 174, then 117-150 µs),
+ * which a first window per level would charge to the throughput. Start-up is `bench:startup`'s.
+ */
+const warmSeconds = Number(values['warm-seconds'] ?? (values.smoke ? 0 : 15));
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/load.json');
 // [clients, streams per client]: in flight = clients * streams.
 const LEVELS: [number, number][] = [[1, 1], [4, 4], [4, 16], [8, 32]];
@@ -123,6 +130,13 @@ const halfPeak: (LevelResult & { mode: Mode; peak: number })[] = [];
 const HALF_PEAK_LEVELS: [number, number][] = [[2, 1], [4, 1], [4, 2]];
 try {
   const names = [...servers.keys()];
+  if (warmSeconds > 0) {
+    for (const name of names) {
+      const s = servers.get(name) as { address: string; bodyFile: string };
+      const warm = spawnSync('h2load', [`http://${s.address}/envoy.service.auth.v3.Authorization/Check`, '-c', '4', '-m', '16', '-t', '1', '-D', String(warmSeconds), '-d', s.bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], { encoding: 'utf8' });
+      if (warm.status !== 0) throw new Error(`h2load (warm-up) failed: ${warm.stderr || warm.stdout}`);
+    }
+  }
   for (const [i, [clients, streams]] of LEVELS.entries()) {
     for (let round = 0; round < rounds; round++) {
       // Rotate the order at each level and round so that drift does not always favour the same server.
@@ -217,6 +231,7 @@ const report = {
   time: new Date().toISOString(),
   node: process.version,
   secondsPerWindow: seconds,
+  warmSeconds,
   roundsPerLevel: rounds,
   request: requestFile ?? `scenario: ${scenario?.policies} policies, JWT-SVID caller, task token (bench/scenario.ts)`,
   modes,
@@ -227,7 +242,7 @@ const report = {
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 const md = [
-  `# Mandate under load (${report.time}, Node ${process.version}, h2load, ${rounds} rounds of ${seconds} s per server and level)`,
+  `# Mandate under load (${report.time}, Node ${process.version}, h2load, ${rounds} rounds of ${seconds} s per server and level, after ${warmSeconds} s of warm-up each)`,
   '',
   `Request: ${report.request}.`,
   '',

@@ -31,7 +31,7 @@ export function writeScenario(extra: number): Scenario {
   writeFileSync(join(dir, 'example.org.json'), JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'bench', use: 'jwt-svid' }] }));
   const yaml = readFileSync(config, 'utf8')
     .replace(/^identity:\n/m, 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n')
-    .replace(/^tasks:\n/m, 'tasks:\n  keyFile: ./task-keys.json\n');
+    .replace(/^tasks:\n/m, 'tasks:\n  keyFile: ./task-keys.json\n  tokenTtlSeconds: 1800\n');
   writeFileSync(config, yaml);
   const template = JSON.parse(readFileSync(resolve(kPackageRoot, 'examples/requests/allow-support-read-ticket.json'), 'utf8')) as {
     attributes: { source: Record<string, unknown>; request: { http: { headers: Record<string, string> } } };
