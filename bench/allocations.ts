@@ -7,22 +7,35 @@
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import type { CheckRequestMessage } from '../src/check/decode.js';
-import { decide } from '../src/check/pipeline.js';
-import { respond } from '../src/check/respond.js';
-import { decodeCheckRequestBytes, encodeCheckResponse } from '../src/server/protos.js';
+import { decideNow } from '../src/check/pipeline.js';
+import type { Decision } from '../src/core/decision.js';
+import { AllowFrames } from '../src/server/frames.js';
+import { checkResponseFrame, decodeCheckRequestBytes } from '../src/server/protos.js';
 import { startScenarioInProcess } from './scenario-in-process.js';
 
 const { values } = parseArgs({ options: { checks: { type: 'string', default: '20000' }, top: { type: 'string', default: '25' } } });
 const checks = Number(values.checks);
 
 const { state, bytes } = await startScenarioInProcess(1000);
-const check = async (): Promise<unknown> => encodeCheckResponse(respond(await decide(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state), state.config));
+// As the server decides and answers (server.ts): decideNow, the allowed answer's template.
+const frames = new AllowFrames(state.config);
+const answer = (decision: Decision): Buffer => checkResponseFrame(frames.answer(decision));
+const check = (): unknown => {
+  const decided = decideNow(decodeCheckRequestBytes(bytes) as CheckRequestMessage, state);
+  return decided instanceof Promise ? decided.then(answer) : answer(decided);
+};
 
-for (let i = 0; i < checks; i++) await check(); // warm up: optimized code allocates differently
+for (let i = 0; i < checks; i++) {
+  const r = check(); // warm up: optimized code allocates differently
+  if (r instanceof Promise) await r;
+}
 const session = new Session();
 session.connect();
 await session.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-for (let i = 0; i < checks; i++) await check();
+for (let i = 0; i < checks; i++) {
+  const r = check();
+  if (r instanceof Promise) await r;
+}
 const { profile } = (await session.post('HeapProfiler.stopSampling')) as { profile: { head: SampleNode } };
 
 interface SampleNode {

@@ -20,8 +20,11 @@ import { createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
-import { decide } from '../src/check/pipeline.js';
+import { decide, decideNow } from '../src/check/pipeline.js';
+import type { Decision } from '../src/core/decision.js';
+import { AllowFrames } from '../src/server/frames.js';
 import { respond } from '../src/check/respond.js';
+import { median } from './stats.js';
 import { encodeCheckResponseFrame } from '../src/server/codec.js';
 import { GrpcServer } from '../src/server/grpc-server.js';
 import { AUTHORIZATION_SERVICE_SERVED, decodeCheckRequestBytes } from '../src/server/protos.js';
@@ -96,24 +99,31 @@ async function serve(layer: Layer): Promise<void> {
   const log = layer === 'log' ? DecisionLog.open({ sink: '/dev/null', maxBufferBytes: 1 << 20, includeInput: false, allowSampleRate: 1, maxFileBytes: Number.MAX_SAFE_INTEGER, maxFiles: 2, redactHeaders: [] }) : null;
   const definition = { ...AUTHORIZATION_SERVICE_SERVED, Check: { ...(AUTHORIZATION_SERVICE_SERVED['Check'] as NonNullable<(typeof AUTHORIZATION_SERVICE_SERVED)['Check']>) } };
   if (layer === 'grpc') definition.Check.requestDeserialize = () => ({});
+  const frames = new AllowFrames(state.config);
   const server = new GrpcServer({ maxMessageBytes: 4 << 20, maxConcurrentStreams: 1000 });
   server.addService(definition, {
-    Check: async (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
+    Check: (call: ServerCall<CheckRequestMessage>, callback: UnaryCallback<unknown>) => {
       if (layer === 'grpc' || layer === 'decode') {
         callback(null, constant);
-        return;
+        return undefined;
       }
       const started = process.hrtime.bigint();
-      const decision = await decide(call.request, state, Date.now(), call.getDeadline());
-      if (!decision.allowed) {
-        // A deny costs less than the decision measured: the run is void (the parent sees the exit).
-        process.stderr.write(`layer ${layer}: the scenario request was denied (${decision.code})\n`);
-        process.exit(3);
-      }
-      callback(null, respond(decision, state.config));
-      const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
-      telemetry?.recordDecision(decision, latencyUs, null);
-      log?.record(decision, latencyUs);
+      // As the server decides and answers (server.ts): decideNow, the allowed answer's template.
+      const finish = (decision: Decision): void => {
+        if (!decision.allowed) {
+          // A deny costs less than the decision measured: the run is void (the parent sees the exit).
+          process.stderr.write(`layer ${layer}: the scenario request was denied (${decision.code})\n`);
+          process.exit(3);
+        }
+        callback(null, frames.answer(decision));
+        const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+        telemetry?.recordDecision(decision, latencyUs, null);
+        log?.record(decision, latencyUs);
+      };
+      const decided = decideNow(call.request, state, Date.now(), call.getDeadline());
+      if (decided instanceof Promise) return decided.then(finish);
+      finish(decided);
+      return undefined;
     },
   });
   const listener = createNetServer((socket) => server.injectConnection(socket));
@@ -204,10 +214,6 @@ async function measure(): Promise<void> {
       }
     }
     await expectAllowed(mandate.address, serveRequest, 'mandate serve: the scenario request was no longer allowed at the end of the run');
-    const median = (xs: number[]): number => {
-      const sorted = [...xs].sort((a, b) => a - b);
-      return sorted[Math.floor((sorted.length - 1) / 2)] as number;
-    };
     const lines = [
       `# CPU per Check under load, layer by layer (${new Date().toISOString()}, Node ${process.version})`,
       '',

@@ -23,6 +23,7 @@ import { kPackageRoot } from '../src/package-root.js';
 import { writeScenario, EXAMPLE_POLICIES } from './scenario.js';
 import { evaluationCounts, expectAllowed, startMandateWithAdmin, startProcess, startScenarioTask, writeGrpcFrame } from './harness.js';
 import { renderLatencyChart } from './chart.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string' }, rounds: { type: 'string' }, 'warm-seconds': { type: 'string' }, smoke: { type: 'boolean', default: false }, request: { type: 'string' }, policies: { type: 'string' }, modes: { type: 'string' }, out: { type: 'string' } },
@@ -175,11 +176,6 @@ try {
 }
 
 const ratio = (a: { rps: number } | undefined, b: { rps: number }): number | null => (a === undefined ? null : b.rps > 0 ? Math.round((a.rps / b.rps) * 1000) / 1000 : 0);
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 /** A server's rounds at one level as one result: requests summed, throughput the median round's, latency over every answered call. */
 function merged(name: ServerName, inFlight: number): LevelResult | undefined {
   const own = results.filter((r) => r.server === name && r.inFlight === inFlight);

@@ -57,6 +57,14 @@ export async function compare(ops: Record<string, Op>, totalMs: number, rounds =
   return names.map((n) => summarize(n, samples.get(n) ?? [], elapsed.get(n) ?? 1n));
 }
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 function round(n: number): number {
   return Math.round(n * 100) / 100;
 }
