@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { credentials, makeClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { kPackageRoot } from '../src/package-root.js';
-import { AUTHORIZATION_SERVICE, decodeCheckRequestBytes, encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
+import { AUTHORIZATION_SERVICE, encodeCheckRequest, TASKS_SERVICE } from '../src/server/protos.js';
 import { SCENARIO_TASK, type Scenario } from './scenario.js';
 
 export const MANDATE_LISTENING = /"msg":"listening","address":"([^"]+)"/;
@@ -94,7 +94,7 @@ export async function expectAllowed(address: string, request: unknown, what: str
   const check = new Authorization(address, credentials.createInsecure()) as Client & Record<string, GrpcMethod>;
   try {
     const answer = await new Promise<Record<string, unknown>>((ok, fail) =>
-      (check['Check'] as GrpcMethod).call(check, decodeCheckRequestBytes(encodeCheckRequest(request)), new Metadata(), (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
+      (check['Check'] as GrpcMethod).call(check, request, new Metadata(), (err: Error | null, res: Record<string, unknown>) => (err ? fail(err) : ok(res))),
     );
     if ((answer['status'] as { code?: number } | undefined)?.code !== 0) throw new Error(`${what}: ${JSON.stringify(answer)}`);
   } finally {

@@ -19,7 +19,8 @@ export interface HeaderValueMessage {
 }
 export interface HttpRequestMessage {
   method?: string;
-  headers?: Record<string, string>;
+  /** A plain object from @grpc/proto-loader; a Map from the served codec (server/codec.ts). */
+  headers?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
   headerMap?: { headers?: HeaderValueMessage[] } | null;
   path?: string;
   host?: string;
@@ -295,21 +296,40 @@ function decodePeer(peer: PeerMessage | null | undefined): Peer {
   };
 }
 
-function decodeHeaders(http: HttpRequestMessage, limits: Limits, readHeaders: ReadonlySet<string>): Outcome<Map<string, string>> {
-  const out = new Map<string, string>();
+function decodeHeaders(http: HttpRequestMessage, limits: Limits, readHeaders: ReadonlySet<string>): Outcome<ReadonlyMap<string, string>> {
   const entries = http.headerMap?.headers;
+  const given = http.headers;
+  // The served codec's headers come as a Map; @grpc/proto-loader's as an object.
+  const asMap = given instanceof Map ? (given as ReadonlyMap<string, string>) : null;
+  const asObject = given === undefined || asMap !== null ? null : (given as Readonly<Record<string, string>>);
+  const keys = asObject === null ? null : Object.keys(asObject);
+  const mapped = asMap !== null ? asMap.size : (keys?.length ?? 0);
   // Bounded before anything is copied: Envoy itself never forwards more than its own limits
   // (max_headers_count, max_request_headers_kb), so a larger set did not come through it.
   const useMap = entries !== undefined && entries.length > 0;
   // Envoy sends headers one way (header_map with encode_raw_headers, else headers): both is two header sets.
-  if (useMap && http.headers !== undefined && Object.keys(http.headers).length > 0) return deny('bad_request', 'the request carries both headers and header_map');
-  const keys = useMap || http.headers === undefined ? null : Object.keys(http.headers);
-  const count = useMap ? (entries as HeaderValueMessage[]).length : (keys?.length ?? 0);
+  if (useMap && mapped > 0) return deny('bad_request', 'the request carries both headers and header_map');
+  const count = useMap ? (entries as HeaderValueMessage[]).length : mapped;
   if (count > limits.maxHeaders) return deny('bad_request', `the request has ${count} headers, more than ${limits.maxHeaders} (limits.maxHeaders)`);
   let bytes = 0;
+  // A Map whose names are all lower-case and valid is already the header map addHeader would
+  // build from it (a Map keeps a name's first position, as protobuf's map does): taken as it is.
+  let inForm = asMap !== null;
+  let underscore = false;
   if (useMap) for (const e of entries as HeaderValueMessage[]) bytes += (e.key?.length ?? 0) + Math.max(e.value?.length ?? 0, e.rawValue?.length ?? 0);
-  else if (keys !== null) for (const k of keys) bytes += k.length + ((http.headers as Record<string, string>)[k] as string).length;
+  else if (asMap !== null) {
+    for (const [name, value] of asMap) {
+      bytes += name.length + value.length;
+      if (inForm && (name.toLowerCase() !== name || name.includes(REPLACEMENT_CHAR) || value.includes(REPLACEMENT_CHAR))) inForm = false;
+      if (!underscore && name.includes('_')) underscore = true;
+    }
+  } else if (keys !== null) for (const k of keys) bytes += k.length + ((asObject as Record<string, string>)[k] as string).length;
   if (bytes > limits.maxHeaderBytes) return deny('bad_request', `the request's headers add up to more than ${limits.maxHeaderBytes} bytes (limits.maxHeaderBytes)`);
+  if (inForm) {
+    const headers = asMap as ReadonlyMap<string, string>;
+    return (underscore ? underscoreClash(headers, readHeaders) : null) ?? ok(headers);
+  }
+  const out = new Map<string, string>();
   if (useMap) {
     // encode_raw_headers: one entry per header line, values possibly as raw bytes.
     for (const entry of entries) {
@@ -324,9 +344,14 @@ function decodeHeaders(http: HttpRequestMessage, limits: Limits, readHeaders: Re
       const refused = addHeader(out, entry.key ?? '', value);
       if (refused !== null) return refused;
     }
-  } else if (http.headers !== undefined && keys !== null) {
+  } else if (asMap !== null) {
+    for (const [name, value] of asMap) {
+      const refused = addHeader(out, name, value);
+      if (refused !== null) return refused;
+    }
+  } else if (asObject !== null && keys !== null) {
     for (const key of keys) {
-      const refused = addHeader(out, key, http.headers[key] as string);
+      const refused = addHeader(out, key, asObject[key] as string);
       if (refused !== null) return refused;
     }
   }
@@ -392,7 +417,11 @@ export function traceHeaders(message: CheckRequestMessage): Map<string, string> 
     }
     return out;
   }
-  const map = http.headers;
-  if (map !== undefined) for (const key of TRACE_HEADERS) if (map[key] !== undefined) out.set(key, map[key] as string);
+  const given = http.headers;
+  if (given === undefined) return out;
+  for (const key of TRACE_HEADERS) {
+    const value = given instanceof Map ? (given as ReadonlyMap<string, string>).get(key) : (given as Readonly<Record<string, string>>)[key];
+    if (value !== undefined) out.set(key, value);
+  }
   return out;
 }

@@ -294,19 +294,22 @@ function expect(wire: number, want: number, what: string): void {
 }
 
 /**
- * What the maps of a CheckRequest (headers, context extensions) are made from: an empty,
- * frozen object with no prototype. Nothing of Object.prototype is behind a map, so `__proto__`
- * or `toString` is a key like any other (never a prototype assignment that silently drops a
- * header the upstream would still receive); and unlike Object.create(null), which gives a hash
- * table whose Object.keys sorts the names on every call (~1 us a Check under load), V8 keeps
- * such an object in fast mode. The compiled evaluator's records are made the same way
- * (policy/compiled/values.ts newRecord).
+ * What the context extensions map is made from: an empty, frozen object with no prototype.
+ * Nothing of Object.prototype is behind it, so `__proto__` or `toString` is a key like any other
+ * (never a prototype assignment that silently drops an entry); and unlike Object.create(null),
+ * which gives a hash table whose Object.keys sorts the names on every call (~1 us a Check under
+ * load), V8 keeps such an object in fast mode. The compiled evaluator's records are made the
+ * same way (policy/compiled/values.ts newRecord).
  */
 const MAP_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
 const newMap = (): Record<string, string> => Object.create(MAP_PROTOTYPE) as Record<string, string>;
 
-/** One map<string, string> entry into `into`; a key sent twice keeps its first position and its last value, as protobuf's maps do. */
-function mapEntry(r: Reader, into: Record<string, string>, valueSlot: StringSlot | null): void {
+// The last map entry read (readMapEntry): its key and value.
+let entryKey = '';
+let entryValue = '';
+
+/** One map<string, string> entry, into entryKey and entryValue. */
+function readMapEntry(r: Reader, valueSlot: StringSlot | null): void {
   const outer = enter(r);
   let key = '';
   let value = '';
@@ -330,7 +333,27 @@ function mapEntry(r: Reader, into: Record<string, string>, valueSlot: StringSlot
     }
   }
   leave(r, outer);
-  into[key] = value;
+  entryKey = key;
+  entryValue = value;
+}
+
+// A key sent twice keeps its first position and its last value, as protobuf's maps do (and as
+// Map.set does).
+
+/** One context extension into `into`. */
+function mapEntry(r: Reader, into: Record<string, string>, valueSlot: StringSlot): void {
+  readMapEntry(r, valueSlot);
+  into[entryKey] = entryValue;
+}
+
+/**
+ * One request header into `into`. The headers are a Map, which decode.ts takes as the request's
+ * header map as it is when every name is already in its form (decodeHeaders): no object grown
+ * key by key and then copied into a Map, on every Check.
+ */
+function headerEntry(r: Reader, into: Map<string, string>): void {
+  readMapEntry(r, null);
+  into.set(entryKey, entryValue);
 }
 
 /** Slots of the fields read as strings, by where they are (StringSlot). */
@@ -427,12 +450,10 @@ function headerValue(r: Reader): HeaderValueMessage {
   return h;
 }
 
-/** HttpRequest's string fields that decode.ts reads, by field number. */
-const HTTP_STRINGS: Readonly<Record<number, 'method' | 'path' | 'host' | 'scheme' | 'body'>> = { 2: 'method', 4: 'path', 5: 'host', 6: 'scheme', 11: 'body' };
-
 function http(r: Reader): HttpRequestMessage {
   const outer = enter(r);
   const out: HttpRequestMessage = {};
+  let headerFields: Map<string, string> | undefined;
   while (r.pos < r.end) {
     const tag = nextTag(r);
     const n = fieldNumber(tag);
@@ -440,19 +461,30 @@ function http(r: Reader): HttpRequestMessage {
     switch (n) {
       case 3:
         expect(wire, LEN, 'HttpRequest.headers');
-        mapEntry(r, (out.headers ??= newMap()), null);
+        headerEntry(r, (headerFields ??= new Map()));
         break;
+      // One case per field: a property store each, not one keyed by the field's name.
       case 2:
-      case 4:
-      case 5:
-      case 6:
-      case 11: {
-        const name = HTTP_STRINGS[n] as 'method' | 'path' | 'host' | 'scheme' | 'body';
-        expect(wire, LEN, `HttpRequest.${name}`);
-        // The path (its query can carry credentials) and the body are never remembered.
-        out[name] = name === 'body' || name === 'path' ? r.string() : r.slotString(SLOTS[name]);
+        expect(wire, LEN, 'HttpRequest.method');
+        out.method = r.slotString(SLOTS.method);
         break;
-      }
+      case 4:
+        expect(wire, LEN, 'HttpRequest.path');
+        // The path (its query can carry credentials) and the body are never remembered.
+        out.path = r.string();
+        break;
+      case 5:
+        expect(wire, LEN, 'HttpRequest.host');
+        out.host = r.slotString(SLOTS.host);
+        break;
+      case 6:
+        expect(wire, LEN, 'HttpRequest.scheme');
+        out.scheme = r.slotString(SLOTS.scheme);
+        break;
+      case 11:
+        expect(wire, LEN, 'HttpRequest.body');
+        out.body = r.string();
+        break;
       case 12:
         expect(wire, LEN, 'HttpRequest.raw_body');
         out.rawBody = r.bytes();
@@ -481,6 +513,7 @@ function http(r: Reader): HttpRequestMessage {
     }
   }
   leave(r, outer);
+  if (headerFields !== undefined) out.headers = headerFields;
   return out;
 }
 

@@ -15,8 +15,9 @@ import { decodeCheckRequestBytes } from '../../src/server/protos.js';
 import { StateUnavailableError, type TaskStore } from '../../src/tasks/store.js';
 
 const message = (s: InProcessScenario, tenant?: string): CheckRequestMessage => {
-  const m = decodeCheckRequestBytes(s.bytes) as { attributes: { request: { http: { headers: Record<string, string> } } } };
-  if (tenant !== undefined) m.attributes.request.http.headers['x-tenant-id'] = tenant;
+  // The served codec's headers are a Map (server/codec.ts).
+  const m = decodeCheckRequestBytes(s.bytes) as { attributes: { request: { http: { headers: Map<string, string> } } } };
+  if (tenant !== undefined) m.attributes.request.http.headers.set('x-tenant-id', tenant);
   return m as unknown as CheckRequestMessage;
 };
 

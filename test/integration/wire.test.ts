@@ -63,6 +63,9 @@ const FULL_REQUEST = {
   },
 };
 
+/** A map<string, string> field's entries as an object, whether a decoder gave a Map or an object. */
+const entriesOf = (m: unknown): Record<string, unknown> => (m instanceof Map ? Object.fromEntries(m) : { ...(m as object) });
+
 describe('CheckRequest wire compatibility', () => {
   const upstreamBytes = Buffer.from(UpstreamCheckRequest.encode(UpstreamCheckRequest.fromObject(FULL_REQUEST)).finish());
   const expected = UpstreamCheckRequest.toObject(UpstreamCheckRequest.decode(upstreamBytes), TO_OBJECT);
@@ -101,8 +104,8 @@ describe('CheckRequest wire compatibility', () => {
         source: peer(a.source),
         destination: peer(a.destination),
         seconds: Number(a.request.time.seconds),
-        // Maps are compared by their entries (the codec's have no prototype: codec.ts mapEntry).
-        http: { method: h.method, path: h.path, host: h.host, scheme: h.scheme, body: h.body, rawBody: Buffer.from(h.rawBody).toString('hex'), headers: { ...h.headers } },
+        // Maps are compared by their entries (the codec's headers are a Map, its extensions have no prototype: codec.ts).
+        http: { method: h.method, path: h.path, host: h.host, scheme: h.scheme, body: h.body, rawBody: Buffer.from(h.rawBody).toString('hex'), headers: entriesOf(h.headers) },
         headerMap: h.headerMap.headers.map((x: { key?: string; value?: string; rawValue?: Uint8Array }) => ({ key: x.key, value: x.value, raw: x.rawValue === undefined ? undefined : Buffer.from(x.rawValue).toString('hex') })),
         extensions: { ...a.contextExtensions },
       };
@@ -118,7 +121,7 @@ describe('CheckRequest wire compatibility', () => {
     assert.equal(ours.attributes.source.address.socketAddress.portValue, 51334);
     assert.equal(http.method, 'POST');
     assert.equal(http.path, '/cases?x=1');
-    assert.deepEqual({ ...http.headers }, FULL_REQUEST.attributes.request.http.headers);
+    assert.deepEqual(entriesOf(http.headers), FULL_REQUEST.attributes.request.http.headers);
     assert.deepEqual(Buffer.from(http.rawBody), FULL_REQUEST.attributes.request.http.rawBody);
     assert.deepEqual(Buffer.from(http.headerMap.headers[0]!.rawValue as Buffer), Buffer.from('raw-value'));
     assert.deepEqual({ ...ours.attributes.contextExtensions }, FULL_REQUEST.attributes.contextExtensions);
