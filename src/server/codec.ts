@@ -187,13 +187,19 @@ class Reader {
     const end = this.enter();
     const start = this.pos;
     this.pos = end;
-    const candidates = known[end - start];
+    const n = end - start;
+    const candidates = known[n];
     if (candidates !== undefined) {
       const buf = this.buf;
-      next: for (const [bytes, text, slot] of candidates) {
-        for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) continue next;
-        this.knownSlot = slot;
-        return text;
+      // Indexed, not destructured (a tuple's destructuring goes through the iterator protocol);
+      // the last byte first: names of one length often share a prefix (x-forwarded-, accept-).
+      next: for (let c = 0; c < candidates.length; c++) {
+        const candidate = candidates[c] as (typeof candidates)[number];
+        const bytes = candidate[0];
+        if (buf[end - 1] !== bytes[n - 1]) continue;
+        for (let i = 0; i < n - 1; i++) if (buf[start + i] !== bytes[i]) continue next;
+        this.knownSlot = candidate[2];
+        return candidate[1];
       }
     }
     this.knownSlot = null;
@@ -215,10 +221,12 @@ class Reader {
   private shortVarint(maxBytes: number): number {
     const start = this.pos;
     let result = 0;
+    let mul = 1; // 2 ** (7 * i), kept by multiplying: `**` is a call to pow per byte
     for (let i = 0; i < maxBytes && this.pos < this.end; i++) {
       const b = this.buf[this.pos++] as number;
-      result += (b & 0x7f) * 2 ** (7 * i);
+      result += (b & 0x7f) * mul;
       if (b < 0x80) return result;
+      mul *= 128;
     }
     this.pos = start;
     return -1;

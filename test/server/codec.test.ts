@@ -100,6 +100,28 @@ describe('the served CheckRequest codec', () => {
     assert.deepEqual(read(decodeCheckRequestWire(bytes)), read(PROTOBUFJS_CHECK.decode(bytes)));
   });
 
+  it('has decode.ts read the header Map it gives as it reads protobufjs\'s object: the same header map or the same refusal', () => {
+    // The codec's Map is taken as it is when every name is plain (decode.ts decodeHeaders); each
+    // case here needs the close look instead, and must come out as from the object path.
+    const cases: [what: string, headers: [string, string][], refused: string | null][] = [
+      ['plain names', [[':authority', 'tools.example.org'], ['x-tenant-id', 'acme'], ['user-agent', 'a/1']], null],
+      ['a name in upper case', [['X-Tenant-Id', 'acme'], ['user-agent', 'a/1']], null],
+      ['two spellings of one name, joined', [['x-trace', 'a'], ['X-Trace', 'b']], null],
+      ['two spellings of a single-valued name', [['content-type', 'a'], ['Content-Type', 'b']], 'header "content-type" is repeated'],
+      ['"_" beside "-"', [['x-tenant-id', 'acme'], ['x_tenant_id', 'globex']], 'headers "x-tenant-id" and "x_tenant_id" are one header to an upstream that reads "_" as "-"'],
+      ['a lone "_" name', [['x_custom', 'v']], null],
+      ['U+FFFD in a value', [['x-tenant-id', 'ac\uFFFDme']], 'header "x-tenant-id" is not valid UTF-8'],
+      ['U+FFFD in a name', [['x-te\uFFFDnant', 'acme']], 'header "x-te?nant" is not valid UTF-8'],
+    ];
+    for (const [what, headers, refused] of cases) {
+      const bytes = request([...str(2, 'GET'), ...str(4, '/tickets/T-1'), ...headers.flatMap(([k, v]) => len(3, [...str(1, k), ...str(2, v)]))]);
+      const served = decoded(decodeCheckRequestWire(bytes));
+      assert.deepEqual(served, decoded(PROTOBUFJS_CHECK.decode(bytes)), what);
+      if (refused === null) assert.equal((served as { ok: boolean }).ok, true, what);
+      else assert.deepEqual({ ok: (served as { ok: boolean }).ok, message: (served as { message?: string }).message }, { ok: false, message: refused }, what);
+    }
+  });
+
   it('keeps a header or context extension named __proto__ as a key like any other', () => {
     const bytes = request([...str(2, 'GET'), ...str(4, '/'), ...len(3, [...str(1, '__proto__'), ...str(2, 'sent')]), ...len(3, [...str(1, 'x-a'), ...str(2, 'one')])], len(10, [...str(1, '__proto__'), ...str(2, 'ext')]));
     const m = decodeCheckRequestWire(bytes) as { attributes: { request: { http: { headers: ReadonlyMap<string, string> } }; contextExtensions: Record<string, string> } };

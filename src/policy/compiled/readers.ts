@@ -253,6 +253,11 @@ export function compileRequestReader(
       const c = context(ctx);
       if (c === NOT_PROVEN) return null;
       const byKey = new Map<string, EntityData>();
+      // The request's principal and resource are most often the very uid objects of two of its
+      // entities (check/map.ts): their Uids are then the ones read with them (the principal's,
+      // from a frozen entity, read once per workload with its key already hashed).
+      let principalUid: Uid | null = null;
+      let resourceUid: Uid | null = null;
       try {
         for (const e of entities) {
           const type = (e.uid as { type?: unknown }).type;
@@ -261,6 +266,8 @@ export function compileRequestReader(
           const data = reader(e);
           if (data === NOT_PROVEN) return null;
           addEntity(byKey, data);
+          if (e.uid === principal) principalUid = data.uid;
+          if (e.uid === resource) resourceUid = data.uid;
         }
       } catch {
         return null; // the same entity twice, unequal: Cedar refuses the request
@@ -270,7 +277,7 @@ export function compileRequestReader(
       let linked = false;
       for (const e of byKey.values()) for (const p of e.parents) if (byKey.has(p)) linked = true;
       if (linked && hasCycle(byKey)) return null;
-      return { principal: new Uid(principal.type, principal.id), action: actionUid, resource: new Uid(resource.type, resource.id), context: c as Rec, entities: new Entities(byKey, linked) };
+      return { principal: principalUid ?? new Uid(principal.type, principal.id), action: actionUid, resource: resourceUid ?? new Uid(resource.type, resource.id), context: c as Rec, entities: new Entities(byKey, linked) };
     },
   };
 }
