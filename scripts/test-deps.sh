@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `npm test` needs beyond npm packages, when it is missing: redis-server (the
-# task-state tests start their own, on a free loopback port) and h2load from nghttp2-client (the
-# load benchmark's smoke test). Runs as npm's pretest step, so `npm test` is the one command.
+# task-state tests start their own, on a free loopback port), h2load from nghttp2-client (the
+# load benchmark's smoke test) and valgrind (the instruction count's smoke test). Runs as npm's pretest step, so `npm test` is the one command.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 ((${#missing[@]})) || exit 0
 
 if [ "$(id -u)" = 0 ]; then

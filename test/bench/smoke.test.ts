@@ -95,6 +95,19 @@ describe('bench/layers (smoke)', () => {
   });
 });
 
+describe('bench/check-instructions (smoke)', () => {
+  it('counts the instructions of in-process Checks of the scenario under callgrind and prints them per Check', () => {
+    const run = spawnSync(process.execPath, [resolve(kPackageRoot, 'dist/bench/check-instructions.js'), '--policies', String(EXAMPLE_POLICIES), '--warmup', '300', '--checks', '30'], { encoding: 'utf8', timeout: 300_000 });
+    assert.equal(run.status, 0, `${run.stderr}${run.stdout}`);
+    const m = new RegExp(`: (\\d+) instructions per Check, main thread \\(30 Checks after 300; scenario in process, ${EXAMPLE_POLICIES} policies\\)`).exec(run.stdout);
+    assert.ok(m !== null, run.stdout);
+    // A Check is tens of thousands of instructions once warm (a few hundred thousand before
+    // TurboFan): a count outside this range did not count the Checks.
+    const perCheck = Number(m[1]);
+    assert.ok(perCheck > 10_000 && perCheck < 5_000_000, `instructions per Check: ${perCheck}`);
+  });
+});
+
 describe('npm run bench:soak (smoke)', () => {
   it('serves steady load from a pooled Mandate run as the Dockerfile runs it, sampling its resident memory, and writes the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'mandate-soak-')), 'soak.json');
