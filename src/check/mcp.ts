@@ -4,7 +4,7 @@
 // component that reads the body must refuse a header/body mismatch (JSON-RPC error -32020).
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
-import { ReadNames, readStrictJson, type JsonObject } from '../json/strict.js';
+import { ReadNames, readStrictJson, sameNameReason, type JsonObject } from '../json/strict.js';
 import { methodMember } from './body.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 
@@ -180,7 +180,7 @@ export function unsafeResourceUri(uri: string): string | null {
 function aliasIn(object: JsonObject, names: ReadNames): string | null {
   for (const name of Object.keys(object)) {
     const alias = names.aliasOf(name);
-    if (alias !== null) return `has the member "${name.replace(/[^\x20-\x7e]/g, '?')}", which case-insensitive parsers read as "${alias}"`;
+    if (alias !== null) return `has the member "${name.replace(/[^\x20-\x7e]/g, '?')}", which ${sameNameReason(name, alias)} read as "${alias}"`;
   }
   return null;
 }

@@ -86,6 +86,29 @@ export function foldName(name: string): string {
   return key;
 }
 
+// "_" and "-" between letters or digits: what naming styles put between words (account_id,
+// account-id) and camelCase leaves out (accountId). Leading and trailing ones are no word break.
+const WORD_SEPARATORS = /(?<=[\p{L}\p{N}])[-_]+(?=[\p{L}\p{N}])/gu;
+
+/**
+ * The key under which a parser or a framework may take two member names for one: foldName's,
+ * with the "_" and "-" between words dropped. Frameworks that convert naming styles read
+ * `accountId`, `account_id` and `account-id` as one field: Rails apps that convert request keys
+ * (`deep_transform_keys(&:underscore)`, the olive_branch middleware) read `accountId` as
+ * `account_id`, and a Pydantic model with a camelCase alias generator and populate_by_name takes
+ * either spelling. A body spelling a name the policies read in another style is read by such an
+ * upstream as that name while Mandate, reading exactly, did not see it.
+ */
+export function memberKey(name: string): string {
+  const folded = foldName(name);
+  return folded.includes('_') || folded.includes('-') ? folded.replace(WORD_SEPARATORS, '') : folded;
+}
+
+/** Why two member names with one memberKey are one: by case (and Unicode folding) alone, or by naming style. */
+export function sameNameReason(name: string, other: string): string {
+  return foldName(name) === foldName(other) ? 'case-insensitive parsers' : 'frameworks that convert naming styles (account_id, accountId)';
+}
+
 /**
  * The names some reader of a document acts on (the MCP envelope's, the attributes policies
  * read). A member spelled differently from all of them but folding to one of them is a name a
@@ -96,7 +119,7 @@ export class ReadNames {
 
   constructor(names: Iterable<string>) {
     for (const name of names) {
-      const key = foldName(name);
+      const key = memberKey(name);
       let set = this.byKey.get(key);
       if (set === undefined) this.byKey.set(key, (set = new Set()));
       set.add(name);
@@ -105,7 +128,7 @@ export class ReadNames {
 
   /** The name `name` could be read as, or null when it is one of them or folds to none. */
   aliasOf(name: string): string | null {
-    const exact = this.byKey.get(foldName(name));
+    const exact = this.byKey.get(memberKey(name));
     if (exact === undefined || exact.has(name)) return null;
     return exact.values().next().value as string;
   }
@@ -122,7 +145,7 @@ export class ReadNames {
     }
     for (const name of Object.keys(value)) {
       const alias = this.aliasOf(name);
-      if (alias !== null) return `${where} has the member "${printable(name)}", which case-insensitive parsers read as "${alias}"`;
+      if (alias !== null) return `${where} has the member "${printable(name)}", which ${sameNameReason(name, alias)} read as "${alias}"`;
       const found = this.findAlias(value[name] as JsonValue, `${where}.${printable(name)}`);
       if (found !== null) return found;
     }
@@ -195,7 +218,7 @@ class Scanner {
       if (!this.simple && CONTROL.test(name)) throw new JsonRefusal(`member name "${printable(name)}" has a control character`, nameAt);
       if (name === '__proto__') throw new JsonRefusal('member name "__proto__" is refused', nameAt);
       // Duplicates: exact always; folded when asked.
-      const key = !this.folded ? name : this.simple ? name.toLowerCase() : foldName(name);
+      const key = !this.folded ? name : this.simple && !name.includes('_') && !name.includes('-') ? name.toLowerCase() : memberKey(name);
       let other: string | undefined;
       if (index !== null) other = index.get(key);
       else {
@@ -206,7 +229,7 @@ class Scanner {
         throw new JsonRefusal(
           other === name
             ? `member name "${printable(name)}" appears twice in one object`
-            : `member names "${printable(other)}" and "${printable(name)}" are one name to case-insensitive parsers`,
+            : `member names "${printable(other)}" and "${printable(name)}" are one name to ${sameNameReason(name, other)}`,
           nameAt,
         );
       }

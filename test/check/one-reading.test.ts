@@ -144,6 +144,9 @@ describe('JSON bodies (body: true routes): one reading or none', () => {
     ['a _method member', '{"ticketId":"T-1042","priority":"low","_method":"DELETE"}'],
     ['a _METHOD member', '{"_METHOD":"DELETE","ticketId":"T-1042","priority":"low"}'],
     ['a .method member', '{"ticketId":"T-1042","priority":"low",".method":"DELETE"}'],
+    // Rails apps that convert keys to snake_case, Pydantic models with camelCase aliases: one field.
+    ['a snake_case twin of a name a policy reads', '{"ticketId":"T-1042","priority":"low","ticket_id":"T-9999"}'],
+    ['a kebab-case twin of a name a policy reads', '{"ticketId":"T-1042","ticket-id":"T-9999","priority":"low"}'],
   ];
   for (const [what, text] of smuggled) {
     it(`refuses ${what}`, async () => {
@@ -158,6 +161,13 @@ describe('JSON bodies (body: true routes): one reading or none', () => {
     const decision = await decideOn(caseText('{"ticketId":"T-1042","Priority":"critical"}'));
     assert.equal(decision.code, 'bad_request');
     assert.match(decision.message ?? '', /"Priority", which case-insensitive parsers read as "priority"/);
+  });
+
+  it('refuses a lone naming-style variant of a name a policy reads', async () => {
+    // An upstream that converts keys reads ticket_id as its ticketId field; Cedar sees no ticketId.
+    const decision = await decideOn(caseText('{"ticket_id":"T-1042","priority":"low"}'));
+    assert.equal(decision.code, 'bad_request');
+    assert.match(decision.message ?? '', /"ticket_id", which frameworks that convert naming styles \(account_id, accountId\) read as "ticketId"/);
   });
 
   it('answers bad_request, not internal_error, for a field of the wrong JSON type', async () => {

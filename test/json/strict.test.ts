@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { foldName, readStrictJson, ReadNames } from '../../src/json/strict.js';
+import { foldName, memberKey, readStrictJson, ReadNames } from '../../src/json/strict.js';
 
 const read = (text: string, maxDepth = 16) => readStrictJson(text, { maxDepth });
 
@@ -38,6 +38,8 @@ describe('readStrictJson refuses what parsers read differently', () => {
     ['names equal under Go folding (Kelvin sign)', '{"kind":1,"\u212aind":2}', /one name to case-insensitive parsers/],
     ['names equal but for a zero-width space', '{"name":1,"na\u200bme":2}', /one name to case-insensitive parsers/],
     ['names equal but for a fullwidth letter', '{"name":1,"\uff4eame":2}', /one name to case-insensitive parsers/],
+    ['one name in snake_case and camelCase', '{"account_id":"a","accountId":"b"}', /one name to frameworks that convert naming styles/],
+    ['one name in kebab-case and SCREAMING_SNAKE_CASE', '{"account-id":"a","ACCOUNT_ID":"b"}', /one name to frameworks that convert naming styles/],
     ['a NUL in a name', '{"method\\u0000":"x"}', /control character/],
     ['__proto__', '{"__proto__":{"admin":true}}', /__proto__/],
     ['an integer beyond 2^53', '{"amountCents":9007199254740993}', /beyond/],
@@ -88,6 +90,20 @@ describe('foldName and ReadNames', () => {
     assert.equal(foldName('\u212aey'), 'key');
     assert.equal(foldName('stra\u00dfe'), foldName('STRA\u1e9eE'));
     assert.notEqual(foldName('ticketId'), foldName('ticketIds'));
+  });
+
+  it('takes names that differ by naming style for one (Rails key conversion, Pydantic aliases), and only those', () => {
+    for (const spelling of ['accountId', 'AccountId', 'account-id', 'ACCOUNT_ID', 'account__id', 'Account_ID']) assert.equal(memberKey(spelling), memberKey('account_id'), spelling);
+    // A leading or trailing "_" is no word break: no naming style adds or drops it.
+    assert.notEqual(memberKey('_meta'), memberKey('meta'));
+    assert.notEqual(memberKey('id_'), memberKey('id'));
+    assert.notEqual(memberKey('ticketId'), memberKey('ticketIds'));
+    const names = new ReadNames(['account_id', '_meta']);
+    assert.equal(names.aliasOf('accountId'), 'account_id');
+    assert.equal(names.aliasOf('account-id'), 'account_id');
+    assert.equal(names.aliasOf('account_id'), null);
+    assert.equal(names.aliasOf('meta'), null);
+    assert.match(names.findAlias({ accountId: 'x' }, 'body') ?? '', /body has the member "accountId", which frameworks that convert naming styles \(account_id, accountId\) read as "account_id"/);
   });
 
   it('flags a name spelled otherwise than one that is read, and only such a name', () => {
