@@ -10,12 +10,13 @@
 // unoptimized code (155,838 instructions per Check against 97,780). Needs valgrind.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
+import { dumpedInstructions } from './callgrind.js';
 
 const { values } = parseArgs({ options: { checks: { type: 'string' }, warmup: { type: 'string' }, policies: { type: 'string' }, root: { type: 'string' }, child: { type: 'boolean', default: false } } });
 const checks = Number(values.checks ?? 2000);
@@ -95,9 +96,6 @@ async function parent(): Promise<void> {
   run.removeAllListeners('exit');
   run.kill('SIGTERM');
   await new Promise((r) => run.once('exit', r));
-  // The part written at the dump, main thread ("-01"): what the counted Checks executed there.
-  const dumped = readdirSync(dir).filter((f) => /\.1-0*1$/.test(f));
-  const main = dumped.map((f) => Number(/^summary:\s+(\d+)/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0)).reduce((a, b) => a + b, 0);
-  if (main === 0) throw new Error(`callgrind counted nothing in ${dir}`);
+  const { main } = dumpedInstructions(outFile);
   process.stdout.write(`${root}: ${Math.round(main / checks)} instructions per Check, main thread (${checks} Checks after ${warmup}; scenario in process, ${policies} policies)\n`);
 }

@@ -9,12 +9,13 @@
 // Needs valgrind (apt-get install valgrind) and h2load. Slow: a few minutes.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kPackageRoot } from '../src/package-root.js';
 import { MANDATE_LISTENING, writeGrpcFrame } from './harness.js';
+import { dumpedInstructions } from './callgrind.js';
 
 const { values } = parseArgs({ options: { requests: { type: 'string' }, warmup: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' } } });
 const requests = Number(values.requests ?? 2000);
@@ -59,25 +60,9 @@ function h2load(address: string, n: number): void {
   if (Number(m?.[1]) !== n) throw new Error(`h2load: not every request succeeded:\n${run.stdout}`);
 }
 
-/**
- * Instructions counted between the zeroing and the dump (the part callgrind wrote on the dump),
- * in all threads and in the main thread alone (callgrind's file "-01"). The other threads are
- * V8's helpers (TurboFan compiles, concurrent GC): their share varies by ~±50,000 instructions
- * per Check between runs of the same code, so the main thread's figure is the steadier one.
- */
-function collected(outFile: string): { all: number; main: number } {
-  let all = 0;
-  let main = 0;
-  for (const f of readdirSync(dir).filter((x) => x.startsWith(outFile.split('/').pop() as string))) {
-    const text = readFileSync(join(dir, f), 'utf8');
-    if (!/^desc: Trigger: dump/m.test(text)) continue;
-    const n = Number(/^summary:\s+(\d+)/m.exec(text)?.[1] ?? 0);
-    all += n;
-    if (/-0*1$/.test(f)) main += n;
-  }
-  if (all === 0) throw new Error(`callgrind counted nothing in ${outFile}`);
-  return { all, main };
-}
+// The other threads are V8's helpers (TurboFan compiles, concurrent GC): their share varies by
+// ~±50,000 instructions per Check between runs of the same code, so the main thread's figure is
+// the steadier one.
 
 async function measure(name: string, args: string[], match: RegExp, stream: 'stdout' | 'stderr'): Promise<{ all: number; main: number }> {
   const { child, address, outFile } = await underValgrind(name, args, match, stream);
@@ -90,7 +75,7 @@ async function measure(name: string, args: string[], match: RegExp, stream: 'std
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
-  const { all, main } = collected(outFile);
+  const { all, main } = dumpedInstructions(outFile);
   return { all: all / requests, main: main / requests };
 }
 
