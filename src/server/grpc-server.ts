@@ -1,11 +1,10 @@
-// A gRPC server over node:http2 for the methods Mandate serves: unary (Check, Health.Check, the
-// Tasks API) and server-streaming (Health.Watch). grpc-js's server spent about as much CPU per
-// Check as Mandate's whole decision (h2load at 64 in flight: ~130 us per call for a grpc-js
-// server that answers without looking, ~60 us for the same answer over node:http2 directly):
-// interceptor chains, a Metadata object, a stream decoder and several closures per call. This
-// file does what a unary call needs and nothing else, with the same wire behaviour (gRPC over
-// HTTP/2: github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md) and the same call shape as
-// grpc-js handlers, so the service implementations stay as they were.
+// A gRPC server over Mandate's own HTTP/2 (http2.ts) for the methods Mandate serves: unary
+// (Check, Health.Check, the Tasks API) and server-streaming (Health.Watch). grpc-js's server
+// spent about as much CPU per Check as Mandate's whole decision (interceptor chains, a Metadata
+// object, a stream decoder and several closures per call), and node:http2 under it most of the
+// rest (http2.ts says why). This file does what a unary call needs and nothing else, with the
+// same wire behaviour (gRPC over HTTP/2: github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md)
+// and the same call shape as grpc-js handlers, so the service implementations stay as they were.
 //
 // What a call gets, as grpc-js gives it:
 // - content-type other than application/grpc* -> HTTP 415; an unknown path -> UNIMPLEMENTED;
@@ -17,10 +16,11 @@
 // - a request that does not decode -> INTERNAL; an answer that does not encode -> INTERNAL;
 // - a call whose stream closed before it was answered is dropped (streaming: 'cancelled').
 
-import { constants as H2, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { inflate, gunzip, type InputType } from 'node:zlib';
+import { encodeHeaderBlock } from './hpack.js';
+import { H2Connection, type H2Stream, type RequestHeaders, type StreamHandler } from './http2.js';
 
 /** gRPC status codes (doc/statuscodes.md), as numbers on the wire. */
 export const GRPC_STATUS = {
@@ -83,16 +83,10 @@ interface Method {
 }
 
 // Answers carry what gRPC needs and no more: no `grpc-encoding` (absent means identity, and
-// answers are never compressed) and no `date` (Node adds one to every response unless told not
-// to; gRPC does not use it, and it is one more header to copy, check and encode per answer).
-const RESPONSE_HEADERS = Object.freeze({
-  [H2.HTTP2_HEADER_STATUS]: 200,
-  [H2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-  'grpc-accept-encoding': 'identity,deflate,gzip',
-});
-const OK_TRAILERS = Object.freeze({ 'grpc-status': '0', 'grpc-message': 'OK' });
-const WITH_TRAILERS = Object.freeze({ waitForTrailers: true, sendDate: false });
-const END_STREAM = Object.freeze({ endStream: true, sendDate: false });
+// answers are never compressed) and no `date` (gRPC does not use it). Encoded once.
+const RESPONSE_HEADERS = encodeHeaderBlock([[':status', '200'], ['content-type', 'application/grpc+proto'], ['grpc-accept-encoding', 'identity,deflate,gzip']]);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0'], ['grpc-message', 'OK']]);
+const UNSUPPORTED_MEDIA_TYPE = encodeHeaderBlock([[':status', '415']]);
 const HEADER_FRAME_BYTES = 5;
 
 /** grpc-timeout: up to 8 digits and a unit (PROTOCOL-HTTP2.md), read as grpc-js reads it. */
@@ -121,35 +115,17 @@ export function encodeGrpcMessage(details: string): string {
   return out;
 }
 
-function noop(): void {}
-
 export class GrpcServer {
-  private readonly http2: Http2Server;
   private readonly methods = new Map<string, Method>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly connections = new Set<H2Connection>();
   private readonly maxMessageBytes: number;
+  private readonly maxConcurrentStreams: number;
   private shuttingDown = false;
+  private whenClosed: (() => void) | null = null;
 
   constructor(options: GrpcServerOptions) {
     this.maxMessageBytes = options.maxMessageBytes;
-    this.http2 = createServer({
-      settings: { maxConcurrentStreams: options.maxConcurrentStreams },
-      // Node refuses new streams once a session holds more than maxSessionMemory (10 MB by
-      // default) of buffers, which under load denies calls that are within every limit. What
-      // a session can hold is bounded by maxConcurrentStreams x maxMessageBytes already (as
-      // grpc-js does, which turns Node's check off too).
-      maxSessionMemory: Number.MAX_SAFE_INTEGER,
-      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-    });
-    this.http2.on('session', (session: ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.on('close', () => this.sessions.delete(session));
-      session.on('error', noop);
-      if (this.shuttingDown) session.close();
-    });
-    // Errors of a session or a stream end them; there is nobody to tell (their 'close' follows).
-    this.http2.on('sessionError', noop);
-    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.maxConcurrentStreams = options.maxConcurrentStreams;
   }
 
   /** Serves a service: each method of `definition` by the handler of the same name. */
@@ -162,54 +138,60 @@ export class GrpcServer {
     }
   }
 
-  /** Serves a connection (plaintext, or a TLS socket whose handshake is done). */
+  /** Serves a connection (plaintext, or a TLS socket whose handshake is done and that chose h2). */
   injectConnection(socket: Socket): void {
-    this.http2.emit('connection', socket);
+    const connection: H2Connection = new H2Connection(
+      socket,
+      { maxConcurrentStreams: this.maxConcurrentStreams },
+      (stream, headers) => this.onStream(stream, headers),
+      () => {
+        this.connections.delete(connection);
+        if (this.connections.size === 0 && this.whenClosed !== null) {
+          const done = this.whenClosed;
+          this.whenClosed = null;
+          done();
+        }
+      },
+    );
+    this.connections.add(connection);
+    if (this.shuttingDown) connection.shutdown();
   }
 
-  /** Sends GOAWAY on every connection; `done` once the calls in flight have finished. */
+  /** Sends GOAWAY on every connection; `done` once the calls in flight have finished and they closed. */
   tryShutdown(done: () => void): void {
     this.shuttingDown = true;
-    if (this.sessions.size === 0) {
+    if (this.connections.size === 0) {
       process.nextTick(done);
       return;
     }
-    let open = this.sessions.size;
-    for (const session of this.sessions) {
-      session.once('close', () => {
-        if (--open === 0) done();
-      });
-      session.close();
-    }
+    this.whenClosed = done;
+    for (const connection of this.connections) connection.shutdown();
   }
 
   /** Closes every connection now; calls in flight are cancelled. */
   forceShutdown(): void {
     this.shuttingDown = true;
-    for (const session of this.sessions) session.destroy();
+    for (const connection of this.connections) connection.destroy();
   }
 
-  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', noop);
-    const contentType = headers[H2.HTTP2_HEADER_CONTENT_TYPE];
-    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
-      stream.respond({ [H2.HTTP2_HEADER_STATUS]: H2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE }, END_STREAM);
-      stream.resume(); // what the client still sends is read and dropped, never held
-      return;
+  private onStream(stream: H2Stream, headers: RequestHeaders): StreamHandler | null {
+    const contentType = headers.get('content-type');
+    if (contentType === undefined || !contentType.startsWith('application/grpc')) {
+      stream.sendHeaders(UNSUPPORTED_MEDIA_TYPE, true);
+      return null; // what the client still sends is read and dropped, never held
     }
-    const path = headers[H2.HTTP2_HEADER_PATH] as string;
+    const path = headers.get(':path') as string;
     const method = this.methods.get(path);
     if (method === undefined) {
       sendStatus(stream, GRPC_STATUS.UNIMPLEMENTED, `The server does not implement the method ${path}`);
-      stream.resume();
-      return;
+      return null;
     }
-    new Call(stream, headers, method, this.maxMessageBytes);
+    return new Call(stream, headers, method, this.maxMessageBytes);
   }
 }
 
 /** One call: reads its one request message, runs the handler, answers once. */
-class Call implements ServerStreamCall<unknown> {
+class Call implements ServerStreamCall<unknown>, StreamHandler {
   request: unknown = undefined;
   private readonly deadline: number;
   private timer: NodeJS.Timeout | null = null;
@@ -226,15 +208,15 @@ class Call implements ServerStreamCall<unknown> {
   private metadataView: CallMetadata | null = null;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
+    private readonly stream: H2Stream,
+    private readonly headers: RequestHeaders,
     private readonly method: Method,
     private readonly maxMessageBytes: number,
   ) {
-    const timeout = headers['grpc-timeout'];
+    const timeout = headers.get('grpc-timeout');
     let deadline = Infinity;
     if (timeout !== undefined) {
-      const m = TIMEOUT.exec(timeout as string);
+      const m = TIMEOUT.exec(timeout);
       if (m === null) {
         this.deadline = Infinity;
         this.fail(GRPC_STATUS.INTERNAL, `Invalid grpc-timeout value "${String(timeout)}"`);
@@ -247,9 +229,6 @@ class Call implements ServerStreamCall<unknown> {
       if (ms <= MAX_TIMER_MS) this.timer = setTimeout(() => this.fail(GRPC_STATUS.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
     }
     this.deadline = deadline;
-    stream.on('close', () => this.onClose());
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('end', () => this.onEnd());
   }
 
   get metadata(): CallMetadata {
@@ -259,10 +238,9 @@ class Call implements ServerStreamCall<unknown> {
         get: (key: string): (string | Buffer)[] => {
           const name = key.toLowerCase();
           if (name.startsWith(':')) return [];
-          const v = headers[name];
+          const v = headers.get(name);
           if (v === undefined) return [];
-          const values = Array.isArray(v) ? v : [String(v)];
-          return name.endsWith('-bin') ? values.flatMap((x) => x.split(',')).map((x) => Buffer.from(x.trim(), 'base64')) : values;
+          return name.endsWith('-bin') ? v.split(',').map((x) => Buffer.from(x.trim(), 'base64')) : [v];
         },
       };
     }
@@ -274,7 +252,7 @@ class Call implements ServerStreamCall<unknown> {
   }
 
   getAuthContext(): { sslPeerCertificate?: PeerCertificate } {
-    const socket = this.stream.session?.socket;
+    const socket = this.stream.socket;
     if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
     const peer = socket.getPeerCertificate();
     return peer.raw === undefined ? {} : { sslPeerCertificate: peer };
@@ -286,37 +264,24 @@ class Call implements ServerStreamCall<unknown> {
 
   write(message: unknown): void {
     const stream = this.stream;
-    if (this.done || stream.destroyed || stream.closed) return;
+    if (this.done || !stream.writable) return;
     const frame = this.frame(message);
     if (frame === null) return;
-    try {
-      if (!this.headersSent) this.sendHeaders();
-      stream.write(frame);
-    } catch {
-      stream.destroy();
+    if (!this.headersSent) {
+      this.headersSent = true;
+      stream.sendHeaders(RESPONSE_HEADERS, false);
     }
-  }
-
-  /** The answer's headers, and OK in its trailers once the last message is sent. */
-  private sendHeaders(): void {
-    const stream = this.stream;
-    this.headersSent = true;
-    stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+    stream.sendData(frame);
   }
 
   end(): void {
     if (this.done) return;
-    if (!this.headersSent) {
-      this.finish();
-      sendStatus(this.stream, GRPC_STATUS.OK, 'OK');
-      return;
-    }
     this.finish();
-    if (!this.stream.destroyed && !this.stream.closed) this.stream.end();
+    if (!this.headersSent) sendStatus(this.stream, GRPC_STATUS.OK, 'OK');
+    else this.stream.sendTrailers(OK_TRAILERS);
   }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.done) return;
     this.append(chunk);
     if (this.declared < 0 && this.received >= HEADER_FRAME_BYTES) {
@@ -355,7 +320,7 @@ class Call implements ServerStreamCall<unknown> {
     this.received = need;
   }
 
-  private onEnd(): void {
+  onEnd(): void {
     if (this.done) return;
     if (this.declared < 0 || this.received < HEADER_FRAME_BYTES + this.declared) {
       this.fail(GRPC_STATUS.UNIMPLEMENTED, `Received no request message for method ${this.method.definition.path}`);
@@ -368,7 +333,7 @@ class Call implements ServerStreamCall<unknown> {
       this.start(body);
       return;
     }
-    const encoding = this.headers['grpc-encoding'];
+    const encoding = this.headers.get('grpc-encoding');
     if (encoding !== 'gzip' && encoding !== 'deflate') {
       this.fail(GRPC_STATUS.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding ?? 'identity')}"`);
       return;
@@ -412,16 +377,8 @@ class Call implements ServerStreamCall<unknown> {
     const frame = this.frame(value);
     if (frame === null) return;
     this.finish();
-    const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
-    try {
-      this.sendHeaders();
-      stream.end(frame);
-    } catch {
-      // The stream went away in a way its flags did not show: reset it (an error for the client,
-      // a deny for Envoy), never an exception out of the handler's callback.
-      stream.destroy();
-    }
+    this.headersSent = true;
+    this.stream.sendAnswer(RESPONSE_HEADERS, frame, OK_TRAILERS);
   }
 
   /** The message as a length-prefixed frame, or null (INTERNAL sent) when it does not encode. */
@@ -445,16 +402,10 @@ class Call implements ServerStreamCall<unknown> {
   private fail(code: number, details: string): void {
     if (this.done) return;
     this.finish();
-    const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
-    if (this.headersSent) {
-      // A streaming call that has sent messages: the status goes in the trailers.
-      stream.removeAllListeners('wantTrailers');
-      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(details) }));
-      stream.end();
-    } else sendStatus(stream, code, details);
-    // Whatever the client still sends of this call is read and dropped.
-    stream.resume();
+    // A streaming call that has sent messages: the status goes in the trailers. Whatever the
+    // client still sends of this call is read and dropped (onData, done).
+    if (this.headersSent) this.stream.sendTrailers(statusBlock(code, details, false));
+    else sendStatus(this.stream, code, details);
   }
 
   private finish(): void {
@@ -467,7 +418,7 @@ class Call implements ServerStreamCall<unknown> {
   }
 
   /** The stream is gone: a call not answered by then was cancelled (its listeners are told). */
-  private onClose(): void {
+  onClose(): void {
     if (this.done) return;
     this.finish();
     const listeners = this.cancelListeners;
@@ -476,17 +427,14 @@ class Call implements ServerStreamCall<unknown> {
   }
 }
 
+/** grpc-status and grpc-message, after the answer's headers when it is trailers-only. */
+function statusBlock(code: number, details: string, trailersOnly: boolean): Buffer {
+  const fields: [string, string][] = trailersOnly ? [[':status', '200'], ['content-type', 'application/grpc+proto']] : [];
+  fields.push(['grpc-status', String(code)], ['grpc-message', encodeGrpcMessage(details)]);
+  return encodeHeaderBlock(fields);
+}
+
 /** A trailers-only answer (PROTOCOL-HTTP2.md): the status in the one HEADERS frame. */
-function sendStatus(stream: ServerHttp2Stream, code: number, details: string): void {
-  if (stream.destroyed || stream.closed || stream.headersSent) return;
-  try {
-    stream.respond({
-      [H2.HTTP2_HEADER_STATUS]: 200,
-      [H2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-      'grpc-status': String(code),
-      'grpc-message': encodeGrpcMessage(details),
-    }, END_STREAM);
-  } catch {
-    stream.destroy();
-  }
+function sendStatus(stream: H2Stream, code: number, details: string): void {
+  stream.sendHeaders(statusBlock(code, details, true), true);
 }
