@@ -17,8 +17,8 @@
 //   DATA after the client's END_STREAM (stream error STREAM_CLOSED); trailers without
 //   END_STREAM (stream error). Frames for a stream we closed or refused are dropped (the client
 //   may have sent them before it knew, §5.1);
-// - flow control (§6.9): a client sending past the windows we gave (FLOW_CONTROL_ERROR); window
-//   updates of 0 or past 2^31 - 1; our DATA never exceeds the client's windows or frame size;
+// - flow control (§6.9): window updates of 0 or past 2^31 - 1; our DATA never exceeds the
+//   client's windows or frame size (windows we give are reopened as bytes are read: onData);
 // - HPACK errors (COMPRESSION_ERROR), header lists over MAX_HEADER_LIST_SIZE and header blocks
 //   over the same size or in too many CONTINUATION frames (the CONTINUATION flood);
 // - malformed requests (§8.1.1, §8.2, §8.3): upper-case or empty names, pseudo-headers that are
@@ -517,9 +517,11 @@ export class H2Connection {
     if (streamId === 0) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'DATA on stream 0');
     if (streamId > this.lastStreamId) throw new ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'DATA on an idle stream');
     const length = end - start;
-    // The whole frame counts against both windows, padding included (§6.9.1).
+    // The whole frame counts against both windows, padding included (§6.9.1). Windows are
+    // reopened as bytes are read, at half of what was given: what a stream's bytes may hold in
+    // memory is its handler's to bound (a gRPC message is refused from its length prefix), and
+    // a refused call's bytes are read and dropped, as node:http2 does.
     this.received += length;
-    if (this.received > CONNECTION_WINDOW) throw new ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'the client sent past the connection window');
     if (this.received >= CONNECTION_WINDOW / 2) {
       this.queue(frame(WINDOW_UPDATE, 0, 0, u32(this.received)));
       this.received = 0;
@@ -532,10 +534,6 @@ export class H2Connection {
       return;
     }
     stream.received += length;
-    if (stream.received > STREAM_WINDOW) {
-      this.resetStream(streamId, H2_ERROR.FLOW_CONTROL_ERROR);
-      return;
-    }
     const payloadStart = (flags & FLAG_PADDED) === 0 ? start : start + 1;
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     if (!endStream && stream.received >= STREAM_WINDOW / 2) {
