@@ -29,7 +29,7 @@ describe('HPACK decoder', () => {
       '8286 84be 5808 6e6f 2d63 6163 6865',
       '8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65',
     ];
-    blocks.forEach((b, i) => assert.deepEqual(decodeAll(d, hex(b)), REQUESTS[i], `C.3.${i + 1}`));
+    for (const [i, b] of blocks.entries()) assert.deepEqual(decodeAll(d, hex(b)), REQUESTS[i], `C.3.${i + 1}`);
   });
 
   it('decodes RFC 7541 C.4, the same requests Huffman-coded', () => {
@@ -39,7 +39,7 @@ describe('HPACK decoder', () => {
       '8286 84be 5886 a8eb 1064 9cbf',
       '8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf',
     ];
-    blocks.forEach((b, i) => assert.deepEqual(decodeAll(d, hex(b)), REQUESTS[i], `C.4.${i + 1}`));
+    for (const [i, b] of blocks.entries()) assert.deepEqual(decodeAll(d, hex(b)), REQUESTS[i], `C.4.${i + 1}`);
   });
 
   it('evicts the oldest entries when the table is full, as RFC 7541 C.5 does with a 256-byte table', () => {
