@@ -1,5 +1,5 @@
 // Where a Check's CPU goes under load, layer by layer: servers that each add one layer of
-// Mandate to the one before (a bare node:http2 answer, our gRPC server, decoding the
+// Mandate to the one before (a bare node:http2 answer for reference, our gRPC server, decoding the
 // CheckRequest, the whole pipeline, metrics, the decision log), `mandate serve` itself and the
 // grpc-js no-op, each in its own process, driven in turn by h2load; for each, the CPU time its
 // threads spent per call, read from /proc/<pid>/task/*/stat around the run.
@@ -39,7 +39,7 @@ import { EXAMPLE_POLICIES, writeScenario } from './scenario.js';
 /** The layers, each adding one thing to the one before. */
 const LAYERS = {
   http2: 'bare node:http2, a constant gRPC answer',
-  grpc: 'our gRPC server (grpc-server.ts), a constant answer, the request not decoded',
+  grpc: 'our gRPC server (grpc-server.ts over http2.ts), a constant answer, the request not decoded',
   decode: '+ decoding the CheckRequest (codec.ts)',
   decide: '+ the pipeline and the answer (decide, respond, encode)',
   metrics: '+ metrics (telemetry.recordDecision)',

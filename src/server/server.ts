@@ -1,5 +1,5 @@
 // The gRPC transport: ext_authz Check, Health and the Tasks API on one port, served by our own
-// gRPC server over node:http2 (grpc-server.ts). Each Check runs the pipeline and always answers
+// gRPC server over our own HTTP/2 (grpc-server.ts, http2.ts). Each Check runs the pipeline and always answers
 // with a CheckResponse; a gRPC error is reserved for failures to even build one (Envoy then
 // applies failure_mode_allow: false and denies).
 
@@ -255,12 +255,11 @@ const HTTP2_PREFACE_BYTES = 24;
 
 /**
  * A plaintext connection that has not sent the HTTP/2 preface within timeoutMs is closed.
- * The http2 session reads the socket's data natively, so only the socket's byte count is looked at (nothing is read here).
+ * Only the socket's byte count is looked at: its bytes are the HTTP/2 connection's (http2.ts).
  */
 function guardPreface(socket: Socket, timeoutMs: number): void {
   const timer = setTimeout(() => {
-    // A reset, not destroy(): the http2 session holds the socket's handle, and destroy()
-    // left the TCP connection open (measured: the client never saw it close).
+    // A reset: the client sees the connection refused at once, not a close it may wait on.
     if (socket.bytesRead < HTTP2_PREFACE_BYTES) socket.resetAndDestroy();
   }, timeoutMs);
   timer.unref();

@@ -1,4 +1,4 @@
-// Our gRPC server over node:http2 (src/server/grpc-server.ts), on a real port, asked by a real
+// Our gRPC server over our own HTTP/2 (src/server/grpc-server.ts, http2.ts), on a real port, asked by a real
 // grpc-js client and by raw HTTP/2 for what no client library sends: every malformed call ends
 // in the gRPC status grpc-js's own server gives it, and the server keeps serving.
 
@@ -126,7 +126,7 @@ function raw(s: ClientHttp2Session, headers: Record<string, string>, frames: Buf
   });
 }
 
-describe('gRPC server over node:http2', () => {
+describe('gRPC server over http2.ts', () => {
   let running: Running;
   before(async () => {
     running = await start();

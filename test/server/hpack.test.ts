@@ -63,19 +63,17 @@ describe('HPACK decoder', () => {
   });
 
   it('decodes every byte value Huffman-coded, each code as the table gives it', () => {
-    // A string of all 256 symbols, coded bit by bit from huffmanCode, padded with ones.
-    let bits = '';
-    for (let s = 0; s < 256; s++) {
-      const { code, bits: n } = huffmanCode(s);
-      bits += code.toString(2).padStart(n, '0');
-    }
-    bits += '1'.repeat((8 - (bits.length % 8)) % 8);
-    const coded = Buffer.from(bits.match(/.{8}/g)?.map((b) => Number.parseInt(b, 2)) ?? []);
-    const length = [0x7f, ...sevenBit(coded.length - 127)];
-    const block = Buffer.concat([Buffer.from([0x00, 0x01, 0x78]), Buffer.from([0x80 | (length[0] as number), ...length.slice(1)]), coded]);
-    const [[name, value]] = decodeAll(new HpackDecoder(4096), block) as [[string, string]];
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const [[name, value]] = decodeAll(new HpackDecoder(4096), huffmanLiteral('x', all)) as [[string, string]];
     assert.equal(name, 'x');
-    assert.deepEqual([...Buffer.from(value, 'latin1')], Array.from({ length: 256 }, (_, i) => i));
+    assert.deepEqual([...Buffer.from(value, 'latin1')], [...all]);
+  });
+
+  it('decodes Huffman strings of one coded length one after the other, each as itself (the remembered last string is compared byte for byte)', () => {
+    const d = new HpackDecoder(4096);
+    const paths = ['/a.B/Check', '/a.B/Chuck', '/a.B/Check', '/a.B/Check0', '/a.B/Check'];
+    assert.equal(huffmanLiteral(':path', Buffer.from(paths[0] as string)).length, huffmanLiteral(':path', Buffer.from(paths[1] as string)).length);
+    for (const path of paths) assert.deepEqual(decodeAll(d, huffmanLiteral(':path', Buffer.from(path))), [[':path', path]]);
   });
 
   // Each malformed block, decoded by a fresh decoder: an HpackError, never a field.
@@ -131,6 +129,19 @@ describe('HPACK encoder (our header blocks)', () => {
     assert.throws(() => decodeAll(d, Buffer.from([0xbe])), HpackError);
   });
 });
+
+/** A literal field without indexing, its name raw and its value Huffman-coded from huffmanCode, padded with ones. */
+function huffmanLiteral(name: string, value: Buffer): Buffer {
+  let bits = '';
+  for (const byte of value) {
+    const { code, bits: n } = huffmanCode(byte);
+    bits += code.toString(2).padStart(n, '0');
+  }
+  bits += '1'.repeat((8 - (bits.length % 8)) % 8);
+  const coded = Buffer.from(bits.match(/.{8}/g)?.map((b) => Number.parseInt(b, 2)) ?? []);
+  const length = coded.length < 127 ? [coded.length] : [0x7f, ...sevenBit(coded.length - 127)];
+  return Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name, 'latin1'), Buffer.from([0x80 | (length[0] as number), ...length.slice(1)]), coded]);
+}
 
 function sevenBit(n: number): number[] {
   const out: number[] = [];
