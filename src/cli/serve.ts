@@ -16,6 +16,7 @@ import { ShadowEvaluator } from '../policy/shadow.js';
 import type { Decision } from '../core/decision.js';
 import { EVALUATION_PATHS } from '../policy/engine.js';
 import type { PoolStats } from '../policy/pool.js';
+import { h2ErrorCounts, type H2Stats } from '../server/http2.js';
 
 export async function runServe(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, 'log-level': { type: 'string' } }, strict: true });
@@ -86,6 +87,10 @@ export async function runServe(args: string[]): Promise<number> {
         shadow: () => (shadow === null ? null : { evaluated: shadow.evaluated, disagreements: shadow.disagreements }),
         evaluations: () => evaluationCounts(),
         dryRun: () => config.dryRun,
+        http2Errors: () => {
+          const stats = serverHttp2Errors();
+          return stats === null ? [] : h2ErrorCounts(stats);
+        },
         tls: () => {
           const t = serverTls();
           return t === null ? null : { notAfterSeconds: Date.parse(t.notAfter) / 1000, refusedClients: t.refusedClients, failedHandshakes: t.failedHandshakes };
@@ -93,6 +98,7 @@ export async function runServe(args: string[]): Promise<number> {
       }, { spanExporter });
   storeErrorHook = () => telemetry?.recordStoreError();
   let serverTls: () => ReturnType<Awaited<ReturnType<typeof startServer>>['tls']> = () => null;
+  let serverHttp2Errors: () => H2Stats | null = () => null;
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({
@@ -123,6 +129,7 @@ export async function runServe(args: string[]): Promise<number> {
   }
   poolStats = () => server.poolStats();
   serverTls = () => server.tls();
+  serverHttp2Errors = () => server.http2Errors();
   const admin = adminPort === null ? null : await startAdmin(config.adminListen, {
     server: adminPort,
     health: server.health,

@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { inflate, gunzip, type InputType } from 'node:zlib';
 import { encodeHeaderBlock } from './hpack.js';
-import { H2Connection, type H2Stream, type RequestHeaders, type StreamHandler } from './http2.js';
+import { H2Connection, newH2Stats, type H2Stats, type H2Stream, type RequestHeaders, type StreamHandler } from './http2.js';
 
 /** gRPC status codes (doc/statuscodes.md), as numbers on the wire. */
 export const GRPC_STATUS = {
@@ -122,6 +122,8 @@ export class GrpcServer {
   private readonly maxConcurrentStreams: number;
   private shuttingDown = false;
   private whenClosed: (() => void) | null = null;
+  /** HTTP/2 errors sent on this server's connections (metrics). */
+  readonly http2Stats: H2Stats = newH2Stats();
 
   constructor(options: GrpcServerOptions) {
     this.maxMessageBytes = options.maxMessageBytes;
@@ -142,7 +144,7 @@ export class GrpcServer {
   injectConnection(socket: Socket): void {
     const connection: H2Connection = new H2Connection(
       socket,
-      { maxConcurrentStreams: this.maxConcurrentStreams },
+      { maxConcurrentStreams: this.maxConcurrentStreams, stats: this.http2Stats },
       (stream, headers) => this.onStream(stream, headers),
       () => {
         this.connections.delete(connection);

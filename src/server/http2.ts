@@ -87,6 +87,31 @@ const HIGH_WATER = 1 << 20;
 /** How long a closing connection waits for the client to close before its socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
+/** Error code names (§7), lower case, as metrics label them. */
+export const H2_ERROR_NAMES: readonly string[] = Object.keys(H2_ERROR).map((name) => name.toLowerCase());
+
+/**
+ * Errors this side sent, by code (H2_ERROR): GOAWAYs that closed a connection for a protocol
+ * error, and streams reset (REFUSED_STREAM among them: a client past MAX_CONCURRENT_STREAMS).
+ * Shared by a server's connections; read by metrics.
+ */
+export interface H2Stats {
+  readonly connectionErrors: number[];
+  readonly streamErrors: number[];
+}
+
+export function newH2Stats(): H2Stats {
+  return { connectionErrors: H2_ERROR_NAMES.map(() => 0), streamErrors: H2_ERROR_NAMES.map(() => 0) };
+}
+
+/** The codes sent so far, each with its count: a metric series per code seen, not fourteen zeros per scope. */
+export function h2ErrorCounts(stats: H2Stats): { scope: 'connection' | 'stream'; code: string; count: number }[] {
+  const out: { scope: 'connection' | 'stream'; code: string; count: number }[] = [];
+  for (const [code, count] of stats.connectionErrors.entries()) if (count > 0) out.push({ scope: 'connection', code: H2_ERROR_NAMES[code] as string, count });
+  for (const [code, count] of stats.streamErrors.entries()) if (count > 0) out.push({ scope: 'stream', code: H2_ERROR_NAMES[code] as string, count });
+  return out;
+}
+
 /** A request's header fields, names lower-case: repeats joined with ", " ("; " for cookie), as Node joins them. */
 export type RequestHeaders = Map<string, string>;
 
@@ -106,6 +131,8 @@ export type StreamAcceptor = (stream: H2Stream, headers: RequestHeaders) => Stre
 export interface H2Options {
   /** Advertised, and enforced: streams past it are refused. */
   readonly maxConcurrentStreams: number;
+  /** Where errors this side sends are counted. */
+  readonly stats?: H2Stats;
 }
 
 function frameHeader(out: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
@@ -776,6 +803,8 @@ export class H2Connection {
   }
 
   writeReset(streamId: number, code: number): void {
+    const counted = this.options.stats?.streamErrors;
+    if (counted !== undefined && code < counted.length) (counted[code] as number)++;
     this.queue(frame(RST_STREAM, 0, streamId, u32(code)));
   }
 
@@ -817,6 +846,8 @@ export class H2Connection {
   /** A connection error (§5.4.1): GOAWAY with its code, then closed. */
   private fail(code: number): void {
     if (this.closed) return;
+    const counted = this.options.stats?.connectionErrors;
+    if (counted !== undefined && code < counted.length) (counted[code] as number)++;
     this.out = [];
     this.writeGoAway(code);
     this.flush();

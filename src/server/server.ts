@@ -5,6 +5,7 @@
 
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { bindCheckPort } from './bind.js';
+import type { H2Stats } from './http2.js';
 import type { PeerCertificate } from 'node:tls';
 import { GrpcServer, GRPC_STATUS as GrpcStatus, type ServerCall, type UnaryCallback } from './grpc-server.js';
 import { EvaluationPool, type PoolStats } from '../policy/pool.js';
@@ -38,6 +39,8 @@ export interface MandateServer {
   state(): DecisionState;
   /** The evaluation pool's counters (evaluation.mode pool), or null when evaluation is inline. */
   poolStats(): PoolStats | null;
+  /** HTTP/2 errors sent on the Check port's connections, by code (http2.ts). */
+  http2Errors(): H2Stats;
   /** What the Check port serves TLS with, or null for plaintext. */
   tls(): TlsStatus | null;
   /** Re-reads TLS files now (SIGHUP); the Workload API needs no nudge. */
@@ -199,6 +202,7 @@ export async function startServer(options: StartOptions): Promise<MandateServer>
     health,
     state: () => state,
     poolStats: () => pool?.stats() ?? null,
+    http2Errors: () => server.http2Stats,
     tls: () => {
       const m = tlsSource?.current;
       if (tlsSource == null || m == null) return null;

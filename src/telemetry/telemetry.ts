@@ -100,6 +100,8 @@ export interface Gauges {
   readonly evaluations?: () => { compiled: number; wasmInline: number; wasmPool: number };
   /** Config dryRun: 1 while every request is let through. */
   readonly dryRun?: () => boolean;
+  /** HTTP/2 errors sent on the Check port: GOAWAYs for protocol errors and streams reset, by code (server/http2.ts). */
+  readonly http2Errors?: () => readonly { readonly scope: 'connection' | 'stream'; readonly code: string; readonly count: number }[];
   /** The Check port's TLS: when the served certificate expires, and clients refused (null: plaintext). */
   readonly tls?: () => { notAfterSeconds: number; refusedClients: number; failedHandshakes: number } | null;
 }
@@ -161,6 +163,7 @@ export class Telemetry {
     const dryRun = meter.createObservableGauge('mandate.dry_run', { description: '1 when serving in dry run: every request is answered allowed whatever policy decides' });
     const tlsNotAfter = meter.createObservableGauge('mandate.tls.certificate.not_after', { unit: 's', description: 'When the certificate the Check port serves expires (Unix time): alert when it nears, a rotation did not arrive' });
     const tlsRefused = meter.createObservableCounter('mandate.tls.refused', { description: 'TLS clients refused, by stage: handshake (failed or timed out), peer (not an X.509-SVID of a trusted domain, or no HTTP/2)' });
+    const http2Errors = meter.createObservableCounter('mandate.http2.errors', { description: 'HTTP/2 errors the Check port sent: a connection closed with GOAWAY (scope connection) or a stream reset (scope stream), by error code; refused_stream is a client past limits.maxConcurrentStreams' });
     const evaluations = meter.createObservableCounter('mandate.evaluations', { description: 'Cedar evaluations by where they ran: compiled policies, cedar-wasm on the main thread, cedar-wasm in the pool' });
     meter.addBatchObservableCallback(
       (r) => {
@@ -188,13 +191,14 @@ export class Telemetry {
           r.observe(tlsRefused, t.failedHandshakes, { stage: 'handshake' });
           r.observe(tlsRefused, t.refusedClients, { stage: 'peer' });
         }
+        for (const e of gauges.http2Errors?.() ?? []) r.observe(http2Errors, e.count, { scope: e.scope, code: e.code });
         const s = gauges.shadow?.();
         if (s) {
           r.observe(shadowCounter, s.evaluated, { result: 'evaluated' });
           r.observe(shadowCounter, s.disagreements, { result: 'disagreement' });
         }
       },
-      [jwt, xfcc, certs, log, store, shadowCounter, evaluations, dryRun, tlsNotAfter, tlsRefused],
+      [jwt, xfcc, certs, log, store, shadowCounter, evaluations, dryRun, tlsNotAfter, tlsRefused, http2Errors],
     );
 
     const processors: SpanProcessor[] = [...(options.spanProcessors ?? [])];

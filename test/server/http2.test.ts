@@ -528,6 +528,31 @@ describe('HTTP/2 server (http2.ts)', () => {
   });
 });
 
+describe('HTTP/2 errors counted (metrics)', () => {
+  it('counts each GOAWAY for a protocol error and each stream reset, by code', async () => {
+    const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 1 });
+    own.addService({ Hold: SERVICE.Hold }, { Hold: () => undefined });
+    const l = createServer((socket) => own.injectConnection(socket));
+    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+    const at = `127.0.0.1:${(l.address() as AddressInfo).port}`;
+    try {
+      const c = await RawClient.open(at);
+      c.send(frame(HEADERS, END_HEADERS, 1, encodeHeaderBlock(requestFields('/t.T/Hold'))));
+      c.send(frame(HEADERS, END_HEADERS, 3, encodeHeaderBlock(requestFields('/t.T/Hold'))));
+      assert.equal(await c.reset(3), H2_ERROR.REFUSED_STREAM);
+      c.send(frame(PING, 0, 0, Buffer.alloc(7)));
+      assert.equal(await c.goAway(), H2_ERROR.FRAME_SIZE_ERROR);
+      c.close();
+      const counted = (list: number[]): Record<string, number> => Object.fromEntries(list.flatMap((n, code) => (n > 0 ? [[code, n]] : [])));
+      assert.deepEqual(counted(own.http2Stats.streamErrors), { [H2_ERROR.REFUSED_STREAM]: 1 });
+      assert.deepEqual(counted(own.http2Stats.connectionErrors), { [H2_ERROR.FRAME_SIZE_ERROR]: 1 });
+    } finally {
+      own.forceShutdown();
+      await new Promise<void>((r) => l.close(() => r()));
+    }
+  });
+});
+
 describe('node:http2 clients against http2.ts', () => {
   it('drops the late answer of a call the client reset, and the connection goes on', async () => {
     const server = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });

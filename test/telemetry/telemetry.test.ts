@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { kPackageRoot } from '../../src/package-root.js';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -78,6 +79,11 @@ describe('metrics on the admin port', () => {
       for (let i = 0; i < 3; i++) await client.check(checkRequest('GET', '/tickets/T-1', { principal: SUPPORT_AGENT }));
       await client.check(checkRequest('GET', '/prod-db/x', { principal: SUPPORT_AGENT }));
       await client.check({});
+      // A client that does not speak HTTP/2: closed with GOAWAY PROTOCOL_ERROR, and counted.
+      const [host, port] = server.address.split(':') as [string, string];
+      const junk = connect(Number(port), host, () => junk.end('GET / HTTP/1.1\r\nHost: mandate\r\n\r\n'));
+      junk.resume();
+      await new Promise((r) => junk.once('close', r));
       const text = await (await fetch(`http://${admin}/metrics`)).text();
       const value = (name: string, labels: string): number => {
         const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
@@ -118,6 +124,8 @@ describe('metrics on the admin port', () => {
       assert.deepEqual(status['compiledPolicies'], { compiled: 18, total: 18 });
       assert.equal(value('mandate_evaluations_total', 'path="compiled"'), 3);
       assert.equal(value('mandate_evaluations_total', 'path="wasm-pool"'), 0);
+      assert.equal(value('mandate_http2_errors_total', 'scope="connection",code="protocol_error"'), 1);
+      assert.doesNotMatch(text, /mandate_http2_errors_total\{[^}]*scope="stream"/, 'no stream was reset');
     } finally {
       client.close();
       server.child.kill('SIGTERM');
