@@ -296,9 +296,9 @@ export class H2Stream {
     this.sendTrailers(trailers);
   }
 
-  /** Resets the stream (RST_STREAM): the client sees the call fail. */
+  /** Resets the stream (RST_STREAM): the client sees the call fail, or stops sending on it. */
   reset(code: number): void {
-    if (this.localClosed) return;
+    if (this.localClosed && this.remoteClosed) return;
     this.pending = null;
     this.pendingTrailers = null;
     this.connection.writeReset(this.id, code);

@@ -456,6 +456,9 @@ describe('HTTP/2 server (http2.ts)', () => {
       assert.equal((await c.answer(3)).data.subarray(5).toString(), 'next');
       const updates = await c.next((f) => f.type === WINDOW_UPDATE && f.stream === 1);
       assert.ok(updates !== null, 'the refused stream\'s window was reopened');
+      // Answered but still open on the client's side: a protocol error on it still resets it.
+      c.send(frame(WINDOW_UPDATE, 0, 1, u32(0)));
+      assert.equal(await c.reset(1), H2_ERROR.PROTOCOL_ERROR);
     } finally {
       c.close();
     }
