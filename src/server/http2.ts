@@ -82,8 +82,12 @@ const MAX_CONTINUATIONS = 64;
 /** Client resets of streams still being answered: a burst of this many, then RESET_REFILL_PER_SECOND. */
 const RESET_BURST = 1000;
 const RESET_REFILL_PER_SECOND = 100;
-/** Unsent bytes past which reading pauses until the socket drains. */
-const HIGH_WATER = 1 << 20;
+/**
+ * Unsent bytes past which reading pauses until the socket drains: what a client that does not
+ * read can make a connection hold (answers are ~100-300 bytes; this is a thousand of them),
+ * times limits.maxConnections.
+ */
+const HIGH_WATER = 256 << 10;
 /** How long a closing connection waits for the client to close before its socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -329,10 +333,6 @@ export class H2Stream {
     }
   }
 
-  get waitingForWindow(): boolean {
-    return this.pending !== null;
-  }
-
   private closeLocal(): void {
     this.localClosed = true;
     if (this.remoteClosed) this.connection.forget(this);
@@ -396,11 +396,6 @@ export class H2Connection {
     this.queue(frame(SETTINGS, 0, 0, settings));
     this.queue(frame(WINDOW_UPDATE, 0, 0, u32(CONNECTION_WINDOW - DEFAULT_WINDOW)));
     this.flush();
-  }
-
-  /** Streams open (ours to answer or the client's to finish). */
-  get openStreams(): number {
-    return this.streams.size;
   }
 
   /**

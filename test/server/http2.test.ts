@@ -531,6 +531,53 @@ describe('HTTP/2 server (http2.ts)', () => {
   });
 });
 
+describe('a client that does not read', () => {
+  it('is not answered into memory: reading stops while 256 KiB of answers wait, and goes on once it reads', async () => {
+    const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });
+    let serverSide: Socket | null = null;
+    const l = createServer((socket) => {
+      serverSide = socket;
+      own.injectConnection(socket);
+    });
+    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+    const PINGS = 1_000_000;
+    const client = connectTcp((l.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise<void>((r) => client.once('connect', () => r()));
+      client.pause();
+      const ping = frame(PING, 0, 0, Buffer.from('pingpong'));
+      client.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0), ...Array.from({ length: PINGS }, () => ping)]));
+      await new Promise((r) => setTimeout(r, 500));
+      const side = serverSide as unknown as Socket;
+      assert.ok(side.writableLength < 512 << 10, `${side.writableLength} bytes of answers held for a client that does not read`);
+      assert.ok(side.bytesRead < PINGS * 17, 'the server stopped reading');
+      // Once the client reads, every PING is answered.
+      let acks = 0;
+      let pending = Buffer.alloc(0);
+      await new Promise<void>((resolve) => {
+        client.on('data', (d: Buffer) => {
+          pending = Buffer.concat([pending, d]);
+          let at = 0;
+          while (pending.length - at >= 9) {
+            const length = pending.readUIntBE(at, 3);
+            if (pending.length - at < 9 + length) break;
+            if (pending[at + 3] === PING && pending[at + 4] === 1) acks++;
+            at += 9 + length;
+          }
+          pending = pending.subarray(at);
+          if (acks === PINGS) resolve();
+        });
+        client.resume();
+      });
+      assert.equal(acks, PINGS);
+    } finally {
+      client.destroy();
+      own.forceShutdown();
+      await new Promise<void>((r) => l.close(() => r()));
+    }
+  });
+});
+
 describe('HTTP/2 errors counted (metrics)', () => {
   it('counts each GOAWAY for a protocol error and each stream reset, by code', async () => {
     const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 1 });
