@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { inflate, gunzip, type InputType } from 'node:zlib';
 import { encodeHeaderBlock } from './hpack.js';
-import { H2Connection, newH2Stats, type H2Stats, type H2Stream, type RequestHeaders, type StreamHandler } from './http2.js';
+import { H2_ERROR, H2Connection, newH2Stats, type H2Stats, type H2Stream, type RequestHeaders, type StreamHandler } from './http2.js';
 
 /** gRPC status codes (doc/statuscodes.md), as numbers on the wire. */
 export const GRPC_STATUS = {
@@ -380,7 +380,13 @@ class Call implements ServerStreamCall<unknown>, StreamHandler {
     if (frame === null) return;
     this.finish();
     this.headersSent = true;
-    this.stream.sendAnswer(RESPONSE_HEADERS, frame, OK_TRAILERS);
+    try {
+      this.stream.sendAnswer(RESPONSE_HEADERS, frame, OK_TRAILERS);
+    } catch {
+      // Never an exception out of the handler's callback (from a promise's callback it would be
+      // an unhandled rejection): the stream is reset, an error for the client, a deny for Envoy.
+      this.stream.reset(H2_ERROR.INTERNAL_ERROR);
+    }
   }
 
   /** The message as a length-prefixed frame, or null (INTERNAL sent) when it does not encode. */
@@ -406,8 +412,12 @@ class Call implements ServerStreamCall<unknown>, StreamHandler {
     this.finish();
     // A streaming call that has sent messages: the status goes in the trailers. Whatever the
     // client still sends of this call is read and dropped (onData, done).
-    if (this.headersSent) this.stream.sendTrailers(statusBlock(code, details, false));
-    else sendStatus(this.stream, code, details);
+    try {
+      if (this.headersSent) this.stream.sendTrailers(statusBlock(code, details, false));
+      else sendStatus(this.stream, code, details);
+    } catch {
+      this.stream.reset(H2_ERROR.INTERNAL_ERROR);
+    }
   }
 
   private finish(): void {
