@@ -36,6 +36,11 @@ const workers = Number(values.workers ?? 4);
 // Requests per second: steady, below saturation, so that memory and not queueing is measured.
 const rate = Number(values.rate ?? 1000);
 const out = values.out ?? resolve(kPackageRoot, 'bench/results/soak.json');
+// The report goes beside the JSON with .md for .json: another name would write both to one file.
+if (!out.endsWith('.json')) {
+  process.stderr.write(`--out ${out}: give the .json path (the .md report is written beside it)\n`);
+  process.exit(2);
+}
 const container = values.container ? dockerfileSettings(readFileSync(resolve(kPackageRoot, 'Dockerfile'), 'utf8')) : { env: {}, nodeArgs: [] };
 const nodeArgs = [...container.nodeArgs, ...(values['node-args'] ?? '').split(' ').filter((a) => a !== '')];
 const childEnv: NodeJS.ProcessEnv = { ...process.env, ...container.env };
