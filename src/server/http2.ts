@@ -13,10 +13,11 @@
 // - frame rules of §6: stream 0 where a stream is needed and the reverse, fixed lengths
 //   (PRIORITY stream error, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE), padding within the
 //   frame, PUSH_PROMISE from a client, CONTINUATION only right after its HEADERS;
-// - stream states (§5.1): new streams odd and increasing; DATA or HEADERS on an idle stream;
-//   DATA after the client's END_STREAM (stream error STREAM_CLOSED); trailers without
-//   END_STREAM (stream error). Frames for a stream we closed or refused are dropped (the client
-//   may have sent them before it knew, §5.1);
+// - stream states (§5.1): new streams odd, above the last one (HEADERS at or below it open
+//   nothing); DATA, RST_STREAM or WINDOW_UPDATE on an idle stream; DATA after the client's
+//   END_STREAM (stream error STREAM_CLOSED); trailers without END_STREAM (stream error). Frames
+//   for a stream we closed or refused are dropped (the client may have sent them before it
+//   knew, §5.1);
 // - flow control (§6.9): window updates of 0 or past 2^31 - 1; our DATA never exceeds the
 //   client's windows or frame size (windows we give are reopened as bytes are read: onData);
 // - HPACK errors (COMPRESSION_ERROR), header lists over MAX_HEADER_LIST_SIZE and header blocks
@@ -31,7 +32,7 @@
 //   PINGs or SETTINGS, or calls, without reading the answers, is not answered into memory).
 
 import type { Socket } from 'node:net';
-import { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
+import { HpackDecoder, HpackError } from './hpack.js';
 
 /** Error codes (§7). */
 export const H2_ERROR = {
@@ -878,4 +879,3 @@ export class H2Connection {
   }
 }
 
-export { encodeHeaderBlock };
