@@ -531,6 +531,54 @@ describe('HTTP/2 server (http2.ts)', () => {
   });
 });
 
+describe('many calls at once on one connection', () => {
+  it('answers each call with its own request: 2,000 grpc-js calls, 200 in flight, bodies and metadata large enough to span frames', async () => {
+    // Each answer carries the request's body and its x-tag metadata back: an answer written to
+    // another stream, or assembled from another stream's frames, is a mismatch here.
+    const own = new GrpcServer({ maxMessageBytes: 1 << 20, maxConcurrentStreams: 100 });
+    own.addService({ Echo: SERVICE.Echo }, {
+      Echo: (call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>) => {
+        const tag = String(call.metadata.get('x-tag')[0] ?? '');
+        // Some answers now, some a little later: answers interleave with requests still arriving.
+        const answer = (): void => callback(null, Buffer.concat([Buffer.from(`${tag}|`), call.request]));
+        if (call.request.length % 3 === 0) setImmediate(answer);
+        else answer();
+      },
+    });
+    const l = createServer((socket) => own.injectConnection(socket));
+    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+    const client = new Client(`127.0.0.1:${(l.address() as AddressInfo).port}`, credentials.createInsecure());
+    try {
+      const CALLS = 2000;
+      let next = 0;
+      let mismatches = 0;
+      const one = async (i: number): Promise<void> => {
+        // Bodies from a few bytes to 40 KB (DATA in several frames each way); metadata up to
+        // 20 KB (a header block in HEADERS and CONTINUATION frames).
+        const body = Buffer.alloc(i % 7 === 0 ? 40_000 + i : 10 + (i % 300), i % 251);
+        body.writeUInt32BE(i, 0);
+        const metadata = new Metadata();
+        const tag = i % 11 === 0 ? `${i}-${'m'.repeat(20_000)}` : `${i}`;
+        metadata.set('x-tag', tag);
+        const got = await new Promise<Buffer>((resolve, reject) =>
+          client.makeUnaryRequest('/t.T/Echo', identity, identity, body, metadata, { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res as Buffer))),
+        );
+        if (!got.equals(Buffer.concat([Buffer.from(`${tag}|`), body]))) mismatches++;
+      };
+      const worker = async (): Promise<void> => {
+        while (next < CALLS) await one(next++);
+      };
+      await Promise.all(Array.from({ length: 200 }, worker));
+      assert.equal(mismatches, 0);
+      assert.equal(next, CALLS);
+    } finally {
+      client.close();
+      own.forceShutdown();
+      await new Promise<void>((r) => l.close(() => r()));
+    }
+  });
+});
+
 describe('a client that does not read', () => {
   it('is not answered into memory: reading stops while 256 KiB of answers wait, and goes on once it reads', async () => {
     const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });
