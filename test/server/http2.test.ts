@@ -172,6 +172,29 @@ class RawClient {
   }
 }
 
+/** A GrpcServer of a test's own (other limits or handlers) on a free port: `use` gets it, its address and the server side of each connection; closed after. */
+async function withServer(
+  limits: { maxMessageBytes: number; maxConcurrentStreams: number },
+  handlers: Partial<Record<keyof typeof SERVICE, (call: never, callback: never) => unknown>>,
+  use: (s: { server: GrpcServer; address: string; sockets: Socket[] }) => Promise<void>,
+): Promise<void> {
+  const server = new GrpcServer(limits);
+  const served = Object.fromEntries(Object.keys(handlers).map((name) => [name, SERVICE[name as keyof typeof SERVICE]]));
+  server.addService(served, handlers as Record<string, (call: never, callback: never) => unknown>);
+  const sockets: Socket[] = [];
+  const l = createServer((socket) => {
+    sockets.push(socket);
+    server.injectConnection(socket);
+  });
+  await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
+  try {
+    await use({ server, address: `127.0.0.1:${(l.address() as AddressInfo).port}`, sockets });
+  } finally {
+    server.forceShutdown();
+    await new Promise<void>((r) => l.close(() => r()));
+  }
+}
+
 describe('HTTP/2 server (http2.ts)', () => {
   let server: GrpcServer;
   let listener: NetServer;
@@ -501,33 +524,33 @@ describe('HTTP/2 server (http2.ts)', () => {
   });
 
   it('goes away gracefully: GOAWAY NO_ERROR with the last stream taken, the call in flight answered, later streams refused', async () => {
-    const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });
     let answer: UnaryCallback<Buffer> | null = null;
-    own.addService({ Hold: SERVICE.Hold }, { Hold: (_call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>) => { answer = callback; } });
-    const l = createServer((socket) => own.injectConnection(socket));
-    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
-    const c = await RawClient.open(`127.0.0.1:${(l.address() as AddressInfo).port}`);
-    try {
-      c.call(1, '/t.T/Hold', Buffer.from('held'));
-      while (answer === null) await new Promise((r) => setTimeout(r, 10));
-      let done = false;
-      own.tryShutdown(() => {
-        done = true;
-      });
-      const away = await c.next((f) => f.type === GOAWAY);
-      assert.deepEqual([away?.payload.readUInt32BE(0), away?.payload.readUInt32BE(4)], [1, H2_ERROR.NO_ERROR]);
-      c.call(3, '/t.T/Hold', Buffer.from('late'));
-      assert.equal(await c.reset(3), H2_ERROR.REFUSED_STREAM);
-      assert.equal(done, false);
-      (answer as UnaryCallback<Buffer>)(null, Buffer.from('answered'));
-      assert.equal((await c.answer(1)).data.subarray(5).toString(), 'answered');
-      await c.next(() => false).catch(() => assert.fail('the connection stayed open'));
-      for (let i = 0; i < 50 && !done; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(done, true);
-    } finally {
-      c.close();
-      await new Promise<void>((r) => l.close(() => r()));
-    }
+    const hold = (_call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>): void => {
+      answer = callback;
+    };
+    await withServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 }, { Hold: hold }, async ({ server: own, address: at }) => {
+      const c = await RawClient.open(at);
+      try {
+        c.call(1, '/t.T/Hold', Buffer.from('held'));
+        while (answer === null) await new Promise((r) => setTimeout(r, 10));
+        let done = false;
+        own.tryShutdown(() => {
+          done = true;
+        });
+        const away = await c.next((f) => f.type === GOAWAY);
+        assert.deepEqual([away?.payload.readUInt32BE(0), away?.payload.readUInt32BE(4)], [1, H2_ERROR.NO_ERROR]);
+        c.call(3, '/t.T/Hold', Buffer.from('late'));
+        assert.equal(await c.reset(3), H2_ERROR.REFUSED_STREAM);
+        assert.equal(done, false);
+        (answer as UnaryCallback<Buffer>)(null, Buffer.from('answered'));
+        assert.equal((await c.answer(1)).data.subarray(5).toString(), 'answered');
+        await c.next(() => false).catch(() => assert.fail('the connection stayed open'));
+        for (let i = 0; i < 50 && !done; i++) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(done, true);
+      } finally {
+        c.close();
+      }
+    });
   });
 });
 
@@ -535,105 +558,88 @@ describe('many calls at once on one connection', () => {
   it('answers each call with its own request: 2,000 grpc-js calls, 200 in flight, bodies and metadata large enough to span frames', async () => {
     // Each answer carries the request's body and its x-tag metadata back: an answer written to
     // another stream, or assembled from another stream's frames, is a mismatch here.
-    const own = new GrpcServer({ maxMessageBytes: 1 << 20, maxConcurrentStreams: 100 });
-    own.addService({ Echo: SERVICE.Echo }, {
-      Echo: (call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>) => {
-        const tag = String(call.metadata.get('x-tag')[0] ?? '');
-        // Some answers now, some a little later: answers interleave with requests still arriving.
-        const answer = (): void => callback(null, Buffer.concat([Buffer.from(`${tag}|`), call.request]));
-        if (call.request.length % 3 === 0) setImmediate(answer);
-        else answer();
-      },
+    const echo = (call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>): void => {
+      const tag = String(call.metadata.get('x-tag')[0] ?? '');
+      // Some answers now, some a little later: answers interleave with requests still arriving.
+      const answer = (): void => callback(null, Buffer.concat([Buffer.from(`${tag}|`), call.request]));
+      if (call.request.length % 3 === 0) setImmediate(answer);
+      else answer();
+    };
+    await withServer({ maxMessageBytes: 1 << 20, maxConcurrentStreams: 100 }, { Echo: echo }, async ({ address: at }) => {
+      const client = new Client(at, credentials.createInsecure());
+      try {
+        const CALLS = 2000;
+        let next = 0;
+        let mismatches = 0;
+        const one = async (i: number): Promise<void> => {
+          // Bodies from a few bytes to 40 KB (DATA in several frames each way); metadata up to
+          // 20 KB (a header block in HEADERS and CONTINUATION frames).
+          const body = Buffer.alloc(i % 7 === 0 ? 40_000 + i : 10 + (i % 300), i % 251);
+          body.writeUInt32BE(i, 0);
+          const metadata = new Metadata();
+          const tag = i % 11 === 0 ? `${i}-${'m'.repeat(20_000)}` : `${i}`;
+          metadata.set('x-tag', tag);
+          const got = await new Promise<Buffer>((resolve, reject) =>
+            client.makeUnaryRequest('/t.T/Echo', identity, identity, body, metadata, { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res as Buffer))),
+          );
+          if (!got.equals(Buffer.concat([Buffer.from(`${tag}|`), body]))) mismatches++;
+        };
+        const worker = async (): Promise<void> => {
+          while (next < CALLS) await one(next++);
+        };
+        await Promise.all(Array.from({ length: 200 }, worker));
+        assert.equal(mismatches, 0);
+        assert.equal(next, CALLS);
+      } finally {
+        client.close();
+      }
     });
-    const l = createServer((socket) => own.injectConnection(socket));
-    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
-    const client = new Client(`127.0.0.1:${(l.address() as AddressInfo).port}`, credentials.createInsecure());
-    try {
-      const CALLS = 2000;
-      let next = 0;
-      let mismatches = 0;
-      const one = async (i: number): Promise<void> => {
-        // Bodies from a few bytes to 40 KB (DATA in several frames each way); metadata up to
-        // 20 KB (a header block in HEADERS and CONTINUATION frames).
-        const body = Buffer.alloc(i % 7 === 0 ? 40_000 + i : 10 + (i % 300), i % 251);
-        body.writeUInt32BE(i, 0);
-        const metadata = new Metadata();
-        const tag = i % 11 === 0 ? `${i}-${'m'.repeat(20_000)}` : `${i}`;
-        metadata.set('x-tag', tag);
-        const got = await new Promise<Buffer>((resolve, reject) =>
-          client.makeUnaryRequest('/t.T/Echo', identity, identity, body, metadata, { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res as Buffer))),
-        );
-        if (!got.equals(Buffer.concat([Buffer.from(`${tag}|`), body]))) mismatches++;
-      };
-      const worker = async (): Promise<void> => {
-        while (next < CALLS) await one(next++);
-      };
-      await Promise.all(Array.from({ length: 200 }, worker));
-      assert.equal(mismatches, 0);
-      assert.equal(next, CALLS);
-    } finally {
-      client.close();
-      own.forceShutdown();
-      await new Promise<void>((r) => l.close(() => r()));
-    }
   });
 });
 
 describe('a client that does not read', () => {
   it('is not answered into memory: reading stops while 256 KiB of answers wait, and goes on once it reads', async () => {
-    const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });
-    let serverSide: Socket | null = null;
-    const l = createServer((socket) => {
-      serverSide = socket;
-      own.injectConnection(socket);
-    });
-    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
-    const PINGS = 1_000_000;
-    const client = connectTcp((l.address() as AddressInfo).port, '127.0.0.1');
-    try {
-      await new Promise<void>((r) => client.once('connect', () => r()));
-      client.pause();
-      const ping = frame(PING, 0, 0, Buffer.from('pingpong'));
-      client.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0), ...Array.from({ length: PINGS }, () => ping)]));
-      await new Promise((r) => setTimeout(r, 500));
-      const side = serverSide as unknown as Socket;
-      assert.ok(side.writableLength < 512 << 10, `${side.writableLength} bytes of answers held for a client that does not read`);
-      assert.ok(side.bytesRead < PINGS * 17, 'the server stopped reading');
-      // Once the client reads, every PING is answered.
-      let acks = 0;
-      let pending = Buffer.alloc(0);
-      await new Promise<void>((resolve) => {
-        client.on('data', (d: Buffer) => {
-          pending = Buffer.concat([pending, d]);
-          let at = 0;
-          while (pending.length - at >= 9) {
-            const length = pending.readUIntBE(at, 3);
-            if (pending.length - at < 9 + length) break;
-            if (pending[at + 3] === PING && pending[at + 4] === 1) acks++;
-            at += 9 + length;
-          }
-          pending = pending.subarray(at);
-          if (acks === PINGS) resolve();
+    await withServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 }, {}, async ({ address: at, sockets }) => {
+      const PINGS = 1_000_000;
+      const client = connectTcp(Number(at.split(':')[1]), '127.0.0.1');
+      try {
+        await new Promise<void>((r) => client.once('connect', () => r()));
+        client.pause();
+        const ping = frame(PING, 0, 0, Buffer.from('pingpong'));
+        client.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0), ...Array.from({ length: PINGS }, () => ping)]));
+        await new Promise((r) => setTimeout(r, 500));
+        const side = sockets[0] as Socket;
+        assert.ok(side.writableLength < 512 << 10, `${side.writableLength} bytes of answers held for a client that does not read`);
+        assert.ok(side.bytesRead < PINGS * 17, 'the server stopped reading');
+        // Once the client reads, every PING is answered.
+        let acks = 0;
+        let pending = Buffer.alloc(0);
+        await new Promise<void>((resolve) => {
+          client.on('data', (d: Buffer) => {
+            pending = Buffer.concat([pending, d]);
+            let at = 0;
+            while (pending.length - at >= 9) {
+              const length = pending.readUIntBE(at, 3);
+              if (pending.length - at < 9 + length) break;
+              if (pending[at + 3] === PING && pending[at + 4] === 1) acks++;
+              at += 9 + length;
+            }
+            pending = pending.subarray(at);
+            if (acks === PINGS) resolve();
+          });
+          client.resume();
         });
-        client.resume();
-      });
-      assert.equal(acks, PINGS);
-    } finally {
-      client.destroy();
-      own.forceShutdown();
-      await new Promise<void>((r) => l.close(() => r()));
-    }
+        assert.equal(acks, PINGS);
+      } finally {
+        client.destroy();
+      }
+    });
   });
 });
 
 describe('HTTP/2 errors counted (metrics)', () => {
   it('counts each GOAWAY for a protocol error and each stream reset, by code', async () => {
-    const own = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 1 });
-    own.addService({ Hold: SERVICE.Hold }, { Hold: () => undefined });
-    const l = createServer((socket) => own.injectConnection(socket));
-    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
-    const at = `127.0.0.1:${(l.address() as AddressInfo).port}`;
-    try {
+    await withServer({ maxMessageBytes: 1024, maxConcurrentStreams: 1 }, { Hold: () => undefined }, async ({ server: own, address: at }) => {
       const c = await RawClient.open(at);
       c.send(frame(HEADERS, END_HEADERS, 1, encodeHeaderBlock(requestFields('/t.T/Hold'))));
       c.send(frame(HEADERS, END_HEADERS, 3, encodeHeaderBlock(requestFields('/t.T/Hold'))));
@@ -644,51 +650,43 @@ describe('HTTP/2 errors counted (metrics)', () => {
       const counted = (list: number[]): Record<string, number> => Object.fromEntries(list.flatMap((n, code) => (n > 0 ? [[code, n]] : [])));
       assert.deepEqual(counted(own.http2Stats.streamErrors), { [H2_ERROR.REFUSED_STREAM]: 1 });
       assert.deepEqual(counted(own.http2Stats.connectionErrors), { [H2_ERROR.FRAME_SIZE_ERROR]: 1 });
-    } finally {
-      own.forceShutdown();
-      await new Promise<void>((r) => l.close(() => r()));
-    }
+    });
   });
 });
 
 describe('node:http2 clients against http2.ts', () => {
   it('drops the late answer of a call the client reset, and the connection goes on', async () => {
-    const server = new GrpcServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 });
     const events: string[] = [];
     let late: UnaryCallback<Buffer> | null = null;
-    server.addService({ Hold: SERVICE.Hold }, {
-      Hold: (_call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>) => {
-        late = callback;
-        events.push('called');
-      },
+    const hold = (_call: ServerCall<Buffer>, callback: UnaryCallback<Buffer>): void => {
+      late = callback;
+      events.push('called');
+    };
+    await withServer({ maxMessageBytes: 1024, maxConcurrentStreams: 8 }, { Hold: hold }, async ({ address: at }) => {
+      const s = connectH2(`http://${at}`);
+      try {
+        const stream = s.request({ ':method': 'POST', ':path': '/t.T/Hold', 'content-type': 'application/grpc' });
+        stream.end(grpcMessage(Buffer.from('x')));
+        let headers: IncomingHttpHeaders | null = null;
+        stream.on('response', (h) => {
+          headers = h;
+        });
+        stream.on('error', () => undefined);
+        while (late === null) await new Promise((r) => setTimeout(r, 10));
+        stream.close(8);
+        await new Promise((r) => setTimeout(r, 50));
+        (late as UnaryCallback<Buffer>)(null, Buffer.from('too late'));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(headers, null);
+        assert.deepEqual(events, ['called']);
+        // The connection still serves.
+        const next = s.request({ ':method': 'POST', ':path': '/nope', 'content-type': 'application/grpc' });
+        next.end();
+        const h = await new Promise<IncomingHttpHeaders>((r) => next.once('response', r));
+        assert.equal(h['grpc-status'], '12');
+      } finally {
+        s.destroy();
+      }
     });
-    const l = createServer((socket) => server.injectConnection(socket));
-    await new Promise<void>((r) => l.listen(0, '127.0.0.1', r));
-    const s = connectH2(`http://127.0.0.1:${(l.address() as AddressInfo).port}`);
-    try {
-      const stream = s.request({ ':method': 'POST', ':path': '/t.T/Hold', 'content-type': 'application/grpc' });
-      stream.end(grpcMessage(Buffer.from('x')));
-      let headers: IncomingHttpHeaders | null = null;
-      stream.on('response', (h) => {
-        headers = h;
-      });
-      stream.on('error', () => undefined);
-      while (late === null) await new Promise((r) => setTimeout(r, 10));
-      stream.close(8);
-      await new Promise((r) => setTimeout(r, 50));
-      (late as UnaryCallback<Buffer>)(null, Buffer.from('too late'));
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(headers, null);
-      assert.deepEqual(events, ['called']);
-      // The connection still serves.
-      const next = s.request({ ':method': 'POST', ':path': '/nope', 'content-type': 'application/grpc' });
-      next.end();
-      const h = await new Promise<IncomingHttpHeaders>((r) => next.once('response', r));
-      assert.equal(h['grpc-status'], '12');
-    } finally {
-      s.destroy();
-      server.forceShutdown();
-      await new Promise<void>((r) => l.close(() => r()));
-    }
   });
 });
