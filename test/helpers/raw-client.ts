@@ -1,7 +1,7 @@
 // Sends hand-made bytes as a CheckRequest: how the tests put invalid UTF-8 on the wire, which
 // no protobuf encoder will produce for a string field.
 
-import { Client, credentials } from '@grpc/grpc-js';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { loadUpstreamRoot } from './upstream.js';
 import type { CheckResponseObject } from './upstream.js';
 
@@ -42,5 +42,13 @@ export function sendRawCheck(address: string, bytes: Buffer): Promise<CheckRespo
         else resolve(res as CheckResponseObject);
       },
     );
+  });
+}
+
+/** A unary call of `path` with bytes in and bytes out, over a grpc-js client the caller owns. */
+export function unaryBytes(client: Client, path: string, body: Buffer, metadata = new Metadata(), deadlineMs = 5000): Promise<Buffer> {
+  const identity = (b: Buffer): Buffer => b;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(path, identity, identity, body, metadata, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as Buffer)));
   });
 }

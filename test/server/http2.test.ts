@@ -11,6 +11,7 @@ import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { encodeHeaderBlock, HpackDecoder } from '../../src/server/hpack.js';
 import { GrpcServer, type MethodDefinition, type ServerCall, type UnaryCallback } from '../../src/server/grpc-server.js';
 import { H2_ERROR, H2Connection, type RequestHeaders } from '../../src/server/http2.js';
+import { unaryBytes } from '../helpers/raw-client.js';
 
 const DATA = 0x0;
 const HEADERS = 0x1;
@@ -235,10 +236,7 @@ describe('HTTP/2 server (http2.ts)', () => {
   const stillServing = async (): Promise<void> => {
     const client = new Client(address, credentials.createInsecure());
     try {
-      const got = await new Promise<Buffer>((resolve, reject) =>
-        client.makeUnaryRequest('/t.T/Echo', identity, identity, Buffer.from('ping'), new Metadata(), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(err) : resolve(res as Buffer))),
-      );
-      assert.equal(got.toString(), 'ping');
+      assert.equal((await unaryBytes(client, '/t.T/Echo', Buffer.from('ping'))).toString(), 'ping');
     } finally {
       client.close();
     }
@@ -579,9 +577,7 @@ describe('many calls at once on one connection', () => {
           const metadata = new Metadata();
           const tag = i % 11 === 0 ? `${i}-${'m'.repeat(20_000)}` : `${i}`;
           metadata.set('x-tag', tag);
-          const got = await new Promise<Buffer>((resolve, reject) =>
-            client.makeUnaryRequest('/t.T/Echo', identity, identity, body, metadata, { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res as Buffer))),
-          );
+          const got = await unaryBytes(client, '/t.T/Echo', body, metadata, 20_000);
           if (!got.equals(Buffer.concat([Buffer.from(`${tag}|`), body]))) mismatches++;
         };
         const worker = async (): Promise<void> => {
