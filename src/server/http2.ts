@@ -58,7 +58,6 @@ const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 
-const SETTINGS_HEADER_TABLE_SIZE = 0x1;
 const SETTINGS_ENABLE_PUSH = 0x2;
 const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
@@ -93,7 +92,11 @@ const HIGH_WATER = 256 << 10;
 const CLOSE_GRACE_MS = 1000;
 
 /** Error code names (§7), lower case, as metrics label them. */
-export const H2_ERROR_NAMES: readonly string[] = Object.keys(H2_ERROR).map((name) => name.toLowerCase());
+export const H2_ERROR_NAMES: readonly string[] = (() => {
+  const names: string[] = [];
+  for (const [name, code] of Object.entries(H2_ERROR)) names[code] = name.toLowerCase();
+  return names;
+})();
 
 /**
  * Errors this side sent, by code (H2_ERROR): GOAWAYs that closed a connection for a protocol
@@ -183,45 +186,43 @@ const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 /** Collects one header block's fields, and whether they form a valid request (§8.3.1). */
 class RequestFields {
   headers: RequestHeaders = new Map();
-  malformed: string | null = null;
+  /** The request is malformed (§8.1.1): a stream error, whatever else the block holds. */
+  malformed = false;
   private regularSeen = false;
 
   reset(): void {
     this.headers = new Map();
-    this.malformed = null;
+    this.malformed = false;
     this.regularSeen = false;
   }
 
   readonly add = (name: string, value: string): void => {
-    if (this.malformed !== null) return;
+    if (this.malformed) return;
     if (BAD_VALUE.test(value)) {
-      this.malformed = `the value of ${name} holds NUL, CR, LF or surrounding whitespace`;
+      this.malformed = true;
       return;
     }
     const headers = this.headers;
     if (name.charCodeAt(0) === 0x3a) {
-      if (this.regularSeen) this.malformed = `${name} after a regular field`;
-      else if (!REQUEST_PSEUDO.has(name)) this.malformed = `unknown pseudo-header ${name}`;
-      else if (headers.has(name)) this.malformed = `${name} repeated`;
+      // Pseudo-headers: request ones only, each once, all before the first regular field.
+      if (this.regularSeen || !REQUEST_PSEUDO.has(name) || headers.has(name)) this.malformed = true;
       else headers.set(name, value);
       return;
     }
     this.regularSeen = true;
-    if (!NAME.test(name)) this.malformed = `invalid field name ${JSON.stringify(name)}`;
-    else if (CONNECTION_SPECIFIC.has(name)) this.malformed = `connection-specific field ${name}`;
-    else if (name === 'te' && value !== 'trailers') this.malformed = 'te other than "trailers"';
-    else {
-      const had = headers.get(name);
-      headers.set(name, had === undefined ? value : `${had}${name === 'cookie' ? '; ' : ', '}${value}`);
+    if (!NAME.test(name) || CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) {
+      this.malformed = true;
+      return;
     }
+    const had = headers.get(name);
+    headers.set(name, had === undefined ? value : `${had}${name === 'cookie' ? '; ' : ', '}${value}`);
   };
 
-  /** What a request must have (§8.3.1), once the block is read. */
+  /** What a request must have (§8.3.1), once the block is read: no CONNECT (not served). */
   finish(): void {
-    if (this.malformed !== null) return;
+    if (this.malformed) return;
     const h = this.headers;
-    if (h.get(':method') === 'CONNECT') this.malformed = 'CONNECT is not served';
-    else if (!h.has(':method') || !h.has(':scheme') || !h.get(':path')) this.malformed = 'a request needs :method, :scheme and :path';
+    this.malformed = h.get(':method') === 'CONNECT' || !h.has(':method') || !h.has(':scheme') || !h.get(':path');
   }
 }
 
@@ -621,7 +622,7 @@ export class H2Connection {
       return;
     }
     fields.finish();
-    if (fields.malformed !== null) {
+    if (fields.malformed) {
       this.writeReset(streamId, H2_ERROR.PROTOCOL_ERROR);
       return;
     }
@@ -697,7 +698,6 @@ export class H2Connection {
       }
       // HEADER_TABLE_SIZE: our blocks never use the client's table; MAX_CONCURRENT_STREAMS:
       // we open none; MAX_HEADER_LIST_SIZE: advisory. Unknown settings are ignored (§6.5.2).
-      void SETTINGS_HEADER_TABLE_SIZE;
     }
     this.queue(frame(SETTINGS, FLAG_ACK, 0, null));
   }
