@@ -9,6 +9,7 @@ import { parseIdentityConfig } from './identity.js';
 import { parseTasksConfig } from './tasks.js';
 import { parseTlsConfig, parseWorkloadApiConfig } from './workload-api.js';
 import { importOpenApiRoutes } from './openapi.js';
+import { loadPinnedTools } from './tools.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type HttpMethod, type MandateConfig, type RouteConfig } from './types.js';
 import { kPackageRoot } from '../package-root.js';
 
@@ -21,7 +22,7 @@ export const TOP_KEYS = [
   'listen', 'policies', 'allowEmptyPolicies', 'schema', 'entities', 'application', 'trustDomains', 'routes',
   'context', 'limits', 'explain', 'dryRun', 'response', 'watch', 'shutdown', 'decisionLog', 'identity', 'tasks', 'admin', 'tls', 'workloadApi', 'telemetry', 'shadowPolicies', 'evaluation',
 ] as const;
-const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'matrixParams', 'methodOverride'] as const;
+const ROUTE_KEYS = ['method', 'path', 'resource', 'body', 'tool', 'requireTask', 'protocol', 'server', 'mcpDenyStatus', 'tools', 'matrixParams', 'methodOverride'] as const;
 const OPENAPI_ROUTE_KEYS = ['openapi', 'resource'] as const;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const LISTEN_ADDRESS = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -227,7 +228,7 @@ function parseRoutes(value: unknown, baseDir: string): readonly RouteConfig[] {
       routes.push(...importOpenApiRoutes(file, field, readString(entry, 'resource', field, null)));
       return;
     }
-    routes.push(parseRoute(expectObject(item, field, ROUTE_KEYS), field));
+    routes.push(parseRoute(expectObject(item, field, ROUTE_KEYS), field, baseDir));
   });
   return Object.freeze(routes.map((r) => Object.freeze(r)));
 }
@@ -242,7 +243,7 @@ function readMethodOverride(entry: JsonObject, field: string): string | null {
   return lower;
 }
 
-function parseRoute(entry: JsonObject, field: string): RouteConfig {
+function parseRoute(entry: JsonObject, field: string, baseDir: string): RouteConfig {
   const method = readString(entry, 'method', field, '').toUpperCase();
   if (!(HTTP_METHODS as readonly string[]).includes(method)) {
     throw new ConfigError(`${field}.method`, `must be one of ${HTTP_METHODS.join(', ')}`);
@@ -258,9 +259,10 @@ function parseRoute(entry: JsonObject, field: string): RouteConfig {
     if (server === null || !/^[A-Za-z0-9._-]{1,64}$/.test(server)) throw new ConfigError(`${field}.server`, 'an MCP route needs a server name of letters, digits, ".", "-", "_"');
     const denyStatus = readInteger(entry, 'mcpDenyStatus', field, 200, 200, 403);
     if (denyStatus !== 200 && denyStatus !== 403) throw new ConfigError(`${field}.mcpDenyStatus`, 'must be 200 or 403');
-    mcp = { server, denyStatus };
-  } else if (entry['server'] !== undefined || entry['mcpDenyStatus'] !== undefined) {
-    throw new ConfigError(`${field}.server`, 'only MCP routes (protocol: mcp) take server and mcpDenyStatus');
+    const toolsFile = readString(entry, 'tools', field, null);
+    mcp = { server, denyStatus, tools: toolsFile === null ? null : loadPinnedTools(resolve(baseDir, toolsFile), `${field}.tools`) };
+  } else if (entry['server'] !== undefined || entry['mcpDenyStatus'] !== undefined || entry['tools'] !== undefined) {
+    throw new ConfigError(`${field}.server`, 'only MCP routes (protocol: mcp) take server, mcpDenyStatus and tools');
   }
   return {
     method: method as HttpMethod,

@@ -2,6 +2,7 @@
 
 import type { IdentityConfig } from './identity.js';
 import type { TasksConfig } from './tasks.js';
+import type { PinnedTools } from './tools.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -27,7 +28,12 @@ export interface RouteConfig {
    *  x-method-override); the overriding method is the one decided. null: any such header is refused. */
   readonly methodOverride: string | null;
   /** An MCP endpoint (Streamable HTTP): each JSON-RPC call in the body is decided (docs/tool-calls.md). */
-  readonly mcp: { readonly server: string; readonly denyStatus: 200 | 403 } | null;
+  readonly mcp: {
+    readonly server: string;
+    readonly denyStatus: 200 | 403;
+    /** The pinned tool list (`tools:`): tools/call of another tool, or with arguments its inputSchema refuses, is a bad_request. null: any tool, any arguments. */
+    readonly tools: PinnedTools | null;
+  } | null;
   /** Where the route came from, for error messages: "config.routes[2]" or "openapi.yaml GET /x". */
   readonly origin: string;
 }

@@ -1,0 +1,53 @@
+// Pinned MCP tools in the config (`tools:` on an MCP route, src/config/tools.ts): what is read,
+// and each refusal with the field and file it names.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { validate, type Schema } from '../../src/json/schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mandate-tools-'));
+const file = (name: string, doc: unknown): string => {
+  writeFileSync(join(dir, name), typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return name;
+};
+const mcpRoute = (tools: string) => ({ policies: './p', routes: [{ method: 'GET', path: '/' }, { method: 'POST', path: '/mcp', protocol: 'mcp', server: 'support', tools }] });
+const GET_TICKET = { name: 'get_ticket', inputSchema: { type: 'object', properties: { ticketId: { type: 'string' } }, required: ['ticketId'] } };
+
+describe('config: pinned MCP tools', () => {
+  it('reads a tools/list result, or the JSON-RPC answer that carries one, relative to the config', () => {
+    for (const doc of [{ tools: [GET_TICKET] }, { jsonrpc: '2.0', id: 1, result: { tools: [GET_TICKET], nextCursor: null } }]) {
+      const config = parseConfig(mcpRoute(file('list.json', doc)), dir, null);
+      const pinned = config.routes[1]?.mcp?.tools;
+      assert.equal(pinned?.file, join(dir, 'list.json'));
+      assert.deepEqual([...(pinned?.tools.keys() ?? [])], ['get_ticket']);
+      const schema = pinned?.tools.get('get_ticket') as Schema;
+      assert.equal(validate(schema, { ticketId: 'T-1' }, 'a'), null);
+      assert.equal(validate(schema, { ticketId: 1 }, 'a'), 'a.ticketId must be a string (got an integer)');
+    }
+    assert.equal(parseConfig(mcpRoute(file('list.json', { tools: [] })), dir, null).routes[1]?.mcp?.tools?.tools.size, 0);
+    const unpinned = parseConfig({ policies: './p', routes: [{ method: 'POST', path: '/mcp', protocol: 'mcp', server: 'support' }] }, dir, null);
+    assert.equal(unpinned.routes[0]?.mcp?.tools, null);
+  });
+
+  const refusals: [string, () => unknown, RegExp][] = [
+    ['tools on an HTTP route', () => ({ policies: './p', routes: [{ method: 'GET', path: '/', tools: file('ok.json', { tools: [GET_TICKET] }) }] }), /^config\.routes\[0\]\.server: only MCP routes \(protocol: mcp\) take server, mcpDenyStatus and tools/],
+    ['a file that is not there', () => mcpRoute('missing.json'), /^config\.routes\[1\]\.tools: cannot read the tool list .*missing\.json/],
+    ['a file that is not JSON', () => mcpRoute(file('bad.json', 'tools: []')), /^config\.routes\[1\]\.tools: .*bad\.json is not JSON Mandate can read/],
+    ['a document without a tools array', () => mcpRoute(file('nolist.json', { result: {} })), /is not a tools\/list result: it needs a "tools" array/],
+    ['a tool without a name', () => mcpRoute(file('noname.json', { tools: [{ inputSchema: { type: 'object' } }] })), /tools\[0\] needs a name/],
+    ['a tool listed twice', () => mcpRoute(file('twice.json', { tools: [GET_TICKET, GET_TICKET] })), /tools\[1\]: the tool "get_ticket" is listed twice/],
+    ['a tool without an inputSchema', () => mcpRoute(file('noschema.json', { tools: [{ name: 'x' }] })), /tools\[0\] \("x"\) needs an inputSchema of type "object"/],
+    ['an inputSchema that is not of type object', () => mcpRoute(file('notobject.json', { tools: [{ name: 'x', inputSchema: { type: 'string' } }] })), /needs an inputSchema of type "object"/],
+    ['an inputSchema with a keyword whose types are not enforced', () => mcpRoute(file('if.json', { tools: [{ name: 'x', inputSchema: { type: 'object', properties: { a: { if: {} } } } }] })), /tools\[0\] \("x"\) inputSchema \/properties\/a\/if: "if" decides types in a way Mandate does not enforce/],
+    ['an inputSchema with a $ref to another document', () => mcpRoute(file('remote.json', { tools: [{ name: 'x', inputSchema: { type: 'object', $ref: 'other.json#/a' } }] })), /inputSchema \/\$ref: only a JSON pointer into this document/],
+  ];
+  for (const [name, config, message] of refusals) {
+    it(`refuses ${name}`, () => {
+      assert.throws(() => parseConfig(config(), dir, null), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    });
+  }
+});
