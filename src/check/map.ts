@@ -4,13 +4,15 @@
 //   resource   Application::"<application>" or the route's template, e.g. Ticket::"{id}"
 //   context    http, params, source, destination, time, extensions, body (routes that ask)
 
+import { basename } from 'node:path';
 import type { Context, EntityJson } from '../policy/cedar.js';
 import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../config/types.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, isMethodParameter, methodMember, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
 import type { JsonValue } from '../json/strict.js';
-import { parseMcp, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
+import { parseMcp, RPC_INVALID_PARAMS, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
+import { validate } from '../json/schema.js';
 import type { DecodedRequest } from './decode.js';
 import type { WorkloadGroups } from '../identity/groups.js';
 import { deny, ok, type Denial, type Outcome } from '../core/reasons.js';
@@ -115,7 +117,7 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
   const parsed = parseMcp(text.value, request.headers, { maxDepth: limits.maxBodyDepth + 3, maxBatchCalls: limits.maxBatchCalls });
   if (!parsed.ok) return parsed as MapDenial;
   const { calls, batch, protocolVersion } = parsed.value;
-  const server = (route.mcp as NonNullable<CompiledRoute['mcp']>).server;
+  const { server, tools: pinned } = route.mcp as NonNullable<CompiledRoute['mcp']>;
   const mapped: MappedCall[] = [];
   for (const [i, call] of calls.entries()) {
     let resource: EntityUid;
@@ -130,6 +132,14 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
     if (call.arguments !== null) {
       const depth = depthOf(call.arguments, limits.maxBodyDepth + 1);
       if (depth > limits.maxBodyDepth) return { ...deny('bad_request', `params.arguments is nested deeper than ${limits.maxBodyDepth} levels`), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
+      // Pinned tools: the arguments the policy reads are those the tool accepts, each of the
+      // type its inputSchema gives it (a tag "true" is then the boolean or the string, never either).
+      if (pinned !== null && call.method === 'tools/call') {
+        const schema = pinned.tools.get(call.target as string);
+        if (schema === undefined) return { ...deny('bad_request', `tools/call of "${(call.target as string).slice(0, 64)}", which is not in the pinned tool list of the ${server} server (${basename(pinned.file)})`), rpcCode: RPC_INVALID_PARAMS, rpcId: call.id };
+        const why = validate(schema, call.arguments as JsonValue, 'params.arguments');
+        if (why !== null) return { ...deny('bad_request', `the arguments of ${server}/${(call.target as string).slice(0, 64)} do not conform to its pinned inputSchema: ${why}`), rpcCode: RPC_INVALID_PARAMS, rpcId: call.id };
+      }
       const alias = inputs.engine.readNames().findAlias(call.arguments as JsonValue, 'params.arguments');
       if (alias !== null) return { ...deny('bad_request', alias), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };
       for (const [k, v] of Object.entries(call.arguments)) if (v !== null) tags[k] = typeof v === 'string' ? v : canonicalJson(v);

@@ -4,7 +4,8 @@
 // component that reads the body must refuse a header/body mismatch (JSON-RPC error -32020).
 // Batches (JSON arrays) exist only in older revisions; 2026-07-28 forbids them.
 
-import { ReadNames, readStrictJson, sameNameReason, type JsonObject } from '../json/strict.js';
+import { ReadNames, readStrictJson, sameNameReason, type JsonObject, type JsonValue } from '../json/strict.js';
+import { describeType } from '../json/schema.js';
 import { methodMember } from './body.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 
@@ -21,6 +22,8 @@ const BATCHLESS_REVISION = '2026-07-28';
 // JSON-RPC error codes used in deny bodies.
 export const RPC_PARSE_ERROR = -32700;
 export const RPC_INVALID_REQUEST = -32600;
+/** JSON-RPC's invalid params: MCP answers it for an unknown tool and for arguments its tool refuses. */
+export const RPC_INVALID_PARAMS = -32602;
 export const RPC_HEADER_MISMATCH = -32020;
 
 // The names MCP servers act on in the envelope (JSON-RPC 2.0) and in params (MCP's requests).
@@ -125,6 +128,11 @@ function readCall(m: unknown): McpCall | McpOutcome {
     const a = p['arguments'];
     if (a !== undefined && (typeof a !== 'object' || a === null || Array.isArray(a))) return bad('params.arguments must be an object', RPC_INVALID_REQUEST, rpcId);
     args = (a ?? {}) as Record<string, unknown>;
+    // MCP's GetPromptRequest: `arguments?: { [key: string]: string }`. A number or a boolean
+    // would reach the policy as the same tag as its spelling in a string ("5", "true").
+    if (method === 'prompts/get') {
+      for (const [name, v] of Object.entries(args)) if (typeof v !== 'string') return bad(`prompts/get arguments are strings: params.arguments.${name.slice(0, 64)} is ${describeType(v as JsonValue)}`, RPC_INVALID_PARAMS, rpcId);
+    }
   } else if (method === 'resources/read') {
     if (typeof p['uri'] !== 'string' || p['uri'] === '') return bad('resources/read needs params.uri', RPC_INVALID_REQUEST, rpcId);
     target = p['uri'];

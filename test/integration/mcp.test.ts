@@ -38,6 +38,7 @@ describe('MCP calls', () => {
     ['an unknown MCP method', () => mcpRequest({ jsonrpc: '2.0', id: 1, method: 'tools/execute_anything' }), -32600],
     ['a batch under revision 2026-07-28', () => mcpRequest([toolCall(1, 'get_ticket', {})]), -32600],
     ['a truncated body', () => mcpRequest(toolCall(1, 'get_ticket', {}), { headers: { 'content-length': '99999' } }), -32600],
+    ['prompts/get arguments that are not strings (MCP: a map of strings)', () => mcpRequest({ jsonrpc: '2.0', id: 1, method: 'prompts/get', params: { name: 'triage', arguments: { priority: 5 } } }), -32602],
   ];
   for (const [name, build, rpcCode] of bad) {
     it(`answers ${name} with bad_request (JSON-RPC ${rpcCode}, HTTP 400) and keeps serving`, async () => {

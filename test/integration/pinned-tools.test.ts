@@ -1,0 +1,102 @@
+// Pinned MCP tools over gRPC (docs/tool-calls.md, "Pinned tools"): with `tools:` on the MCP
+// route, a tools/call of a tool not in the pinned list, or with arguments its inputSchema refuses,
+// is a bad_request (JSON-RPC -32602, HTTP 400) before any policy reads the arguments. Without
+// the pin, "true" and true, "20" and 20, ["internal-0"] and "internal-0"-like strings reach the
+// policy as tags that a tool may read as another value.
+
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
+import { startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
+
+const TOOLS_LIST = {
+  tools: [
+    {
+      name: 'get_ticket',
+      description: 'Read a ticket',
+      inputSchema: {
+        type: 'object',
+        properties: {
+          ticketId: { type: 'string', pattern: '^T-' },
+          expand: { type: 'array', items: { enum: ['comments', 'history'] } },
+          limit: { type: 'integer', minimum: 1 },
+          dryRun: { type: 'boolean' },
+          note: { anyOf: [{ type: 'string' }, { type: 'null' }], default: null },
+        },
+        required: ['ticketId'],
+        additionalProperties: false,
+      },
+    },
+    { name: 'web_fetch', inputSchema: { type: 'object', properties: { url: { type: 'string' } }, required: ['url'] } },
+  ],
+};
+
+let f: TaskFixture;
+let token: string;
+before(async () => {
+  f = await startTaskFixture(undefined, { 'support-tools.json': JSON.stringify(TOOLS_LIST) }, (dir) => {
+    const config = join(dir, 'mandate.yaml');
+    const yaml = readFileSync(config, 'utf8');
+    const pinned = yaml.replace('protocol: mcp, server: support }', 'protocol: mcp, server: support, tools: ./support-tools.json }');
+    assert.notEqual(pinned, yaml, 'the example has its MCP route where this test expects it');
+    writeFileSync(config, pinned);
+  });
+  ({ token } = await f.startTask({ tools: ['support/get_ticket', 'support/create_case', 'support/web_fetch'], maxCalls: 0 }));
+});
+after(async () => f.close());
+
+const call = (name: string, args: unknown, options: Parameters<typeof mcpRequest>[1] = {}) => f.check.check(mcpRequest(toolCall(7, name, args), { token, ...options }));
+
+describe('pinned MCP tools', () => {
+  it('allow a call whose arguments conform, as the policies decide it', async () => {
+    assert.equal(rpcDeny(await call('get_ticket', { ticketId: 'T-1', expand: ['comments'], limit: 20, dryRun: true, note: null })), null);
+    assert.equal(rpcDeny(await call('get_ticket', { ticketId: 'T-1', note: 'a string' })), null);
+    // The policies still decide: the example forbids internal tickets.
+    assert.equal(rpcDeny(await call('get_ticket', { ticketId: 'internal-7' }))?.code, 'policy_denied');
+  });
+
+  const refused: [string, string, unknown][] = [
+    ['a boolean sent as a string', 'get_ticket', { ticketId: 'T-1', dryRun: 'true' }],
+    ['a boolean sent as a number', 'get_ticket', { ticketId: 'T-1', dryRun: 0 }],
+    ['an integer sent as a string', 'get_ticket', { ticketId: 'T-1', limit: '20' }],
+    ['an integer sent with a fraction', 'get_ticket', { ticketId: 'T-1', limit: 20.5 }],
+    ['a string sent as an array (the tag the internal-* rule does not match)', 'get_ticket', { ticketId: ['internal-0'] }],
+    ['a string sent as an object', 'get_ticket', { ticketId: { id: 'internal-0' } }],
+    ['a string sent as null', 'get_ticket', { ticketId: null }],
+    ['a required argument left out', 'get_ticket', { limit: 1 }],
+    ['an argument the schema does not list', 'get_ticket', { ticketId: 'T-1', includeInternal: true }],
+    ['an array item out of its enum', 'get_ticket', { ticketId: 'T-1', expand: ['comments', 'secrets'] }],
+    ['an optional argument of neither of its types', 'get_ticket', { ticketId: 'T-1', note: 5 }],
+    ['a tool that is not in the pinned list', 'drop_database', {}],
+    ['a tool the policies know but the pinned list does not', 'create_case', { summary: 'x' }],
+  ];
+  for (const [name, tool, args] of refused) {
+    it(`refuse ${name}: bad_request, JSON-RPC -32602, HTTP 400, and keep serving`, async () => {
+      const deny = rpcDeny(await call(tool, args));
+      assert.deepEqual(deny, { httpStatus: 400, id: 7, rpcCode: -32602, code: 'bad_request' });
+      assert.equal(rpcDeny(await call('get_ticket', { ticketId: 'T-2' })), null);
+    });
+  }
+
+  it('say in the deny which argument and which rule', async () => {
+    const res = await call('get_ticket', { ticketId: 'T-1', dryRun: 'false' });
+    const body = JSON.parse(res.deniedResponse?.body ?? '{}') as { error: { message: string } };
+    assert.match(body.error.message, /support\/get_ticket do not conform to its pinned inputSchema: params\.arguments\.dryRun must be a boolean \(got a string\)/);
+    const unknown = JSON.parse((await call('drop_database', {})).deniedResponse?.body ?? '{}') as { error: { message: string } };
+    assert.match(unknown.error.message, /"drop_database", which is not in the pinned tool list of the support server \(support-tools\.json\)/);
+  });
+
+  it('refuse a whole older-revision batch when one call in it does not conform', async () => {
+    const batch = [toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'web_fetch', { url: ['https://paste.example/'] })];
+    const deny = rpcDeny(await f.check.check(mcpRequest(batch, { token, protocolVersion: '2025-06-18' })));
+    assert.equal(deny?.code, 'bad_request');
+    assert.equal(deny?.rpcCode, -32602);
+    assert.equal(rpcDeny(await f.check.check(mcpRequest([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'web_fetch', { url: 'https://example.net/' })], { token, protocolVersion: '2025-06-18' })))?.code ?? null, 'policy_denied', 'the conforming batch goes on to the policies (the example forbids web_fetch after a ticket read)');
+  });
+
+  it('leave the other MCP methods to the policies', async () => {
+    assert.equal(rpcDeny(await f.check.check(mcpRequest({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token }))), null);
+  });
+});
