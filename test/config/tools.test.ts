@@ -2,12 +2,13 @@
 // and each refusal with the field and file it names.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { validate, type Schema } from '../../src/json/schema.js';
+import { kPackageRoot } from '../../src/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mandate-tools-'));
 const file = (name: string, doc: unknown): string => {
@@ -50,4 +51,18 @@ describe('config: pinned MCP tools', () => {
       assert.throws(() => parseConfig(config(), dir, null), (err: unknown) => err instanceof ConfigError && message.test(err.message));
     });
   }
+});
+
+describe("the example's pinned tool list (examples/agent-gateway/support-tools.json)", () => {
+  it('loads, and pins exactly the support tools of the example registry', () => {
+    const example = join(kPackageRoot, 'examples/agent-gateway');
+    const config = parseConfig({ policies: './policies', routes: [{ method: 'POST', path: '/mcp', protocol: 'mcp', server: 'support', tools: './support-tools.json' }] }, example, null);
+    const pinned = [...(config.routes[0]?.mcp?.tools?.tools.keys() ?? [])].map((name) => `support/${name}`).sort();
+    const entities = JSON.parse(readFileSync(join(example, 'entities.json'), 'utf8')) as { uid: { type: string; id: string } }[];
+    const registry = entities.filter((e) => e.uid.type === 'Tool' && e.uid.id.startsWith('support/')).map((e) => e.uid.id).sort();
+    assert.deepEqual(pinned, registry);
+    const getTicket = config.routes[0]?.mcp?.tools?.tools.get('get_ticket') as Schema;
+    assert.equal(validate(getTicket, { ticketId: 'T-1042', expand: ['comments'], limit: 20 }, 'a'), null);
+    assert.equal(validate(getTicket, { ticketId: ['internal-0'] }, 'a'), 'a.ticketId must be a string (got an array)');
+  });
 });

@@ -31,7 +31,8 @@ describe('YAML in the docs', () => {
         // Routes importing an OpenAPI file need the file: the rest of such a block is still read.
         const routes = Array.isArray(doc['routes']) ? (doc['routes'] as Record<string, unknown>[]).filter((r) => !('openapi' in r)) : undefined;
         const merged = { ...MINIMAL, ...doc, ...(routes === undefined ? {} : { routes: routes.length > 0 ? routes : MINIMAL.routes }) };
-        parseConfig(merged, '/etc/mandate', null, undefined, undefined, 'unix:///run/spire/sockets/agent.sock');
+        // Relative to the example, whose files (the pinned tool list) a block may name.
+        parseConfig(merged, join(kPackageRoot, 'examples/agent-gateway'), null, undefined, undefined, 'unix:///run/spire/sockets/agent.sock');
         configs++;
       });
     }
