@@ -20,6 +20,7 @@ import { kPackageRoot } from '../src/package-root.js';
 import { checkResponseFrame, decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse, PROTOBUFJS_CHECK } from '../src/server/protos.js';
 import { AllowFrames } from '../src/server/frames.js';
 import { compare, type Result } from './stats.js';
+import { coldAndWarm } from './cold.js';
 import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
 import { PolicyEngine } from '../src/policy/engine.js';
@@ -199,6 +200,17 @@ const sections: Record<string, Result[]> = {
   ),
 };
 
+// The same ops with the caches emptied first (bench/cold.ts): what an interrupted Check pays.
+const cold = await coldAndWarm(
+  {
+    'baseline: decode + encode OK (no-op server work)': baseline,
+    'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),
+    [`check: ${scenario.policies} policies, JWT-SVID + task token`]: scenarioCheck,
+    'machine: arithmetic as long as the line above': machineFloor,
+  },
+  values.smoke ? 20 : 400,
+);
+
 const base = sections['check']?.[0] as Result;
 const report = {
   time: new Date().toISOString(),
@@ -211,6 +223,7 @@ const report = {
       results.map((r) => ({ ...r, throughputRatioToBaseline: Math.round((r.opsPerSec / base.opsPerSec) * 1000) / 1000 })),
     ]),
   ),
+  cold,
 };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
@@ -221,5 +234,8 @@ for (const [name, results] of Object.entries(report.sections)) {
   for (const r of results) lines.push(`| ${r.name} | ${r.opsPerSec} | ${r.p50us} | ${r.p99us} | ${r.p999us} | ${r.throughputRatioToBaseline} |`);
   lines.push('');
 }
+lines.push('## cold caches', '', 'Each op right after 32 MB were written (caches emptied), then once more at once; medians of the rounds.', '', '| op | cold µs | warm µs | cold - warm µs |', '| --- | ---: | ---: | ---: |');
+for (const c of cold) lines.push(`| ${c.name} | ${c.coldUs} | ${c.warmUs} | ${Math.round((c.coldUs - c.warmUs) * 100) / 100} |`);
+lines.push('');
 writeFileSync(out.replace(/\.json$/, '.md'), `${lines.join('\n')}\n`);
 process.stdout.write(`${lines.join('\n')}\nwrote ${out}\n`);

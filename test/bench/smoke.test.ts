@@ -34,7 +34,12 @@ describe('npm run bench (smoke)', () => {
       assert.ok(r.ops > 0, `${r.name} ran`);
       assert.ok(Number.isFinite(r.throughputRatioToBaseline), `${r.name} has a ratio`);
     }
+    assert.ok(check.some((r) => r.name.startsWith('machine: arithmetic')), "the machine's own part of a p99 is measured beside the Check");
+    const cold = report.cold as { name: string; coldUs: number; warmUs: number }[];
+    assert.deepEqual(cold.map((c) => c.name.split(':')[0]), ['baseline', 'check', 'check', 'machine'], 'the cold-cache times of the baseline, two Checks and the arithmetic');
+    for (const c of cold) assert.ok(c.coldUs > 0 && c.warmUs > 0, `${c.name} was timed cold and warm`);
     assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /\| check: GET \/tickets\/\{id\} bytes -> bytes \|/);
+    assert.match(readFileSync(out.replace(/\.json$/, '.md'), 'utf8'), /## cold caches/);
   });
 });
 
