@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mandate: serve | check | test | validate | task | keys | replay | health. Exit codes: 0 ok/allow, 2 deny
+// mandate: serve | check | test | validate | task | keys | replay | health | tools. Exit codes: 0 ok/allow, 2 deny
 // (check) or refused (task), 1 error. A user's mistake (a bad flag, a bad config, a port in
 // use) is one line on stderr, never a stack trace; --debug shows the trace of anything else.
 
@@ -19,6 +19,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   replay: async (args) => (await import('./cli/replay.js')).runReplay(args),
   test: async (args) => (await import('./cli/test.js')).runTest(args),
   health: async (args) => (await import('./cli/health.js')).runHealth(args),
+  tools: async (args) => (await import('./cli/tools.js')).runTools(args),
 };
 
 async function main(argv: string[]): Promise<number> {

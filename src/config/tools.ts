@@ -33,26 +33,42 @@ export function loadPinnedTools(file: string, field: string): PinnedTools {
   // Names that differ only in case are two names to a schema (and to Cedar), not an ambiguity.
   const read = readStrictJson(text, { maxDepth: MAX_SCHEMA_DEPTH, foldedDuplicates: false });
   if (!read.ok) throw new ConfigError(field, `${file} is not JSON Mandate can read: ${read.message} (at offset ${read.offset})`);
-  let doc: JsonValue = read.value;
+  try {
+    return { file, tools: readToolList(read.value, file) };
+  } catch (err) {
+    if (err instanceof ToolListError) throw new ConfigError(field, err.message);
+    throw err;
+  }
+}
+
+/** A tool list that cannot be pinned as it is; the message names the source, the tool and the keyword. */
+export class ToolListError extends Error {}
+
+/**
+ * Each tool's name and compiled inputSchema, from a tools/list result or the JSON-RPC answer
+ * that carries one; `source` names the document in messages (ToolListError).
+ */
+export function readToolList(value: JsonValue, source: string): Map<string, Schema> {
+  let doc: JsonValue = value;
   if (isObject(doc) && isObject(doc['result'])) doc = doc['result'];
-  if (!isObject(doc) || !Array.isArray(doc['tools'])) throw new ConfigError(field, `${file} is not a tools/list result: it needs a "tools" array`);
+  if (!isObject(doc) || !Array.isArray(doc['tools'])) throw new ToolListError(`${source} is not a tools/list result: it needs a "tools" array`);
   const tools = new Map<string, Schema>();
   doc['tools'].forEach((tool: JsonValue, i: number) => {
-    const where = `${file} tools[${i}]`;
-    if (!isObject(tool)) throw new ConfigError(field, `${where} must be an object`);
+    const where = `${source} tools[${i}]`;
+    if (!isObject(tool)) throw new ToolListError(`${where} must be an object`);
     const name = tool['name'];
-    if (typeof name !== 'string' || name === '') throw new ConfigError(field, `${where} needs a name`);
-    if (tools.has(name)) throw new ConfigError(field, `${where}: the tool "${name}" is listed twice`);
+    if (typeof name !== 'string' || name === '') throw new ToolListError(`${where} needs a name`);
+    if (tools.has(name)) throw new ToolListError(`${where}: the tool "${name}" is listed twice`);
     const input = tool['inputSchema'];
     // MCP: "inputSchema: a JSON Schema object defining the expected parameters for the tool",
     // whose type is "object" (arguments are an object).
-    if (!isObject(input) || input['type'] !== 'object') throw new ConfigError(field, `${where} ("${name}") needs an inputSchema of type "object"`);
+    if (!isObject(input) || input['type'] !== 'object') throw new ToolListError(`${where} ("${name}") needs an inputSchema of type "object"`);
     try {
       tools.set(name, compileSchema(input as JsonObject));
     } catch (err) {
-      if (err instanceof SchemaError) throw new ConfigError(field, `${where} ("${name}") inputSchema ${err.message}`);
+      if (err instanceof SchemaError) throw new ToolListError(`${where} ("${name}") inputSchema ${err.message}`);
       throw err;
     }
   });
-  return { file, tools };
+  return tools;
 }

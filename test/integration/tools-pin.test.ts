@@ -1,0 +1,153 @@
+// mandate tools pin against MCP servers on loopback: a revision 2026-07-28 server (no session,
+// pages), an older one (initialize, Mcp-Session-Id, answers as server-sent events, DELETE at the
+// end), and lists Mandate cannot pin. The written file is what an MCP route's `tools:` loads.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { eventData } from '../../src/cli/tools.js';
+import { parseConfig } from '../../src/config/load.js';
+import { validate } from '../../src/json/schema.js';
+import { runCli } from '../helpers/server.js';
+
+const SECRET = 'Bearer pin-secret-7f3a9c';
+const GET_TICKET = { name: 'get_ticket', description: 'Read a ticket', inputSchema: { type: 'object', properties: { ticketId: { type: 'string' } }, required: ['ticketId'] } };
+const WEB_FETCH = { name: 'web_fetch', inputSchema: { type: 'object', properties: { url: { type: 'string' } }, required: ['url'], additionalProperties: false } };
+
+interface Seen {
+  method: string;
+  headers: IncomingMessage['headers'];
+  body: Record<string, unknown> | null;
+}
+
+/** An MCP endpoint at /mcp whose behaviour `answer` decides; every request is kept in `seen`. */
+async function mcpServer(answer: (req: Seen, res: ServerResponse) => void): Promise<{ url: string; seen: Seen[]; server: Server }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const s: Seen = { method: req.method ?? '', headers: req.headers, body: body === '' ? null : (JSON.parse(body) as Record<string, unknown>) };
+      seen.push(s);
+      if (req.headers.authorization !== SECRET) {
+        res.writeHead(401).end();
+        return;
+      }
+      answer(s, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, seen, server };
+}
+
+const json = (res: ServerResponse, message: unknown, extra: Record<string, string> = {}) => res.writeHead(200, { 'content-type': 'application/json', ...extra }).end(JSON.stringify(message));
+const sse = (res: ServerResponse, messages: unknown[], extra: Record<string, string> = {}) =>
+  res.writeHead(200, { 'content-type': 'text/event-stream', ...extra }).end(messages.map((m) => `event: message\ndata: ${JSON.stringify(m)}\n\n`).join(''));
+
+let modern: Awaited<ReturnType<typeof mcpServer>>;
+let legacy: Awaited<ReturnType<typeof mcpServer>>;
+const dir = mkdtempSync(join(tmpdir(), 'mandate-pin-'));
+
+before(async () => {
+  // Revision 2026-07-28: tools/list alone, with its headers; two pages.
+  modern = await mcpServer((req, res) => {
+    const body = req.body as { id: number; method: string; params?: { cursor?: string } };
+    if (req.headers['mcp-protocol-version'] !== '2026-07-28' || req.headers['mcp-method'] !== body.method) return void res.writeHead(400).end();
+    if (body.params?.cursor === undefined) json(res, { jsonrpc: '2.0', id: body.id, result: { tools: [GET_TICKET], nextCursor: 'page-2' } });
+    else if (body.params.cursor === 'page-2') json(res, { jsonrpc: '2.0', id: body.id, result: { tools: [WEB_FETCH] } });
+    else json(res, { jsonrpc: '2.0', id: body.id, error: { code: -32602, message: 'bad cursor' } });
+  });
+  // An older revision: initialize first, a session, answers as event streams with a
+  // notification before the answer, and a DELETE to end the session.
+  legacy = await mcpServer((req, res) => {
+    if (req.method === 'DELETE') return void res.writeHead(req.headers['mcp-session-id'] === 'session-1' ? 200 : 404).end();
+    const body = req.body as { id?: number; method: string };
+    if (body.method === 'initialize') return sse(res, [{ jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'old', version: '1' } } }], { 'mcp-session-id': 'session-1' });
+    if (req.headers['mcp-session-id'] !== 'session-1') return void res.writeHead(400).end(); // what a 2026-07-28 tools/list gets
+    if (body.method === 'notifications/initialized') return void res.writeHead(202).end();
+    if (body.method === 'tools/list' && req.headers['mcp-protocol-version'] === '2025-06-18') {
+      return sse(res, [{ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'listing' } }, { jsonrpc: '2.0', id: body.id, result: { tools: [GET_TICKET, WEB_FETCH] } }]);
+    }
+    res.writeHead(400).end();
+  });
+});
+after(() => {
+  modern.server.close();
+  legacy.server.close();
+});
+
+describe('mandate tools pin', () => {
+  it('pins every page of a 2026-07-28 server, in a file an MCP route loads', async () => {
+    const out = join(dir, 'modern.json');
+    const run = await runCli(['tools', 'pin', '--url', modern.url, '--header', `Authorization: ${SECRET}`, '--out', out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^pinned 2 tools of http:\/\/127\.0\.0\.1:\d+\/mcp \(MCP 2026-07-28\) in /);
+    assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), { tools: [GET_TICKET, WEB_FETCH] });
+    assert.deepEqual(modern.seen.map((s) => (s.body as { params: unknown }).params), [{}, { cursor: 'page-2' }]);
+    const config = parseConfig({ policies: './p', routes: [{ method: 'POST', path: '/mcp', protocol: 'mcp', server: 'support', tools: out }] }, dir, null);
+    const pinned = config.routes[0]?.mcp?.tools?.tools;
+    assert.deepEqual([...(pinned?.keys() ?? [])], ['get_ticket', 'web_fetch']);
+    assert.equal(validate(pinned?.get('web_fetch') ?? false, { url: 'https://example.net/', extra: 1 }, 'a'), 'a has "extra", which the schema does not allow');
+    assert.ok(!`${run.stdout}${run.stderr}`.includes('pin-secret'), 'the header value is never printed');
+  });
+
+  it('falls back to initialize and a session for an older server, reads event streams, and ends the session', async () => {
+    const run = await runCli(['tools', 'pin', '--url', legacy.url, '--header', `Authorization: ${SECRET}`]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), { tools: [GET_TICKET, WEB_FETCH] });
+    const methods = legacy.seen.map((s) => (s.method === 'DELETE' ? 'DELETE' : (s.body as { method: string }).method));
+    assert.deepEqual(methods, ['tools/list', 'initialize', 'notifications/initialized', 'tools/list', 'DELETE']);
+    assert.equal(legacy.seen.at(-1)?.headers['mcp-session-id'], 'session-1');
+  });
+
+  const refusals: [string, () => Promise<string[]>, RegExp][] = [
+    ['a server that wants credentials it was not given', async () => ['--url', modern.url], /tools\/list: HTTP 401|initialize: HTTP 401/],
+    ['a server that is not there', async () => ['--url', 'http://127.0.0.1:1/mcp', '--header', `Authorization: ${SECRET}`], /^mandate tools pin: http:\/\/127\.0\.0\.1:1\/mcp: tools\/list: /],
+    [
+      'a list with an inputSchema Mandate cannot enforce',
+      async () => {
+        const s = await mcpServer((req, res) => json(res, { jsonrpc: '2.0', id: (req.body as { id: number }).id, result: { tools: [{ name: 'x', inputSchema: { type: 'object', patternProperties: { '^a': {} } } }] } }));
+        after(() => s.server.close());
+        return ['--url', s.url, '--header', `Authorization: ${SECRET}`];
+      },
+      /the list cannot be pinned as it is: .* tools\[0\] \("x"\) inputSchema \/patternProperties: "patternProperties" decides types/,
+    ],
+    [
+      'a server whose pages go round',
+      async () => {
+        const s = await mcpServer((req, res) => json(res, { jsonrpc: '2.0', id: (req.body as { id: number }).id, result: { tools: [], nextCursor: 'again' } }));
+        after(() => s.server.close());
+        return ['--url', s.url, '--header', `Authorization: ${SECRET}`];
+      },
+      /a cursor it had answered before/,
+    ],
+  ];
+  for (const [name, args, message] of refusals) {
+    it(`refuses ${name}: exit 1, one line, no file`, async () => {
+      const out = join(dir, `refused-${name.length}.json`);
+      const run = await runCli(['tools', 'pin', ...(await args()), '--out', out]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split('\n').length, 1);
+      assert.ok(!existsSync(out));
+    });
+  }
+
+  it('refuses a usage mistake with the usage', async () => {
+    for (const args of [['tools'], ['tools', 'pin'], ['tools', 'pin', '--url', 'ftp://x/'], ['tools', 'pin', '--url', modern.url, '--header', 'no-colon']]) {
+      const run = await runCli(args);
+      assert.equal(run.code, 1, args.join(' '));
+      assert.match(run.stderr, /^mandate tools: .*\nusage:\n {2}mandate tools pin --url/);
+    }
+  });
+});
+
+describe('eventData', () => {
+  it('joins the data lines of each event, whatever the line ends, and skips events without data', () => {
+    assert.deepEqual(eventData('event: message\ndata: {"a":\ndata: 1}\n\n: comment\n\nid: 3\r\ndata:{"b":2}\r\n\r\n'), ['{"a":\n1}', '{"b":2}']);
+  });
+});
