@@ -14,7 +14,11 @@ export async function runValidate(args: string[]): Promise<number> {
       `  routes: ${routes.routes.length}\n` +
       `  policies: ${version.policies.length} (version ${version.version})\n` +
       `  schema: ${config.schema ?? 'none (requests are not validated)'}\n` +
-      `  entities: ${version.entities.length}\n`,
+      `  entities: ${version.entities.length}\n` +
+      routes.routes
+        .filter((r) => r.mcp?.tools != null)
+        .map((r) => `  pinned tools: ${r.mcp?.server} ${r.mcp?.tools?.tools.size} (${r.mcp?.tools?.file})\n`)
+        .join(''),
   );
   return 0;
 }

@@ -74,6 +74,14 @@ describe('mandate validate and startup errors', () => {
     ['a secret header in the context allowlist', (dir) => writeFileSync(join(dir, 'mandate.yaml'), readFileSync(join(dir, 'mandate.yaml'), 'utf8').replace('x-tenant-id]', 'x-tenant-id, Authorization]')), /config\.context\.headers\[4\]: "Authorization" carries credentials/],
     ['two policies with one id', (dir) => writeFileSync(join(dir, 'policies/dup.cedar'), '@id("public-status")\nforbid (principal, action, resource);\n'), /public\.cedar:2: policy id "public-status" is already used at .*dup\.cedar:1/],
     ['a route parameter the resource does not have', (dir) => writeFileSync(join(dir, 'mandate.yaml'), readFileSync(join(dir, 'mandate.yaml'), 'utf8').replace('Application::"case-management"', 'Case::"{id}"')), /config\.routes\[2\]\.resource: "\{id\}" is not a parameter of \/cases/],
+    [
+      'a pinned tool list whose schema cannot be enforced',
+      (dir) => {
+        writeFileSync(join(dir, 'mandate.yaml'), readFileSync(join(dir, 'mandate.yaml'), 'utf8').replace('protocol: mcp, server: support }', 'protocol: mcp, server: support, tools: ./support-tools.json }'));
+        writeFileSync(join(dir, 'support-tools.json'), readFileSync(join(dir, 'support-tools.json'), 'utf8').replace('"additionalProperties": false', '"patternProperties": { "^x-": { "type": "string" } }'));
+      },
+      /config\.routes\[4\]\.tools: .*support-tools\.json tools\[0\] \("get_ticket"\) inputSchema \/patternProperties: "patternProperties" decides types/,
+    ],
   ];
   for (const [name, breakIt, expected] of broken) {
     it(`refuses to start with ${name}, naming where`, async () => {

@@ -3,7 +3,7 @@
 // end), and lists Mandate cannot pin. The written file is what an MCP route's `tools:` loads.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { eventData } from '../../src/cli/tools.js';
 import { parseConfig } from '../../src/config/load.js';
 import { validate } from '../../src/json/schema.js';
-import { runCli } from '../helpers/server.js';
+import { copyExample, runCli } from '../helpers/server.js';
 
 const SECRET = 'Bearer pin-secret-7f3a9c';
 const GET_TICKET = { name: 'get_ticket', description: 'Read a ticket', inputSchema: { type: 'object', properties: { ticketId: { type: 'string' } }, required: ['ticketId'] } };
@@ -93,6 +93,13 @@ describe('mandate tools pin', () => {
     assert.deepEqual([...(pinned?.keys() ?? [])], ['get_ticket', 'web_fetch']);
     assert.equal(validate(pinned?.get('web_fetch') ?? false, { url: 'https://example.net/', extra: 1 }, 'a'), 'a has "extra", which the schema does not allow');
     assert.ok(!`${run.stdout}${run.stderr}`.includes('pin-secret'), 'the header value is never printed');
+    // The example with its MCP route pinned to that file validates, and says what is pinned.
+    const { dir: example, config: exampleConfig } = copyExample();
+    writeFileSync(exampleConfig, readFileSync(exampleConfig, 'utf8').replace('protocol: mcp, server: support }', `protocol: mcp, server: support, tools: ${out} }`));
+    const validated = await runCli(['validate', '--config', exampleConfig]);
+    assert.equal(validated.code, 0, validated.stderr);
+    assert.ok(validated.stdout.includes(`  pinned tools: support 2 (${out})\n`), validated.stdout);
+    rmSync(example, { recursive: true, force: true });
   });
 
   it('falls back to initialize and a session for an older server, reads event streams, and ends the session', async () => {
