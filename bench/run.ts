@@ -19,7 +19,7 @@ import { EMBEDDED_CONFIG } from '../src/config/load.js';
 import { kPackageRoot } from '../src/package-root.js';
 import { checkResponseFrame, decodeCheckRequestBytes, encodeCheckRequest, encodeCheckResponse, PROTOBUFJS_CHECK } from '../src/server/protos.js';
 import { AllowFrames } from '../src/server/frames.js';
-import { compare, type Result } from './stats.js';
+import { compare, median, type Result } from './stats.js';
 import { coldAndWarm } from './cold.js';
 import { identityOps } from './identity.js';
 import { readFileSync } from 'node:fs';
@@ -134,11 +134,16 @@ const spinFor = (iterations: number) => (): number => {
   return x;
 };
 async function calibratedSpin(op: () => unknown): Promise<() => number> {
-  const [target] = await compare({ target: op }, 400, 2);
+  // The op and the arithmetic measured in the same alternating rounds, three times: the median
+  // of the three estimates, so that one noisy moment does not set the length.
   let iterations = 1000;
-  for (let k = 0; k < 4; k++) {
-    const [probe] = await compare({ probe: spinFor(iterations) }, 200, 2);
-    iterations = Math.max(1, Math.round((iterations * (target as Result).p50us) / Math.max(0.01, (probe as Result).p50us)));
+  for (let k = 0; k < 2; k++) {
+    const estimates: number[] = [];
+    for (let j = 0; j < 3; j++) {
+      const [target, probe] = await compare({ target: op, probe: spinFor(iterations) }, 300, 2);
+      estimates.push((iterations * (target as Result).p50us) / Math.max(0.01, (probe as Result).p50us));
+    }
+    iterations = Math.max(1, Math.round(median(estimates)));
   }
   return spinFor(iterations);
 }
