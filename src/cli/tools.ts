@@ -2,6 +2,8 @@
 // list that an MCP route pins with `tools: FILE` (docs/tool-calls.md, "Pinned tools"), after
 // checking that Mandate can enforce every inputSchema in it. Review the file, commit it, and
 // the server's later changes to its tools change nothing until it is pinned again.
+// mandate tools diff: what the server lists now against the pinned file (exit 2 when they
+// differ): a tool added, dropped, or whose schema or description changed since review.
 //
 // Streamable HTTP: revision 2026-07-28 takes tools/list on its own (MCP-Protocol-Version and
 // Mcp-Method headers, no session); older revisions need initialize first, then the session id
@@ -9,9 +11,10 @@
 // --protocol-version, 2026-07-28 is tried first and the older handshake when the server refuses it.
 // Answers come as JSON or as a server-sent event stream. Header values (--header) are sent, never printed.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { readToolList, ToolListError } from '../config/tools.js';
+import { jsonEqual } from '../json/schema.js';
 import { readStrictJson, type JsonObject, type JsonValue } from '../json/strict.js';
 import { UsageError } from './usage.js';
 
@@ -35,13 +38,22 @@ class McpClientError extends Error {
 
 export async function runTools(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'pin') throw new UsageError(sub === undefined ? 'a subcommand is needed: pin' : `unknown subcommand "${sub}"`);
+  if (sub !== 'pin' && sub !== 'diff') throw new UsageError(sub === undefined ? 'a subcommand is needed: pin or diff' : `unknown subcommand "${sub}"`);
   const { values } = parseArgs({
     args: rest,
     strict: true,
-    options: { url: { type: 'string' }, header: { type: 'string', multiple: true, default: [] }, 'protocol-version': { type: 'string' }, out: { type: 'string' } },
+    options: {
+      url: { type: 'string' },
+      header: { type: 'string', multiple: true, default: [] },
+      'protocol-version': { type: 'string' },
+      out: { type: 'string' },
+      pinned: { type: 'string' },
+    },
   });
   if (values.url === undefined) throw new UsageError('--url is required');
+  if (sub === 'diff' && values.pinned === undefined) throw new UsageError('diff needs --pinned FILE');
+  if (sub === 'pin' && values.pinned !== undefined) throw new UsageError('--pinned is for diff');
+  if (sub === 'diff' && values.out !== undefined) throw new UsageError('--out is for pin');
   let url: URL;
   try {
     url = new URL(values.url);
@@ -57,6 +69,26 @@ export async function runTools(args: string[]): Promise<number> {
   }
   const where = url.origin + url.pathname; // no query: it may carry a key
 
+  let pinned: JsonValue[] | null = null;
+  if (sub === 'diff') {
+    const file = values.pinned as string;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      process.stderr.write(`mandate tools diff: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      return 1;
+    }
+    const read = readStrictJson(text, { maxDepth: MAX_DEPTH, foldedDuplicates: false });
+    let doc: JsonValue = read.ok ? read.value : null;
+    if (isObject(doc) && isObject(doc['result'])) doc = doc['result'];
+    if (!isObject(doc) || !Array.isArray(doc['tools'])) {
+      process.stderr.write(`mandate tools diff: ${file} is not a tools/list result${read.ok ? '' : ` (${read.message})`}\n`);
+      return 1;
+    }
+    pinned = doc['tools'];
+  }
+
   let listed: { tools: JsonValue[]; revision: string };
   try {
     const asked = values['protocol-version'];
@@ -71,10 +103,17 @@ export async function runTools(args: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof McpClientError) {
-      process.stderr.write(`mandate tools pin: ${where}: ${err.message}\n`);
+      process.stderr.write(`mandate tools ${sub}: ${where}: ${err.message}\n`);
       return 1;
     }
     throw err;
+  }
+
+  if (pinned !== null) {
+    const changes = toolChanges(pinned, listed.tools);
+    for (const line of changes) process.stdout.write(`${line}\n`);
+    if (changes.length === 0) process.stderr.write(`the ${listed.tools.length} tools of ${where} are the pinned ones\n`);
+    return changes.length === 0 ? 0 : 2;
   }
 
   const doc = { tools: listed.tools };
@@ -92,6 +131,38 @@ export async function runTools(args: string[]): Promise<number> {
     process.stderr.write(`pinned ${listed.tools.length} tools of ${where} (MCP ${listed.revision}) in ${values.out}\n`);
   }
   return 0;
+}
+
+/**
+ * What differs between the pinned tools and the listed ones, one line each, by tool name:
+ * "+ NAME" listed and not pinned, "- NAME" pinned and no longer listed, "~ NAME: FIELD changed"
+ * for each top-level field of a tool (inputSchema, description, annotations, ...) that differs.
+ * A description is what the agent's model reads: a change there after review matters as much
+ * as one in the schema. Order does not count; an entry without a string name is reported as such.
+ */
+export function toolChanges(pinned: readonly JsonValue[], listed: readonly JsonValue[]): string[] {
+  const byName = (tools: readonly JsonValue[], side: string, out: string[]): Map<string, JsonObject> => {
+    const m = new Map<string, JsonObject>();
+    tools.forEach((t, i) => {
+      if (!isObject(t) || typeof t['name'] !== 'string') out.push(`? ${side} tools[${i}] has no name`);
+      else m.set(t['name'], t);
+    });
+    return m;
+  };
+  const out: string[] = [];
+  const before = byName(pinned, 'pinned', out);
+  const after = byName(listed, 'listed', out);
+  for (const [name, tool] of after) {
+    const was = before.get(name);
+    if (was === undefined) {
+      out.push(`+ ${name}`);
+      continue;
+    }
+    const fields = [...new Set([...Object.keys(was), ...Object.keys(tool)])].sort();
+    for (const f of fields) if (!jsonEqual(was[f] ?? null, tool[f] ?? null) || Object.hasOwn(was, f) !== Object.hasOwn(tool, f)) out.push(`~ ${name}: ${f} changed`);
+  }
+  for (const name of before.keys()) if (!after.has(name)) out.push(`- ${name}`);
+  return out;
 }
 
 /** The older handshake: initialize, notifications/initialized, tools/list in the session, DELETE. */

@@ -19,7 +19,10 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = Object.freeze({
   keys: 'mandate keys     rotate|jwks [--config FILE] [--overlap SECONDS]',
   replay: 'mandate replay   --log FILE [--config FILE] [--json]   re-decide logged requests under other policies',
   health: 'mandate health   [--server HOST:PORT (default 127.0.0.1:9191)] [TLS] [--service NAME]   gRPC health: exit 0 SERVING, 1 otherwise',
-  tools: 'mandate tools pin --url MCP_ENDPOINT [--header "Name: value" ...] [--protocol-version V] [--out FILE]\n                   the server\'s tools/list, checked, for an MCP route\'s tools: FILE',
+  tools: `mandate tools pin  --url MCP_ENDPOINT [--header "Name: value" ...] [--protocol-version V] [--out FILE]
+                   the server's tools/list, checked, for an MCP route's tools: FILE
+  mandate tools diff --url MCP_ENDPOINT --pinned FILE [--header ...] [--protocol-version V]
+                   exit 0 the server lists the pinned tools, 2 it changed them (one line each), 1 error`,
 });
 
 export const GLOBAL_USAGE = `usage:

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { eventData } from '../../src/cli/tools.js';
+import { eventData, toolChanges } from '../../src/cli/tools.js';
 import { parseConfig } from '../../src/config/load.js';
 import { validate } from '../../src/json/schema.js';
 import { copyExample, runCli } from '../helpers/server.js';
@@ -148,8 +148,47 @@ describe('mandate tools pin', () => {
     for (const args of [['tools'], ['tools', 'pin'], ['tools', 'pin', '--url', 'ftp://x/'], ['tools', 'pin', '--url', modern.url, '--header', 'no-colon']]) {
       const run = await runCli(args);
       assert.equal(run.code, 1, args.join(' '));
-      assert.match(run.stderr, /^mandate tools: .*\nusage:\n {2}mandate tools pin --url/);
+      assert.match(run.stderr, /^mandate tools: .*\nusage:\n {2}mandate tools pin +--url/);
     }
+  });
+});
+
+describe('mandate tools diff', () => {
+  it('exits 0 when the server lists the pinned tools, in whatever order', async () => {
+    const pinned = join(dir, 'diff-same.json');
+    writeFileSync(pinned, JSON.stringify({ tools: [WEB_FETCH, GET_TICKET] }));
+    const run = await runCli(['tools', 'diff', '--url', modern.url, '--header', `Authorization: ${SECRET}`, '--pinned', pinned]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /^the 2 tools of http:\/\/127\.0\.0\.1:\d+\/mcp are the pinned ones\n$/);
+  });
+
+  it('exits 2 with one line per change when the server changed its tools since they were pinned', async () => {
+    const pinned = join(dir, 'diff-changed.json');
+    // Pinned: an older description of get_ticket, a tool the server no longer lists, not web_fetch.
+    writeFileSync(pinned, JSON.stringify({ tools: [{ ...GET_TICKET, description: 'Read a ticket (reviewed)' }, { name: 'retired', inputSchema: { type: 'object' } }] }));
+    const run = await runCli(['tools', 'diff', '--url', legacy.url, '--header', `Authorization: ${SECRET}`, '--pinned', pinned]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.deepEqual(run.stdout.trimEnd().split('\n'), ['~ get_ticket: description changed', '+ web_fetch', '- retired']);
+  });
+
+  it('refuses a pinned file it cannot read as a tool list, and a usage mistake', async () => {
+    const notList = join(dir, 'diff-not-a-list.json');
+    writeFileSync(notList, '{"tool": []}');
+    const bad = await runCli(['tools', 'diff', '--url', modern.url, '--pinned', notList]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^mandate tools diff: .*diff-not-a-list\.json is not a tools\/list result\n$/);
+    const missing = await runCli(['tools', 'diff', '--url', modern.url]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^mandate tools: diff needs --pinned FILE\n/);
+  });
+
+  it('toolChanges: every top-level field, a field only on one side, and entries without a name', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } } };
+    const before = [{ name: 't', inputSchema: schema, annotations: { readOnlyHint: true } }, { name: 'same', inputSchema: schema }, 'junk'];
+    const after = [{ name: 't', inputSchema: { ...schema, properties: { a: { type: 'integer' } } }, title: 'T' }, { inputSchema: schema, name: 'same' }, { nameless: true }];
+    assert.deepEqual(toolChanges(before as never, after as never), ['? pinned tools[2] has no name', '? listed tools[2] has no name', '~ t: annotations changed', '~ t: inputSchema changed', '~ t: title changed']);
+    assert.deepEqual(toolChanges([{ name: 'x', description: null }] as never, [{ name: 'x' }] as never), ['~ x: description changed']);
   });
 });
 
