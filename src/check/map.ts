@@ -10,8 +10,9 @@ import { HTTP_METHODS, METHOD_OVERRIDE_HEADERS, type MandateConfig } from '../co
 import type { PolicyEngine } from '../policy/engine.js';
 import { isJsonContentType, isMethodParameter, methodMember, parseJsonBody, readBodyText } from './body.js';
 import { argumentsDigest, canonicalJson } from './jcs.js';
-import type { JsonValue } from '../json/strict.js';
-import { parseMcp, RPC_INVALID_PARAMS, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
+import type { JsonObject, JsonValue } from '../json/strict.js';
+import { parseMcp, RPC_HEADER_MISMATCH, RPC_INVALID_PARAMS, RPC_INVALID_REQUEST, type McpCall } from './mcp.js';
+import { mirroredMismatch } from './mcp-headers.js';
 import { validate } from '../json/schema.js';
 import type { DecodedRequest } from './decode.js';
 import type { WorkloadGroups } from '../identity/groups.js';
@@ -135,10 +136,12 @@ function mapMcp(request: DecodedRequest, route: CompiledRoute, match: RouteMatch
       // Pinned tools: the arguments the policy reads are those the tool accepts, each of the
       // type its inputSchema gives it (a tag "true" is then the boolean or the string, never either).
       if (pinned !== null && call.method === 'tools/call') {
-        const schema = pinned.tools.get(call.target as string);
-        if (schema === undefined) return { ...deny('bad_request', `tools/call of "${(call.target as string).slice(0, 64)}", which is not in the pinned tool list of the ${server} server (${basename(pinned.file)})`), rpcCode: RPC_INVALID_PARAMS, rpcId: call.id };
-        const why = validate(schema, call.arguments as JsonValue, 'params.arguments');
+        const tool = pinned.tools.get(call.target as string);
+        if (tool === undefined) return { ...deny('bad_request', `tools/call of "${(call.target as string).slice(0, 64)}", which is not in the pinned tool list of the ${server} server (${basename(pinned.file)})`), rpcCode: RPC_INVALID_PARAMS, rpcId: call.id };
+        const why = validate(tool.schema, call.arguments as JsonValue, 'params.arguments');
         if (why !== null) return { ...deny('bad_request', `the arguments of ${server}/${(call.target as string).slice(0, 64)} do not conform to its pinned inputSchema: ${why}`), rpcCode: RPC_INVALID_PARAMS, rpcId: call.id };
+        const mirrored = mirroredMismatch(tool, call.arguments as JsonObject, request.headers);
+        if (mirrored !== null) return { ...deny('bad_request', mirrored), rpcCode: RPC_HEADER_MISMATCH, rpcId: call.id };
       }
       const alias = inputs.engine.readNames().findAlias(call.arguments as JsonValue, 'params.arguments');
       if (alias !== null) return { ...deny('bad_request', alias), rpcCode: RPC_INVALID_REQUEST, rpcId: call.id };

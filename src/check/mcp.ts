@@ -6,6 +6,7 @@
 
 import { ReadNames, readStrictJson, sameNameReason, type JsonObject, type JsonValue } from '../json/strict.js';
 import { describeType } from '../json/schema.js';
+import { decodeMirrored } from './mcp-headers.js';
 import { methodMember } from './body.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
 
@@ -197,6 +198,7 @@ function checkMirroredHeaders(call: McpCall, headers: ReadonlyMap<string, string
   const method = headers.get('mcp-method');
   if (method !== undefined && method !== call.method) return bad('Mcp-Method header does not match the body', RPC_HEADER_MISMATCH, call.id);
   const name = headers.get('mcp-name');
-  if (name !== undefined && name !== (call.target ?? '')) return bad('Mcp-Name header does not match the body', RPC_HEADER_MISMATCH, call.id);
+  // A name that is not plain printable ASCII comes in the =?base64?...?= form (SEP-2243).
+  if (name !== undefined && decodeMirrored(name) !== (call.target ?? '')) return bad('Mcp-Name header does not match the body', RPC_HEADER_MISMATCH, call.id);
   return null;
 }

@@ -25,7 +25,7 @@ describe('config: pinned MCP tools', () => {
       const pinned = config.routes[1]?.mcp?.tools;
       assert.equal(pinned?.file, join(dir, 'list.json'));
       assert.deepEqual([...(pinned?.tools.keys() ?? [])], ['get_ticket']);
-      const schema = pinned?.tools.get('get_ticket') as Schema;
+      const schema = pinned?.tools.get('get_ticket')?.schema as Schema;
       assert.equal(validate(schema, { ticketId: 'T-1' }, 'a'), null);
       assert.equal(validate(schema, { ticketId: 1 }, 'a'), 'a.ticketId must be a string (got an integer)');
     }
@@ -45,12 +45,37 @@ describe('config: pinned MCP tools', () => {
     ['an inputSchema that is not of type object', () => mcpRoute(file('notobject.json', { tools: [{ name: 'x', inputSchema: { type: 'string' } }] })), /needs an inputSchema of type "object"/],
     ['an inputSchema with a keyword whose types are not enforced', () => mcpRoute(file('if.json', { tools: [{ name: 'x', inputSchema: { type: 'object', properties: { a: { if: {} } } } }] })), /tools\[0\] \("x"\) inputSchema \/properties\/a\/if: "if" decides types in a way Mandate does not enforce/],
     ['an inputSchema with a $ref to another document', () => mcpRoute(file('remote.json', { tools: [{ name: 'x', inputSchema: { type: 'object', $ref: 'other.json#/a' } }] })), /inputSchema \/\$ref: only a JSON pointer into this document/],
+    ['an x-mcp-header that is not a header name', () => mcpRoute(file('hdr-token.json', { tools: [{ name: 'x', inputSchema: { type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'Bad Name' } } } }] })), /inputSchema \/properties\/a\/x-mcp-header: must be an HTTP header name token/],
+    ['two x-mcp-header names that differ only by case', () => mcpRoute(file('hdr-twice.json', { tools: [{ name: 'x', inputSchema: { type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'Region' }, b: { type: 'string', 'x-mcp-header': 'region' } } } }] })), /\/properties\/b\/x-mcp-header: "region" names a header another property already mirrors/],
+    ['an x-mcp-header on a property that is not of one primitive type', () => mcpRoute(file('hdr-object.json', { tools: [{ name: 'x', inputSchema: { type: 'object', properties: { a: { type: 'object', 'x-mcp-header': 'A' } } } }] })), /\/properties\/a\/x-mcp-header: is only for a property of one type/],
   ];
   for (const [name, config, message] of refusals) {
     it(`refuses ${name}`, () => {
       assert.throws(() => parseConfig(config(), dir, null), (err: unknown) => err instanceof ConfigError && message.test(err.message));
     });
   }
+});
+
+describe('config: mirrored arguments (SEP-2243 x-mcp-header)', () => {
+  it('collects them at any depth, through local $refs, with their type (or that type or null)', () => {
+    const inputSchema = {
+      type: 'object',
+      properties: {
+        region: { type: 'string', 'x-mcp-header': 'Region' },
+        limit: { type: ['integer', 'null'], 'x-mcp-header': 'Limit' },
+        target: { $ref: '#/$defs/Target' },
+        plain: { type: 'string' },
+      },
+      $defs: { Target: { type: 'object', properties: { account: { type: 'string', 'x-mcp-header': 'Account' }, dry: { type: 'boolean', 'x-mcp-header': 'Dry-Run' } } } },
+    };
+    const config = parseConfig(mcpRoute(file('mirrored.json', { tools: [{ name: 'x', inputSchema }] })), dir, null);
+    assert.deepEqual(config.routes[1]?.mcp?.tools?.tools.get('x')?.mirrored, [
+      { header: 'region', path: ['region'], type: 'string' },
+      { header: 'limit', path: ['limit'], type: 'integer' },
+      { header: 'account', path: ['target', 'account'], type: 'string' },
+      { header: 'dry-run', path: ['target', 'dry'], type: 'boolean' },
+    ]);
+  });
 });
 
 describe("the example's pinned tool list (examples/agent-gateway/support-tools.json)", () => {
@@ -61,7 +86,7 @@ describe("the example's pinned tool list (examples/agent-gateway/support-tools.j
     const entities = JSON.parse(readFileSync(join(example, 'entities.json'), 'utf8')) as { uid: { type: string; id: string } }[];
     const registry = entities.filter((e) => e.uid.type === 'Tool' && e.uid.id.startsWith('support/')).map((e) => e.uid.id).sort();
     assert.deepEqual(pinned, registry);
-    const getTicket = config.routes[0]?.mcp?.tools?.tools.get('get_ticket') as Schema;
+    const getTicket = config.routes[0]?.mcp?.tools?.tools.get('get_ticket')?.schema as Schema;
     assert.equal(validate(getTicket, { ticketId: 'T-1042', expand: ['comments'], limit: 20 }, 'a'), null);
     assert.equal(validate(getTicket, { ticketId: ['internal-0'] }, 'a'), 'a.ticketId must be a string (got an array)');
   });

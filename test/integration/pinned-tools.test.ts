@@ -24,6 +24,9 @@ const TOOLS_LIST = {
           limit: { type: 'integer', minimum: 1 },
           dryRun: { type: 'boolean' },
           note: { anyOf: [{ type: 'string' }, { type: 'null' }], default: null },
+          region: { type: 'string', 'x-mcp-header': 'Region' },
+          priority: { type: 'integer', 'x-mcp-header': 'Priority' },
+          target: { type: 'object', properties: { account: { type: 'string', 'x-mcp-header': 'Account' } } },
         },
         required: ['ticketId'],
         additionalProperties: false,
@@ -95,6 +98,28 @@ describe('pinned MCP tools', () => {
     assert.equal(deny?.rpcCode, -32602);
     assert.equal(rpcDeny(await f.check.check(mcpRequest([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'web_fetch', { url: 'https://example.net/' })], { token, protocolVersion: '2025-06-18' })))?.code ?? null, 'policy_denied', 'the conforming batch goes on to the policies (the example forbids web_fetch after a ticket read)');
   });
+
+  it('allow Mcp-Param headers that mirror the arguments (SEP-2243), in plain or Base64 form', async () => {
+    const args = { ticketId: 'T-1', region: 'Zürich', priority: 3, target: { account: 'acct-7' } };
+    const headers = { 'mcp-method': 'tools/call', 'mcp-name': 'get_ticket', 'mcp-param-region': `=?base64?${Buffer.from('Zürich').toString('base64')}?=`, 'mcp-param-priority': '3', 'mcp-param-account': 'acct-7' };
+    assert.equal(rpcDeny(await call('get_ticket', args, { headers })), null);
+    assert.equal(rpcDeny(await call('get_ticket', { ticketId: 'T-1', region: 'eu' }, { headers: { 'mcp-name': `=?base64?${Buffer.from('get_ticket').toString('base64')}?=` } })), null, 'a Base64 Mcp-Name');
+  });
+
+  const mismatched: [string, unknown, Record<string, string>][] = [
+    ['a Mcp-Param header with another value than the argument', { ticketId: 'T-1', region: 'eu' }, { 'mcp-param-region': 'us' }],
+    ['a Mcp-Param header for a nested argument that differs', { ticketId: 'T-1', target: { account: 'acct-7' } }, { 'mcp-param-account': 'acct-1' }],
+    ['an integer header that is not the same number', { ticketId: 'T-1', priority: 3 }, { 'mcp-param-priority': '03' }],
+    ['a Mcp-Param header for an argument the body does not set', { ticketId: 'T-1' }, { 'mcp-param-region': 'eu' }],
+    ['a Mcp-Param header the tool does not declare', { ticketId: 'T-1' }, { 'mcp-param-tenant': 'acme' }],
+    ['a Base64 Mcp-Param header that is not Base64', { ticketId: 'T-1', region: 'eu' }, { 'mcp-param-region': '=?base64?not base64?=' }],
+    ['a Base64 Mcp-Name of another tool', { ticketId: 'T-1' }, { 'mcp-name': `=?base64?${Buffer.from('web_fetch').toString('base64')}?=` }],
+  ];
+  for (const [name, args, headers] of mismatched) {
+    it(`refuse ${name}: bad_request, JSON-RPC -32020, HTTP 400`, async () => {
+      assert.deepEqual(rpcDeny(await call('get_ticket', args, { headers })), { httpStatus: 400, id: 7, rpcCode: -32020, code: 'bad_request' });
+    });
+  }
 
   it('leave the other MCP methods to the policies', async () => {
     assert.equal(rpcDeny(await f.check.check(mcpRequest({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, { token }))), null);

@@ -91,7 +91,7 @@ describe('mandate tools pin', () => {
     const config = parseConfig({ policies: './p', routes: [{ method: 'POST', path: '/mcp', protocol: 'mcp', server: 'support', tools: out }] }, dir, null);
     const pinned = config.routes[0]?.mcp?.tools?.tools;
     assert.deepEqual([...(pinned?.keys() ?? [])], ['get_ticket', 'web_fetch']);
-    assert.equal(validate(pinned?.get('web_fetch') ?? false, { url: 'https://example.net/', extra: 1 }, 'a'), 'a has "extra", which the schema does not allow');
+    assert.equal(validate(pinned?.get('web_fetch')?.schema ?? false, { url: 'https://example.net/', extra: 1 }, 'a'), 'a has "extra", which the schema does not allow');
     assert.ok(!`${run.stdout}${run.stderr}`.includes('pin-secret'), 'the header value is never printed');
     // The example with its MCP route pinned to that file validates, and says what is pinned.
     const { dir: example, config: exampleConfig } = copyExample();
