@@ -133,7 +133,7 @@ const spinFor = (iterations: number) => (): number => {
   spinSink = x;
   return x;
 };
-async function calibratedSpin(op: () => unknown): Promise<() => number> {
+async function calibratedSpin(op: () => unknown): Promise<number> {
   // The op and the arithmetic measured in the same alternating rounds, three times: the median
   // of the three estimates, so that one noisy moment does not set the length.
   let iterations = 1000;
@@ -145,9 +145,8 @@ async function calibratedSpin(op: () => unknown): Promise<() => number> {
     }
     iterations = Math.max(1, Math.round(median(estimates)));
   }
-  return spinFor(iterations);
+  return iterations;
 }
-const machineFloor = await calibratedSpin(scenarioCheck);
 
 // The pool round trip (one worker), against the same evaluation inline. The engine here has
 // compiled evaluation off: the pool serves only what cedar-wasm evaluates.
@@ -169,10 +168,7 @@ await pool.close();
 
 const MCP_BODY = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"ticketId":"T-1042","expand":["comments"],"limit":20}}}';
 
-const sections: Record<string, Result[]> = {
-  evaluation,
-  pool: poolSection,
-  stages: await compare(
+const stages = await compare(
     {
       'protobuf decode, protobufjs (proto-loader)': () => PROTOBUFJS_CHECK.decode(requestBytes),
       'protobuf decode, codec.ts (as served)': () => decodeCheckRequestBytes(requestBytes),
@@ -190,19 +186,44 @@ const sections: Record<string, Result[]> = {
       'readStrictJson, the same message': () => readStrictJson(MCP_BODY, { maxDepth: 35 }),
     },
     ms,
-  ),
-  identity: await compare(await identityOps(), ms),
-  check: await compare(
+);
+const identitySection = await compare(await identityOps(), ms);
+// Calibrated right before the section it is measured in, and checked against that section: the
+// Check's p50 beside five other ops is not always its p50 beside the arithmetic alone (calibrated
+// at the start of the run, as until stop 30, the arithmetic came out 1.4-1.7x the Check's p50 in
+// two runs of four). When the two p50s differ by more than 15%, the length is corrected by their
+// ratio and the section measured again (at most twice).
+const scenarioName = `check: ${scenario.policies} policies, JWT-SVID + task token`;
+const machineName = 'machine: arithmetic as long as the line above (its p50)';
+let spinIterations = await calibratedSpin(scenarioCheck);
+const checkSection = async (): Promise<Result[]> =>
+  compare(
     {
       'baseline: decode + encode OK (no-op server work)': baseline,
       'check: GET /tickets/{id} bytes -> bytes': wholeCheck(requestBytes),
       'check: POST /cases with JSON body': wholeCheck(caseBytes),
       'check: GET /tickets/{id}, telemetry on (metrics + span)': withTelemetry(requestBytes),
-      [`check: ${scenario.policies} policies, JWT-SVID + task token`]: scenarioCheck,
-      'machine: arithmetic as long as the line above (its p50)': machineFloor,
+      [scenarioName]: scenarioCheck,
+      [machineName]: spinFor(spinIterations),
     },
     ms,
-  ),
+  );
+let checkResults = await checkSection();
+for (let retry = 0; retry < 2; retry++) {
+  const target = checkResults.find((r) => r.name === scenarioName) as Result;
+  const probe = checkResults.find((r) => r.name === machineName) as Result;
+  const ratio = probe.p50us / Math.max(0.01, target.p50us);
+  if (ratio > 0.85 && ratio < 1.15) break;
+  spinIterations = Math.max(1, Math.round(spinIterations / ratio));
+  checkResults = await checkSection();
+}
+const machineFloor = spinFor(spinIterations);
+const sections: Record<string, Result[]> = {
+  evaluation,
+  pool: poolSection,
+  stages,
+  identity: identitySection,
+  check: checkResults,
 };
 
 // The same ops with the caches emptied first (bench/cold.ts): what an interrupted Check pays.
