@@ -23,10 +23,18 @@ config.admin = { listen: '0.0.0.0:9192' };
 config.policies = '/etc/mandate/policies';
 config.schema = '/etc/mandate/config/schema.cedarschema';
 config.entities = '/etc/mandate/config/entities.json';
-for (const route of config.routes) if (typeof route.openapi === 'string') route.openapi = `/etc/mandate/config/${route.openapi.replace(/^\.\//, '')}`;
+// Files a route names (OpenAPI documents, pinned MCP tool lists) come from the config ConfigMap.
+const routeFiles = [];
+for (const route of config.routes) {
+  for (const key of ['openapi', 'tools']) {
+    if (typeof route[key] !== 'string') continue;
+    const file = route[key].replace(/^\.\//, '');
+    routeFiles.push(file);
+    route[key] = `/etc/mandate/config/${file}`;
+  }
+}
 config.tasks = { ...config.tasks, store: { redis: `redis://redis.${NS}.svc.cluster.local:6379`, keyPrefix: 'mandate:' }, keyFile: '/var/run/mandate/keys/task-keys.json' };
 
-const openapiFiles = config.routes.filter((r) => typeof r.openapi === 'string').map((r) => r.openapi.split('/').pop());
 const policyFiles = readdirSync(join(example, 'policies')).filter((f) => f.endsWith('.cedar')).sort();
 
 const docs = [
@@ -39,7 +47,7 @@ const docs = [
       'mandate.yaml': stringify(config),
       'schema.cedarschema': readFileSync(join(example, 'schema.cedarschema'), 'utf8'),
       'entities.json': readFileSync(join(example, 'entities.json'), 'utf8'),
-      ...Object.fromEntries(openapiFiles.map((f) => [f, readFileSync(join(example, f), 'utf8')])),
+      ...Object.fromEntries(routeFiles.map((f) => [f, readFileSync(join(example, f), 'utf8')])),
     },
   },
   {
