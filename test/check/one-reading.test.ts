@@ -14,10 +14,14 @@ import { exampleWith } from '../helpers/server.js';
 import { mcpRequest } from '../helpers/mcp.js';
 import { SUPPORT_AGENT, checkRequest } from '../helpers/requests.js';
 
-// The example with its MCP route open to calls without a task: what is tested here is how a
-// message is read, not the task rule (test/integration/task-integrity.test.ts has that).
+// The example with its MCP route open to calls without a task and its tools not pinned: what is
+// tested here is how a message is read, whatever tools the server has, not the task rule
+// (test/integration/task-integrity.test.ts) nor the pinned schemas (pinned-tools.test.ts).
 const { config: openMcp } = exampleWith({}, {});
-writeFileSync(openMcp, readFileSync(openMcp, 'utf8').replace('{ method: POST, path: /mcp, protocol: mcp, server: support }', '{ method: POST, path: /mcp, protocol: mcp, server: support, requireTask: false }'));
+const exampleYaml = readFileSync(openMcp, 'utf8');
+const openYaml = exampleYaml.replace('{ method: POST, path: /mcp, protocol: mcp, server: support, tools: ./support-tools.json }', '{ method: POST, path: /mcp, protocol: mcp, server: support, requireTask: false }');
+assert.notEqual(openYaml, exampleYaml, 'the example has its MCP route where this test expects it');
+writeFileSync(openMcp, openYaml);
 const runtime = loadRuntime(openMcp);
 const decideOn = (request: Record<string, unknown>) => decide(request as CheckRequestMessage, runtime.state());
 const mcpText = (text: string) => mcpRequest(null, { raw: Buffer.from(text, 'utf8') });

@@ -47,6 +47,18 @@ export function copyExample(): { dir: string; config: string } {
   return { dir, config: join(dir, 'mandate.yaml') };
 }
 
+/**
+ * Removes the pin from the MCP route of an example copy (its `tools: ./support-tools.json`): for
+ * tests of what an unpinned route decides, as a user who does not pin gets it.
+ */
+export function unpinExample(dir: string): void {
+  const config = join(dir, 'mandate.yaml');
+  const yaml = readFileSync(config, 'utf8');
+  const unpinned = yaml.replace('protocol: mcp, server: support, tools: ./support-tools.json }', 'protocol: mcp, server: support }');
+  if (unpinned === yaml) throw new Error('the example no longer pins its MCP route where unpinExample expects it');
+  writeFileSync(config, unpinned);
+}
+
 export function exampleRequests(): { name: string; request: unknown }[] {
   return readdirSync(REQUESTS_DIR)
     .filter((f) => f.endsWith('.json'))

@@ -77,7 +77,6 @@ describe('mandate validate and startup errors', () => {
     [
       'a pinned tool list whose schema cannot be enforced',
       (dir) => {
-        writeFileSync(join(dir, 'mandate.yaml'), readFileSync(join(dir, 'mandate.yaml'), 'utf8').replace('protocol: mcp, server: support }', 'protocol: mcp, server: support, tools: ./support-tools.json }'));
         writeFileSync(join(dir, 'support-tools.json'), readFileSync(join(dir, 'support-tools.json'), 'utf8').replace('"additionalProperties": false', '"patternProperties": { "^x-": { "type": "string" } }'));
       },
       /config\.routes\[4\]\.tools: .*support-tools\.json tools\[0\] \("get_ticket"\) inputSchema \/patternProperties: "patternProperties" decides types/,

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJson } from '../../src/check/jcs.js';
 import { mcpRequest, rpcDeny, toolCall } from '../helpers/mcp.js';
+import { unpinExample } from '../helpers/server.js';
 import { SUPERVISOR, SUPPORT_AGENT, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 
 let f: TaskFixture;
@@ -22,7 +23,21 @@ describe('MCP calls', () => {
   it('allows a registered tool and answers in JSON-RPC when denying an unknown one', async () => {
     const { token } = await f.startTask({ tools: TOOLS });
     assert.equal(rpcDeny(await check(toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { token })), null);
-    assert.deepEqual(rpcDeny(await check(toolCall('req-7', 'drop_database', {}), { token })), { httpStatus: 200, id: 'req-7', rpcCode: -32001, code: 'policy_denied' });
+    // The example pins its tools (support-tools.json): a tool not in the list is refused before
+    // any policy reads it.
+    assert.deepEqual(rpcDeny(await check(toolCall('req-7', 'drop_database', {}), { token })), { httpStatus: 400, id: 'req-7', rpcCode: -32602, code: 'bad_request' });
+  });
+
+  it('on a route that does not pin its tools, leaves an unknown tool to the policies', async () => {
+    const u = await startTaskFixture(undefined, {}, unpinExample);
+    try {
+      const { token } = await u.startTask({ tools: TOOLS });
+      const check = (body: unknown) => u.check.check(mcpRequest(body, { token }));
+      assert.equal(rpcDeny(await check(toolCall(1, 'get_ticket', { ticketId: 'T-1' }))), null);
+      assert.deepEqual(rpcDeny(await check(toolCall('req-7', 'drop_database', {}))), { httpStatus: 200, id: 'req-7', rpcCode: -32001, code: 'policy_denied' });
+    } finally {
+      await u.close();
+    }
   });
 
   const bad: [string, () => Record<string, unknown>, number][] = [
@@ -54,7 +69,8 @@ describe('MCP calls', () => {
     const { token } = await f.startTask({ tools: TOOLS });
     const v = { protocolVersion: '2025-06-18', token };
     assert.equal(rpcDeny(await check([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), { jsonrpc: '2.0', id: 2, method: 'tools/list' }], v)), null);
-    const denied = rpcDeny(await check([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'drop_database', {})], v));
+    // The example forbids the internal range of tickets.
+    const denied = rpcDeny(await check([toolCall(1, 'get_ticket', { ticketId: 'T-1' }), toolCall(2, 'get_ticket', { ticketId: 'internal-3' })], v));
     assert.equal(denied?.code, 'policy_denied');
     assert.equal(denied?.id, null, 'a batch deny answers with id null');
   });
@@ -86,7 +102,7 @@ describe('approvals bound to the arguments', () => {
 describe('single-use approvals', () => {
   it('allow exactly one call, also when two come in one batch', async () => {
     const { token, taskId } = await f.startTask({ tools: TOOLS });
-    const args = { ticketId: 'T-7', priority: 'high' };
+    const args = { ticketId: 'T-7', priority: 'high', summary: 'Refund charged twice' };
     const digest = createHash('sha256').update(canonicalJson(args)).digest('hex');
     await f.tasks.call('GrantApproval', { taskId, scope: 'support/create_case', argumentsDigest: digest, ttlSeconds: 60, uses: 1 }, await f.svid(SUPERVISOR));
     // Two identical calls in one (older-revision) batch: the second is not covered, so neither runs.
@@ -120,7 +136,7 @@ describe('task history', () => {
 
   it('records only allowed calls', async () => {
     const t = await h.startTask({ tools: ['support/get_ticket'] });
-    assert.equal(rpcDeny(await check(toolCall(1, 'create_case', {}), { token: t.token }))?.code, 'policy_denied', 'not granted to this task');
+    assert.equal(rpcDeny(await check(toolCall(1, 'create_case', { ticketId: 'T-1', summary: 'Call back' }), { token: t.token }))?.code, 'policy_denied', 'not granted to this task');
     const state = await h.server.runtime.tasks!.store.getState(t.taskId, Math.floor(Date.now() / 1000));
     assert.deepEqual(state?.history, { tools: [], labels: [], egress: false, counts: {} });
     assert.equal(rpcDeny(await check(toolCall(2, 'get_ticket', { ticketId: 'T-1' }), { token: t.token })), null);

@@ -22,7 +22,7 @@ const EXAMPLE_DENY_CODES: Record<string, ReasonCode> = {
   'deny-support-production-datastore.json': 'no_route',
   'deny-support-namespace-bot-read-ticket.json': 'policy_denied',
   'deny-support-refund-without-task.json': 'task_required',
-  'deny-mcp-unknown-tool-without-task.json': 'task_required',
+  'deny-mcp-unpinned-tool.json': 'bad_request', // not in support-tools.json, which the example pins
   'deny-mcp-create-case-without-task.json': 'task_required',
   'deny-mcp-get-ticket-without-task.json': 'task_required',
   'deny-support-comment-without-task.json': 'task_required',

@@ -37,7 +37,7 @@ describe('tool calls need a task', () => {
   });
 
   it('denies an MCP tools/call without a token with task_required, whatever the tool', async () => {
-    for (const [name, args] of [['web_fetch', { url: 'https://paste.example/' }], ['get_ticket', { ticketId: 'T-1' }], ['create_case', { ticketId: 'T-1' }]] as const) {
+    for (const [name, args] of [['web_fetch', { url: 'https://paste.example/' }], ['get_ticket', { ticketId: 'T-1' }], ['create_case', { ticketId: 'T-1', summary: 'Call back' }]] as const) {
       assert.equal(rpcDeny(await f.check.check(mcpRequest(toolCall(1, name, args))))?.code, 'task_required', name);
     }
   });

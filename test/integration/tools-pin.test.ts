@@ -95,7 +95,10 @@ describe('mandate tools pin', () => {
     assert.ok(!`${run.stdout}${run.stderr}`.includes('pin-secret'), 'the header value is never printed');
     // The example with its MCP route pinned to that file validates, and says what is pinned.
     const { dir: example, config: exampleConfig } = copyExample();
-    writeFileSync(exampleConfig, readFileSync(exampleConfig, 'utf8').replace('protocol: mcp, server: support }', `protocol: mcp, server: support, tools: ${out} }`));
+    const exampleYaml = readFileSync(exampleConfig, 'utf8');
+    const repinned = exampleYaml.replace('protocol: mcp, server: support, tools: ./support-tools.json }', `protocol: mcp, server: support, tools: ${out} }`);
+    assert.notEqual(repinned, exampleYaml, 'the example has its MCP route where this test expects it');
+    writeFileSync(exampleConfig, repinned);
     const validated = await runCli(['validate', '--config', exampleConfig]);
     assert.equal(validated.code, 0, validated.stderr);
     assert.ok(validated.stdout.includes(`  pinned tools: support 2 (${out})\n`), validated.stdout);
