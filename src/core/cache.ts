@@ -113,3 +113,35 @@ const KEY_CHARS = 16;
 function signatureOf(token: string): string {
   return token.length <= KEY_CHARS ? token : token.slice(token.length - KEY_CHARS);
 }
+
+/**
+ * Token verifications in progress, by token: concurrent first uses of one token (a workload's
+ * first burst of calls, a new task's parallel tool calls) wait for the one verification already
+ * running instead of each paying for the signature. Consulted only on a cache miss, where a
+ * signature costs ~100 us, so the whole token is the key. An entry leaves when its verification
+ * settles: the map holds at most the verifications in flight. `tag` is what the answer depends on
+ * besides the token (the bundles' generation): a verification started under another tag is not
+ * joined.
+ */
+export class InFlight<T> {
+  private readonly pending = new Map<string, { readonly promise: Promise<T>; readonly tag: number }>();
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  join(token: string, tag: number): Promise<T> | undefined {
+    const entry = this.pending.get(token);
+    return entry !== undefined && entry.tag === tag ? entry.promise : undefined;
+  }
+
+  add(token: string, tag: number, promise: Promise<T>): Promise<T> {
+    const entry = { promise, tag };
+    this.pending.set(token, entry);
+    const settled = (): void => {
+      if (this.pending.get(token) === entry) this.pending.delete(token);
+    };
+    promise.then(settled, settled);
+    return promise;
+  }
+}

@@ -8,12 +8,13 @@
 //   §3   sub (a SPIFFE ID), aud (must contain a configured audience), exp required
 // Verified tokens are cached (core/cache.ts TokenCache: a hit only for the very same token) until
 // the earlier of exp and the next bundle change, so a workload presenting the same token pays for
-// the signature once.
+// the signature once; concurrent first uses of one token share one verification (core/cache.ts
+// InFlight).
 
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JwtSvidConfig } from '../config/identity.js';
 import { deny, ok, type Outcome } from '../core/reasons.js';
-import { TokenCache } from '../core/cache.js';
+import { InFlight, TokenCache } from '../core/cache.js';
 import type { MaybePromise } from '../core/maybe.js';
 import type { BundleSet } from './bundles.js';
 import { parseSpiffeId, } from '../core/spiffe-id.js';
@@ -27,6 +28,8 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 export interface JwtCacheStats {
   hits: number;
   misses: number;
+  /** First uses that waited for the verification of the same token already in flight. */
+  coalesced: number;
 }
 
 interface CacheEntry {
@@ -40,7 +43,8 @@ function invalid(reason: string): Outcome<JwtSvid> {
 
 export class JwtSvidVerifier {
   private readonly cache: TokenCache<CacheEntry>;
-  readonly stats: JwtCacheStats = { hits: 0, misses: 0 };
+  private readonly inFlight = new InFlight<Outcome<JwtSvid>>();
+  readonly stats: JwtCacheStats = { hits: 0, misses: 0, coalesced: 0 };
 
   constructor(
     private readonly config: JwtSvidConfig,
@@ -62,12 +66,23 @@ export class JwtSvidVerifier {
       }
       this.cache.delete(token);
     }
-    this.stats.misses++;
     const generation = this.bundles.generation;
-    return this.verifyUncached(token, nowSeconds).then((verified) => {
-      if (verified.ok) this.cache.set(token, { svid: verified.value, generation });
-      return verified;
-    });
+    const running = this.inFlight.join(token, generation);
+    if (running !== undefined) {
+      this.stats.coalesced++;
+      // Its answer, checked against this call's clock as a cache hit is; a token that expired
+      // in between is verified afresh (and refused as expired).
+      return running.then((verified) => (!verified.ok || nowSeconds <= verified.value.exp + this.config.clockSkewSeconds ? verified : this.verifyUncached(token, nowSeconds)));
+    }
+    this.stats.misses++;
+    return this.inFlight.add(
+      token,
+      generation,
+      this.verifyUncached(token, nowSeconds).then((verified) => {
+        if (verified.ok) this.cache.set(token, { svid: verified.value, generation });
+        return verified;
+      }),
+    );
   }
 
   private async verifyUncached(token: string, nowSeconds: number): Promise<Outcome<JwtSvid>> {

@@ -6,7 +6,7 @@
 
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { deny, ok, type Outcome } from '../core/reasons.js';
-import { TokenCache } from '../core/cache.js';
+import { InFlight, TokenCache } from '../core/cache.js';
 import type { MaybePromise } from '../core/maybe.js';
 import { TASK_TOKEN_ALG, type KeyRing } from './task-keys.js';
 
@@ -101,6 +101,10 @@ export async function verifyTxnToken(token: string, keys: KeyRing, options: TxnT
  */
 export class TxnTokenVerifier {
   private readonly cache: TokenCache<{ readonly claims: TxnClaims; readonly kid: string }>;
+  /** Concurrent first uses of one token share its verification (a new task's parallel calls). */
+  private readonly inFlight = new InFlight<Outcome<TxnClaims>>();
+  /** First uses that waited for the verification of the same token already in flight. */
+  readonly stats = { coalesced: 0 };
 
   constructor(
     private readonly keys: KeyRing,
@@ -119,9 +123,22 @@ export class TxnTokenVerifier {
       if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) return ok(hit.claims);
       this.cache.delete(token);
     }
-    return verifyTxnToken(token, this.keys, this.options, now).then((verified) => {
-      if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
-      return verified;
-    });
+    const running = this.inFlight.join(token, 0);
+    if (running !== undefined) {
+      this.stats.coalesced++;
+      // Its answer, re-checked against this call's clock and key ring as a cache hit is.
+      return running.then((verified) => {
+        if (!verified.ok || (now < verified.value.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(decodeProtectedHeader(token).kid as string, now) !== null)) return verified;
+        return verifyTxnToken(token, this.keys, this.options, now);
+      });
+    }
+    return this.inFlight.add(
+      token,
+      0,
+      verifyTxnToken(token, this.keys, this.options, now).then((verified) => {
+        if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
+        return verified;
+      }),
+    );
   }
 }

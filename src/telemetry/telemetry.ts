@@ -90,7 +90,7 @@ const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 export interface Gauges {
   /** Counters kept by other modules, read at collection time. */
-  readonly jwtCache?: () => { hits: number; misses: number } | null;
+  readonly jwtCache?: () => { hits: number; misses: number; coalesced: number } | null;
   readonly xfccIgnored?: () => number;
   readonly certificateCacheHits?: () => number;
   readonly decisionLog?: () => { written: number; dropped: number; failed: number } | null;
@@ -171,6 +171,7 @@ export class Telemetry {
         if (j) {
           r.observe(jwt, j.hits, { result: 'hit' });
           r.observe(jwt, j.misses, { result: 'miss' });
+          r.observe(jwt, j.coalesced, { result: 'coalesced' });
         }
         if (gauges.xfccIgnored) r.observe(xfcc, gauges.xfccIgnored());
         if (gauges.certificateCacheHits) r.observe(certs, gauges.certificateCacheHits());

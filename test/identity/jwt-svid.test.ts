@@ -97,7 +97,7 @@ describe('JwtSvidVerifier cache', () => {
     const { v } = verifier();
     const token = await mint({ key: es, sub: AGENT });
     for (let i = 0; i < 5; i++) assert.ok((await v.verify(token, now())).ok);
-    assert.deepEqual(v.stats, { hits: 4, misses: 1 });
+    assert.deepEqual(v.stats, { hits: 4, misses: 1, coalesced: 0 });
   });
 
   it('does not serve a cached token past its exp', async () => {
@@ -132,10 +132,10 @@ describe('JwtSvidVerifier cache', () => {
       const r = await v.verify(forged, now());
       assert.equal(r.ok, false, JSON.stringify(changed));
     }
-    assert.deepEqual(v.stats, { hits: 0, misses: 4 });
+    assert.deepEqual(v.stats, { hits: 0, misses: 4, coalesced: 0 });
     const again = await v.verify(token, now());
     assert.ok(again.ok && again.value.spiffe.id === AGENT);
-    assert.deepEqual(v.stats, { hits: 1, misses: 4 });
+    assert.deepEqual(v.stats, { hits: 1, misses: 4, coalesced: 0 });
   });
 
   it('keeps at most cacheSize entries', async () => {
@@ -144,7 +144,53 @@ describe('JwtSvidVerifier cache', () => {
     for (const t of tokens) await v.verify(t, now());
     await v.verify(tokens[0]!, now()); // evicted: a miss
     await v.verify(tokens[2]!, now()); // still there: a hit
-    assert.deepEqual(v.stats, { hits: 1, misses: 4 });
+    assert.deepEqual(v.stats, { hits: 1, misses: 4, coalesced: 0 });
+  });
+});
+
+describe('JwtSvidVerifier, one token used by many calls at once', () => {
+  it('verifies it once: the other first uses wait for that verification', async () => {
+    const { v } = verifier();
+    const token = await mint({ key: es, sub: AGENT });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => v.verify(token, now())));
+    for (const a of answers) assert.ok(a.ok && a.value.spiffe.id === AGENT);
+    assert.deepEqual(v.stats, { hits: 0, misses: 1, coalesced: 19 });
+    assert.ok((await v.verify(token, now())).ok);
+    assert.deepEqual(v.stats, { hits: 1, misses: 1, coalesced: 19 }, 'then served from the cache');
+  });
+
+  it('refuses a bad one for every call that waited, and verifies it again when it comes back', async () => {
+    const { v } = verifier();
+    const token = await mint({ key: es, sub: AGENT });
+    const sig = token.slice(token.lastIndexOf('.') + 1);
+    const forged = `${token.slice(0, token.lastIndexOf('.') + 1)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+    const answers = await Promise.all(Array.from({ length: 5 }, () => v.verify(forged, now())));
+    for (const a of answers) assert.deepEqual(a, { ok: false, code: 'invalid_token', message: 'JWT-SVID refused: signature does not verify' });
+    assert.deepEqual(v.stats, { hits: 0, misses: 1, coalesced: 4 });
+    assert.equal((await v.verify(forged, now())).ok, false);
+    assert.deepEqual(v.stats, { hits: 0, misses: 2, coalesced: 4 }, 'a refusal is not kept');
+  });
+
+  it('judges a waiting call by its own clock: past exp it is token_expired', async () => {
+    const { v } = verifier();
+    const token = await mint({ key: es, sub: AGENT, expiresIn: 60 });
+    const [early, late] = await Promise.all([v.verify(token, now()), v.verify(token, now() + 60 + 31)]);
+    assert.ok(early.ok);
+    assert.deepEqual(late, { ok: false, code: 'token_expired', message: 'JWT-SVID has expired' });
+    assert.equal(v.stats.coalesced, 1);
+  });
+
+  it('does not join a verification started before the bundle changed', async () => {
+    const { v, bundles, pathA } = verifier();
+    const token = await mint({ key: es, sub: AGENT });
+    const before = v.verify(token, now());
+    writeFileSync(pathA, makeTrustDomain('example.org', ['ES256']).bundle());
+    bundles.reloadFiles();
+    const after = await v.verify(token, now());
+    assert.ok((await before).ok, 'verified with the key it started with');
+    // Verified afresh against the new bundle, whose key of the same kid did not sign it.
+    assert.deepEqual(after, { ok: false, code: 'invalid_token', message: 'JWT-SVID refused: signature does not verify' });
+    assert.deepEqual(v.stats, { hits: 0, misses: 2, coalesced: 0 });
   });
 });
 

@@ -42,6 +42,18 @@ describe('cached transaction-token verification', () => {
     assert.equal(!late.ok && late.code, 'token_expired');
   });
 
+  it('verifies a token used by many calls at once once, and judges each waiting call by its own clock', async () => {
+    const { verifier, token } = await fixture();
+    const answers = await Promise.all(Array.from({ length: 10 }, () => verifier.verify(token, NOW)));
+    for (const a of answers) assert.ok(a.ok && a.value.txn === 'task-1');
+    assert.equal(verifier.stats.coalesced, 9);
+    const { verifier: fresh, token: other } = await fixture();
+    const [early, late] = await Promise.all([fresh.verify(other, NOW), fresh.verify(other, NOW + 300 + 6)]);
+    assert.ok(early.ok);
+    assert.equal(!late.ok && late.code, 'token_expired');
+    assert.equal(fresh.stats.coalesced, 1);
+  });
+
   it('refuses a cached token once its signing key rotated out', async () => {
     const { keys, verifier, token } = await fixture();
     assert.ok((await verifier.verify(token, NOW)).ok);

@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { kPackageRoot } from '../../src/package-root.js';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -130,6 +131,24 @@ describe('metrics on the admin port', () => {
       client.close();
       server.child.kill('SIGTERM');
       await server.exited;
+    }
+  });
+});
+
+describe('the JWT-SVID cache on /metrics', () => {
+  it('counts hits, misses and first uses that waited for a verification in flight', async () => {
+    const telemetry = new Telemetry({ jwtCache: () => ({ hits: 7, misses: 2, coalesced: 5 }) }, { env: {} });
+    const server = createServer((req, res) => telemetry.handleMetrics(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const [result, n] of [['hit', 7], ['miss', 2], ['coalesced', 5]] as const) {
+        assert.match(text, new RegExp(`^mandate_identity_jwt_cache_total\\{[^}]*result="${result}"[^}]*\\} ${n}$`, 'm'), result);
+      }
+    } finally {
+      server.close();
+      await telemetry.shutdown();
     }
   });
 });
