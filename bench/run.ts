@@ -169,23 +169,23 @@ await pool.close();
 const MCP_BODY = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"ticketId":"T-1042","expand":["comments"],"limit":20}}}';
 
 const stages = await compare(
-    {
-      'protobuf decode, protobufjs (proto-loader)': () => PROTOBUFJS_CHECK.decode(requestBytes),
-      'protobuf decode, codec.ts (as served)': () => decodeCheckRequestBytes(requestBytes),
-      'decode stage': () => decodeCheckRequest(message, state.config.limits, 0),
-      'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
-      'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value, Math.floor(Date.now() / 1000)),
-      'map stage': () => mapRequest(decoded.value, identity.value, state),
-      [`evaluate stage, compiled (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluateCompiled(mapped.value.cedar),
-      [`evaluate stage, cedar-wasm (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
-      'respond + protobuf encode, protobufjs': () => PROTOBUFJS_CHECK.encode(respond(allowDecision, state.config)),
-      'respond + protobuf encode, codec.ts (as served)': () => encodeCheckResponse(respond(allowDecision, state.config)),
-      'telemetry alone: span + counters + histogram': () => telemetry.recordDecision(allowDecision, 100, telemetry.startCheck(traceHeaders(message))),
-      // The strict reader (json.ts) replaced JSON.parse for bodies and MCP messages: its price.
-      'JSON.parse, an MCP tools/call (144 bytes)': () => JSON.parse(MCP_BODY),
-      'readStrictJson, the same message': () => readStrictJson(MCP_BODY, { maxDepth: 35 }),
-    },
-    ms,
+  {
+    'protobuf decode, protobufjs (proto-loader)': () => PROTOBUFJS_CHECK.decode(requestBytes),
+    'protobuf decode, codec.ts (as served)': () => decodeCheckRequestBytes(requestBytes),
+    'decode stage': () => decodeCheckRequest(message, state.config.limits, 0),
+    'spiffe id parse': () => parseSpiffeId('spiffe://example.org/ns/support/sa/support-agent'),
+    'identify stage (mTLS peer)': () => state.identifier.identify(decoded.value, Math.floor(Date.now() / 1000)),
+    'map stage': () => mapRequest(decoded.value, identity.value, state),
+    [`evaluate stage, compiled (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluateCompiled(mapped.value.cedar),
+    [`evaluate stage, cedar-wasm (${state.engine.version.policies.length} policies)`]: () => state.engine.evaluate(mapped.value.cedar),
+    'respond + protobuf encode, protobufjs': () => PROTOBUFJS_CHECK.encode(respond(allowDecision, state.config)),
+    'respond + protobuf encode, codec.ts (as served)': () => encodeCheckResponse(respond(allowDecision, state.config)),
+    'telemetry alone: span + counters + histogram': () => telemetry.recordDecision(allowDecision, 100, telemetry.startCheck(traceHeaders(message))),
+    // The strict reader (json.ts) replaced JSON.parse for bodies and MCP messages: its price.
+    'JSON.parse, an MCP tools/call (144 bytes)': () => JSON.parse(MCP_BODY),
+    'readStrictJson, the same message': () => readStrictJson(MCP_BODY, { maxDepth: 35 }),
+  },
+  ms,
 );
 const identitySection = await compare(await identityOps(), ms);
 // Calibrated right before the section it is measured in, and checked against that section: the

@@ -126,10 +126,6 @@ function signatureOf(token: string): string {
 export class InFlight<T> {
   private readonly pending = new Map<string, { readonly promise: Promise<T>; readonly tag: number }>();
 
-  get size(): number {
-    return this.pending.size;
-  }
-
   join(token: string, tag: number): Promise<T> | undefined {
     const entry = this.pending.get(token);
     return entry !== undefined && entry.tag === tag ? entry.promise : undefined;
