@@ -2,11 +2,12 @@
 // RS256, and the X.509-SVID certificate check. Keys and certificates are generated per run
 // (with the tests' certificate builder).
 
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BundleSet } from '../src/identity/bundles.js';
+import { newKeyPair } from '../src/core/keygen.js';
 import { JwtSvidVerifier } from '../src/identity/jwt-svid.js';
 import { checkX509Svid, X509SvidChecker } from '../src/identity/x509.js';
 import { makeSvid } from '../test/helpers/certs.js';
@@ -27,8 +28,8 @@ export function mintJwtSvid(alg: 'ES256' | 'RS256', kid: string, key: KeyObject,
 }
 
 export async function identityOps(): Promise<Record<string, Op>> {
-  const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const rs = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const es = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
+  const rs = newKeyPair({ type: 'rsa', modulusLength: 2048 });
   const dir = mkdtempSync(join(tmpdir(), 'mandate-bench-'));
   const path = join(dir, 'bundle.json');
   writeFileSync(path, JSON.stringify({ keys: [

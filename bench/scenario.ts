@@ -2,10 +2,10 @@
 // JWT-SVID (ES256, key generated per run) and running inside a task (a transaction token from
 // StartTask). Used in process (bench/run.ts) and end to end (bench/load.ts).
 
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kPackageRoot } from '../src/package-root.js';
+import { newKeyPair } from '../src/core/keygen.js';
 import { writeGrownExample } from './policy-set.js';
 import { mintJwtSvid } from './identity.js';
 
@@ -27,7 +27,7 @@ export const EXAMPLE_POLICIES = 18;
 /** `extra` generated policies on top of the example's (0: the example alone). */
 export function writeScenario(extra: number): Scenario {
   const { dir, config } = writeGrownExample(extra);
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   writeFileSync(join(dir, 'example.org.json'), JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'bench', use: 'jwt-svid' }] }));
   const yaml = readFileSync(config, 'utf8')
     .replace(/^identity:\n/m, 'identity:\n  jwtSvid:\n    audiences: [mandate]\n  bundles:\n    - { trustDomain: example.org, file: ./example.org.json }\n')

@@ -2,7 +2,8 @@
 // Rotation adds a key and keeps the previous one verifiable for an overlap window, so tokens
 // issued just before a rotation stay valid until they expire (or the window closes).
 
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomUUID, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { newKeyPair } from '../core/keygen.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -108,7 +109,7 @@ function nowSeconds(): number {
 }
 
 function newKey(now: number): StoredKey {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   return { kid: randomUUID(), alg: TASK_TOKEN_ALG, createdAt: now, retiresAt: null, privateKey: privateKey.export({ format: 'jwk' }) };
 }
 

@@ -1,7 +1,8 @@
 // Builds real X.509 v3 certificates (DER, signed with ECDSA P-256 via node:crypto) so tests can
 // present SVIDs with exactly the properties they need. Keys are generated per test run.
 
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
+import { newKeyPair } from '../../src/core/keygen.js';
 
 function len(n: number): Buffer {
   if (n < 0x80) return Buffer.from([n]);
@@ -80,7 +81,7 @@ let serial = 1000;
 export function makeCertificate(options: CertOptions = {}): Cert {
   const { privateKey, publicKey } = options.key
     ? { privateKey: options.key, publicKey: undefined }
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    : newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const pub = publicKey ?? (privateKey as KeyObject);
   const subject = options.subject ?? 'svid';
   const extensions: Buffer[] = [seq(oid('2.5.29.19'), bool(true), octet(seq(...(options.ca ? [bool(true)] : []))))];

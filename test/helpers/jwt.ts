@@ -1,11 +1,12 @@
 // Trust domains with freshly generated JWT-SVID signing keys, their SPIFFE bundles, and a
 // minter for tokens with whatever header and claims a test needs.
 
-import { generateKeyPairSync, createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHmac, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { newKeyPair } from '../../src/core/keygen.js';
 
 export interface SigningKey {
   readonly kid: string;
@@ -24,9 +25,7 @@ export interface TrustDomainKeys {
 }
 
 export function makeKey(kid: string, alg: 'ES256' | 'RS256' | 'PS256' | 'ES384' = 'ES256'): SigningKey {
-  const pair = alg.startsWith('ES')
-    ? generateKeyPairSync('ec', { namedCurve: alg === 'ES384' ? 'P-384' : 'P-256' })
-    : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pair = newKeyPair(alg.startsWith('ES') ? { type: 'ec', namedCurve: alg === 'ES384' ? 'P-384' : 'P-256' } : { type: 'rsa', modulusLength: 2048 });
   return { kid, alg, ...pair };
 }
 

@@ -1,11 +1,11 @@
 // JWT-SVID verification: every attack in the identity issue is refused with its exact code.
 
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { CompactEncrypt, FlattenedSign } from 'jose';
 import type { JwtSvidConfig } from '../../src/config/identity.js';
+import { newKeyPair } from '../../src/core/keygen.js';
 import { BundleSet } from '../../src/identity/bundles.js';
 import { JwtSvidVerifier } from '../../src/identity/jwt-svid.js';
 import { handMade, hmacWithPublicKey, makeKey, makeTrustDomain, mint, signRaw } from '../helpers/jwt.js';
@@ -72,7 +72,7 @@ describe('JwtSvidVerifier refuses', () => {
     ['typ txntoken+jwt (a transaction token is not a JWT-SVID)', () => mint({ key: es, sub: AGENT, header: { typ: 'txntoken+jwt' } }), 'invalid_token', 'JWT-SVID refused: typ "txntoken+jwt" is not JWT or JOSE'],
     ['a crit header with an unknown extension', () => signRaw(es, { alg: 'ES256', typ: 'JWT', kid: es.kid, crit: ['x-unknown'], 'x-unknown': 1 }, claims()), 'invalid_token', 'JWT-SVID refused: Extension Header Parameter "x-unknown" is not recognized'],
     ['a JWE', async () => {
-      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const { publicKey } = newKeyPair({ type: 'rsa', modulusLength: 2048 });
       return new CompactEncrypt(Buffer.from(JSON.stringify(claims()))).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', kid: es.kid }).encrypt(publicKey);
     }, 'invalid_token', 'JWT-SVID refused: a JWE is not a JWT-SVID'],
     ['JSON serialization', async () => JSON.stringify(await new FlattenedSign(Buffer.from(JSON.stringify(claims()))).setProtectedHeader({ alg: 'ES256', kid: es.kid }).sign(es.privateKey)), 'invalid_token', 'JWT-SVID refused: JSON serialization is not allowed, only compact'],

@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { exportJWK, SignJWT } from 'jose';
+import { newKeyPair } from '../../src/core/keygen.js';
 
-type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+type SigningKey = KeyObject;
 import { SUPPORT_AGENT, decodeJwt, startTaskFixture, type TaskFixture } from '../helpers/task-fixture.js';
 import { reasonOf } from '../helpers/tasks.js';
 
@@ -23,9 +25,9 @@ describe('task provenance', () => {
     new SignJWT({ sub: 'alice@example.org', ...claims }).setProtectedHeader({ alg: 'ES256', kid: 'idp-1' }).setIssuer(String(claims['iss'] ?? IDP)).setAudience('mandate').setIssuedAt().setExpirationTime(typeof claims['exp'] === 'number' ? claims['exp'] : '5m').sign(key);
 
   before(async () => {
-    const idp = await generateKeyPair('ES256');
+    const idp = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
     idpKey = idp.privateKey;
-    otherKey = (await generateKeyPair('ES256')).privateKey;
+    otherKey = newKeyPair({ type: 'ec', namedCurve: 'P-256' }).privateKey;
     const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(idp.publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' }] });
     f = await startTaskFixture(
       `tasks:\n  store: memory\n  tenantFrom: { header: x-tenant-id }\n  subjectIssuers:\n    - { issuer: "${IDP}", jwks: ./idp.jwks.json, audience: mandate }\n`,
