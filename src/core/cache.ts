@@ -125,19 +125,26 @@ function signatureOf(token: string): string {
  */
 export class InFlight<T> {
   private readonly pending = new Map<string, { readonly promise: Promise<T>; readonly tag: number }>();
+  /** Calls that waited for a verification already in flight instead of starting one. */
+  joined = 0;
 
-  join(token: string, tag: number): Promise<T> | undefined {
-    const entry = this.pending.get(token);
-    return entry !== undefined && entry.tag === tag ? entry.promise : undefined;
-  }
-
-  add(token: string, tag: number, promise: Promise<T>): Promise<T> {
-    const entry = { promise, tag };
+  /**
+   * The verification of `token` under `tag`: the one in flight, its answer passed through
+   * `recheck` (what a cache hit checks: this call's clock, the keys now), or a new one from
+   * `start`, which is called only then.
+   */
+  share(token: string, tag: number, start: () => Promise<T>, recheck: (answer: T) => T | Promise<T>): Promise<T> {
+    const running = this.pending.get(token);
+    if (running !== undefined && running.tag === tag) {
+      this.joined++;
+      return running.promise.then(recheck);
+    }
+    const entry = { promise: start(), tag };
     this.pending.set(token, entry);
     const settled = (): void => {
       if (this.pending.get(token) === entry) this.pending.delete(token);
     };
-    promise.then(settled, settled);
-    return promise;
+    entry.promise.then(settled, settled);
+    return entry.promise;
   }
 }

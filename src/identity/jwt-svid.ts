@@ -29,7 +29,7 @@ export interface JwtCacheStats {
   hits: number;
   misses: number;
   /** First uses that waited for the verification of the same token already in flight. */
-  coalesced: number;
+  readonly coalesced: number;
 }
 
 interface CacheEntry {
@@ -44,7 +44,7 @@ function invalid(reason: string): Outcome<JwtSvid> {
 export class JwtSvidVerifier {
   private readonly cache: TokenCache<CacheEntry>;
   private readonly inFlight = new InFlight<Outcome<JwtSvid>>();
-  readonly stats: JwtCacheStats = { hits: 0, misses: 0, coalesced: 0 };
+  readonly stats: JwtCacheStats;
 
   constructor(
     private readonly config: JwtSvidConfig,
@@ -52,6 +52,14 @@ export class JwtSvidVerifier {
     private readonly trustDomains: ReadonlySet<string>,
   ) {
     this.cache = new TokenCache(config.cacheSize);
+    const inFlight = this.inFlight;
+    this.stats = {
+      hits: 0,
+      misses: 0,
+      get coalesced() {
+        return inFlight.joined;
+      },
+    };
   }
 
   /** A cached token's answer at once; a token seen for the first time is verified asynchronously. */
@@ -67,21 +75,19 @@ export class JwtSvidVerifier {
       this.cache.delete(token);
     }
     const generation = this.bundles.generation;
-    const running = this.inFlight.join(token, generation);
-    if (running !== undefined) {
-      this.stats.coalesced++;
-      // Its answer, checked against this call's clock as a cache hit is; a token that expired
-      // in between is verified afresh (and refused as expired).
-      return running.then((verified) => (!verified.ok || nowSeconds <= verified.value.exp + this.config.clockSkewSeconds ? verified : this.verifyUncached(token, nowSeconds)));
-    }
-    this.stats.misses++;
-    return this.inFlight.add(
+    return this.inFlight.share(
       token,
       generation,
-      this.verifyUncached(token, nowSeconds).then((verified) => {
-        if (verified.ok) this.cache.set(token, { svid: verified.value, generation });
-        return verified;
-      }),
+      () => {
+        this.stats.misses++;
+        return this.verifyUncached(token, nowSeconds).then((verified) => {
+          if (verified.ok) this.cache.set(token, { svid: verified.value, generation });
+          return verified;
+        });
+      },
+      // A call that waited: checked against its own clock as a cache hit is; a token that
+      // expired in between is verified afresh (and refused as expired).
+      (verified) => (!verified.ok || nowSeconds <= verified.value.exp + this.config.clockSkewSeconds ? verified : this.verifyUncached(token, nowSeconds)),
     );
   }
 

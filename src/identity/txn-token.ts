@@ -103,8 +103,11 @@ export class TxnTokenVerifier {
   private readonly cache: TokenCache<{ readonly claims: TxnClaims; readonly kid: string }>;
   /** Concurrent first uses of one token share its verification (a new task's parallel calls). */
   private readonly inFlight = new InFlight<Outcome<TxnClaims>>();
+
   /** First uses that waited for the verification of the same token already in flight. */
-  readonly stats = { coalesced: 0 };
+  get stats(): { readonly coalesced: number } {
+    return { coalesced: this.inFlight.joined };
+  }
 
   constructor(
     private readonly keys: KeyRing,
@@ -123,22 +126,19 @@ export class TxnTokenVerifier {
       if (now < hit.claims.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(hit.kid, now) !== null) return ok(hit.claims);
       this.cache.delete(token);
     }
-    const running = this.inFlight.join(token, 0);
-    if (running !== undefined) {
-      this.stats.coalesced++;
-      // Its answer, re-checked against this call's clock and key ring as a cache hit is.
-      return running.then((verified) => {
-        if (!verified.ok || (now < verified.value.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(decodeProtectedHeader(token).kid as string, now) !== null)) return verified;
-        return verifyTxnToken(token, this.keys, this.options, now);
-      });
-    }
-    return this.inFlight.add(
+    return this.inFlight.share(
       token,
       0,
-      verifyTxnToken(token, this.keys, this.options, now).then((verified) => {
-        if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
-        return verified;
-      }),
+      () =>
+        verifyTxnToken(token, this.keys, this.options, now).then((verified) => {
+          if (verified.ok && this.cache.capacity > 0) this.cache.set(token, { claims: verified.value, kid: decodeProtectedHeader(token).kid as string });
+          return verified;
+        }),
+      // A call that waited: re-checked against its own clock and the key ring as a cache hit is.
+      (verified) =>
+        !verified.ok || (now < verified.value.exp + CLOCK_TOLERANCE_S && this.keys.verificationKey(decodeProtectedHeader(token).kid as string, now) !== null)
+          ? verified
+          : verifyTxnToken(token, this.keys, this.options, now),
     );
   }
 }
